@@ -1,0 +1,55 @@
+"""Who consumes what: DESIGN.md's event table as data, from which libs/messaging derives its queues.
+
+Each (service, event) pair becomes a durable quorum queue named ``<service>.<routing key>``
+shared by every instance of that service. The gateway is not listed here: each gateway instance
+binds its own exclusive queue to :data:`GATEWAY_EVENTS` so every instance sees every event.
+"""
+
+from __future__ import annotations
+
+from libs.contracts.events import (
+    HEADSHOT_GENERATED,
+    MODEL_TRAINED,
+    MODELS_RETIRED,
+    PHOTOS_PROCESSED,
+    SESSION_APPROVED,
+    SESSION_COMPLETED,
+    SESSION_FAILED,
+    SESSION_PROGRESS,
+    SESSION_REJECTED,
+    SESSION_SUBMITTED,
+    EventType,
+)
+
+SUBSCRIPTIONS: dict[str, tuple[EventType, ...]] = {
+    "review": (SESSION_SUBMITTED,),
+    "intake": (SESSION_REJECTED, SESSION_COMPLETED),
+    "preprocess": (SESSION_APPROVED,),
+    "generation": (PHOTOS_PROCESSED,),
+    "notification": (SESSION_SUBMITTED, SESSION_REJECTED, SESSION_COMPLETED, SESSION_FAILED),
+    "ops": (MODEL_TRAINED, SESSION_FAILED, MODELS_RETIRED),
+}
+
+GATEWAY_EVENTS: tuple[EventType, ...] = (
+    SESSION_SUBMITTED,
+    SESSION_APPROVED,
+    SESSION_REJECTED,
+    PHOTOS_PROCESSED,
+    MODEL_TRAINED,
+    HEADSHOT_GENERATED,
+    SESSION_COMPLETED,
+    SESSION_FAILED,
+    SESSION_PROGRESS,
+)
+
+# Messages a consumer takes before acking; generation renders one session at a time.
+PREFETCH: dict[str, int] = {"generation": 1, "preprocess": 2}
+DEFAULT_PREFETCH = 10
+
+
+def queue_name(service: str, event: EventType) -> str:
+    return f"{service}.{event.routing_key}"
+
+
+def prefetch_for(service: str) -> int:
+    return PREFETCH.get(service, DEFAULT_PREFETCH)

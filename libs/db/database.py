@@ -1,0 +1,113 @@
+"""Engine, sessions and the unit of work.
+
+    db = Database(settings.database_url)
+    with db.uow(org_id=org.id) as uow:          # a tenant-scoped transaction
+        s = uow.session.get(HeadshotSession, sid)   # another org's id gives None
+        s.move_to("submitted")
+        uow.add_message(new_message(SESSION_SUBMITTED, ...))   # outbox row, same transaction
+        uow.commit()
+
+Leaving the block without ``commit()`` rolls everything back: the state change and its outbox
+row are written together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from libs.contracts import Message
+from libs.db.models import OutboxMessage
+from libs.db.tenancy import scope_session
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    if url.startswith("sqlite"):
+        # Worker threads share one file in the embedded mode: allow cross-thread use, wait on locks.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+class Database:
+    def __init__(self, url: str, engine: Engine | None = None) -> None:
+        self.url = url
+        self.engine = engine or make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def session(self, org_id: str | None = None, *, all_orgs: bool = False) -> Session:
+        """A new ORM session. Give ``org_id`` to scope every read and write to one organization;
+        ``all_orgs=True`` is the explicit, audited choice of support staff and system workers."""
+        if org_id is None and not all_orgs:
+            raise ValueError("a session needs an org_id, or all_orgs=True for cross-org work")
+        session = self._sessions()
+        if org_id is not None:
+            scope_session(session, org_id)
+        return session
+
+    @contextmanager
+    def uow(self, org_id: str | None = None, *, all_orgs: bool = False) -> Iterator[UnitOfWork]:
+        uow = UnitOfWork(self.session(org_id, all_orgs=all_orgs))
+        try:
+            yield uow
+        finally:
+            uow.close()
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+class UnitOfWork:
+    """One transaction: the ORM session plus the outbox messages written with it."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.committed = False
+
+    def add_message(self, message: Message) -> OutboxMessage:
+        row = OutboxMessage(
+            message_id=message.message_id,
+            routing_key=message.routing_key,
+            org_id=message.org_id,
+            session_id=message.session_id,
+            body=message.to_json(),
+            created_at=message.occurred_at,
+        )
+        self.session.add(row)
+        return row
+
+    def flush(self) -> None:
+        self.session.flush()
+
+    def commit(self) -> None:
+        self.session.commit()
+        self.committed = True
+
+    def rollback(self) -> None:
+        self.session.rollback()
+
+    def close(self) -> None:
+        if self.session.in_transaction() and not self.committed:
+            self.session.rollback()
+        self.session.close()

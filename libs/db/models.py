@@ -1,0 +1,282 @@
+"""SQLAlchemy 2 models. Every row that belongs to an organization carries ``org_id``
+(the :class:`Tenanted` mixin), which is what :mod:`libs.db.tenancy` filters on.
+
+Personal info (name, gender, eye colour, glasses) lives only on :class:`HeadshotSession`, in
+nullable columns that :meth:`HeadshotSession.erase_personal_info` clears when the headshots are
+complete; events and the outbox never hold it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from libs.contracts import SessionState, transition
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes on both SQLite (which drops the zone) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Tenanted:
+    """Marks a model as belonging to one organization; tenant-scoped sessions filter on it."""
+
+    org_id: Mapped[str] = mapped_column(String(36), ForeignKey("organizations.id"), index=True)
+
+
+class Role(StrEnum):
+    EMPLOYEE = "employee"
+    ORG_ADMIN = "org_admin"
+    SUPPORT = "support"
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    package_id: Mapped[str] = mapped_column(String(64), default="professional")
+    manual_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    renewal: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Style ids ("backdrop:clothing") employees may choose; empty means the whole catalog.
+    allowed_styles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    retention_days: Mapped[int] = mapped_column(Integer, default=30)
+    webhook_url: Mapped[str | None] = mapped_column(String(500), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(Base):
+    """A person who signs in. Support staff belong to no organization (org_id is null)."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("org_id", "email"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("organizations.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(20), default=Role.EMPLOYEE.value)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class HeadshotSession(Tenanted, Base):
+    __tablename__ = "headshot_sessions"
+    __table_args__ = (Index("ix_headshot_sessions_state", "state"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id"), index=True)
+    state: Mapped[str] = mapped_column(String(20), default=SessionState.ONBOARDING.value)
+    package_id: Mapped[str] = mapped_column(String(64))
+    format_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Personal info: erased when the headshots are complete.
+    full_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    gender: Mapped[str | None] = mapped_column(String(32), default=None)
+    eye_color: Mapped[str | None] = mapped_column(String(32), default=None)
+    glasses: Mapped[str | None] = mapped_column(String(32), default=None)
+    personal_info_erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    failure_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    progress_done: Mapped[int] = mapped_column(Integer, default=0)
+    progress_total: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    photos: Mapped[list[Photo]] = relationship(back_populates="session", order_by="Photo.created_at")
+    styles: Mapped[list[ChosenStyle]] = relationship(
+        back_populates="session", order_by="ChosenStyle.position"
+    )
+    headshots: Mapped[list[Headshot]] = relationship(back_populates="session", order_by="Headshot.position")
+
+    def move_to(self, target: str | SessionState) -> None:
+        """Change state through the one function that knows the legal transitions."""
+        self.state = transition(self.state, target).value
+
+    def erase_personal_info(self) -> None:
+        self.full_name = self.gender = self.eye_color = self.glasses = None
+        self.personal_info_erased_at = utcnow()
+
+
+class Photo(Tenanted, Base):
+    __tablename__ = "photos"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    session_id: Mapped[str] = mapped_column(String(36), ForeignKey("headshot_sessions.id"), index=True)
+    original_key: Mapped[str] = mapped_column(String(200))  # as uploaded, kept for generation
+    clean_key: Mapped[str] = mapped_column(String(200))  # re-encoded, no metadata
+    prepared_key: Mapped[str | None] = mapped_column(String(200), default=None)  # crop from preprocess
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    face_box: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    embedding: Mapped[list[float] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    session: Mapped[HeadshotSession] = relationship(back_populates="photos")
+
+
+class ChosenStyle(Tenanted, Base):
+    __tablename__ = "chosen_styles"
+    __table_args__ = (UniqueConstraint("session_id", "style_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(String(36), ForeignKey("headshot_sessions.id"), index=True)
+    style_id: Mapped[str] = mapped_column(String(130))
+    preselected: Mapped[bool] = mapped_column(Boolean, default=False)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    session: Mapped[HeadshotSession] = relationship(back_populates="styles")
+
+
+class PersonModel(Tenanted, Base):
+    __tablename__ = "person_models"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    session_id: Mapped[str] = mapped_column(String(36), ForeignKey("headshot_sessions.id"), index=True)
+    engine: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class Headshot(Tenanted, Base):
+    __tablename__ = "headshots"
+    __table_args__ = (UniqueConstraint("session_id", "style_id", "index_in_style"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    session_id: Mapped[str] = mapped_column(String(36), ForeignKey("headshot_sessions.id"), index=True)
+    style_id: Mapped[str] = mapped_column(String(130))
+    index_in_style: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    blob_key: Mapped[str] = mapped_column(String(200))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    session: Mapped[HeadshotSession] = relationship(back_populates="headshots")
+
+
+class OutboxMessage(Base):
+    """An event waiting to be published (sent_at null) or already published.
+
+    Kept after sending: it is also the session's timeline and the replay log for waiting pages.
+    Not tenant-filtered by the ORM (the relay reads every org), but carries org_id for ops.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_unsent", "sent_at", "id"),
+        Index("ix_outbox_session", "session_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    message_id: Mapped[str] = mapped_column(String(36), unique=True)
+    routing_key: Mapped[str] = mapped_column(String(100))
+    org_id: Mapped[str] = mapped_column(String(36))
+    session_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class ProcessedMessage(Base):
+    """A message a consumer has handled: written in the same transaction as the effect."""
+
+    __tablename__ = "processed_messages"
+
+    consumer: Mapped[str] = mapped_column(String(150), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditLog(Base):
+    """Who did what. Support staff actions across orgs always land here."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    org_id: Mapped[str | None] = mapped_column(String(36), index=True, default=None)
+    actor_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    action: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str | None] = mapped_column(String(200), default=None)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+__all__ = [
+    "AuditLog",
+    "Base",
+    "ChosenStyle",
+    "Headshot",
+    "HeadshotSession",
+    "Organization",
+    "OutboxMessage",
+    "PersonModel",
+    "Photo",
+    "ProcessedMessage",
+    "Role",
+    "Tenanted",
+    "User",
+    "new_id",
+    "utcnow",
+]
