@@ -29,9 +29,7 @@ class Settings:
     BROKER_URL: str = _setting(
         "memory://", "kombu URL: `memory://` (embedded, in-process) or `amqp://user:pw@host:5672/vhost`."
     )
-    DATABASE_URL: str = _setting(
-        "", "SQLAlchemy URL. Empty: a SQLite file `VAR_DIR/headshots.db`."
-    )
+    DATABASE_URL: str = _setting("", "SQLAlchemy URL. Empty: a SQLite file `VAR_DIR/headshots.db`.")
     BLOB_DIR: str = _setting("", "Folder of the blob store. Empty: `VAR_DIR/blobs`.")
     SMTP_URL: str = _setting(
         "", "`smtp://user:pw@host:port` for e-mail. Empty: .eml files under `VAR_DIR/mail`."

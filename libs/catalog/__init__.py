@@ -184,11 +184,15 @@ def parse_catalog(data: dict[str, Any]) -> Catalog:
         if not colors or not all(isinstance(c, str) and _HEX.match(c) for c in colors):
             raise CatalogError(f"{where}: colors must be a non-empty list of '#rrggbb'")
         backdrops.append(
-            Backdrop(b["id"], _require(b, "label", str, where), _require(b, "prompt", str, where), tuple(colors))
+            Backdrop(
+                b["id"], _require(b, "label", str, where), _require(b, "prompt", str, where), tuple(colors)
+            )
         )
 
     clothing = [
-        Clothing(c["id"], _require(c, "label", str, f"clothing[{i}]"), _require(c, "prompt", str, f"clothing[{i}]"))
+        Clothing(
+            c["id"], _require(c, "label", str, f"clothing[{i}]"), _require(c, "prompt", str, f"clothing[{i}]")
+        )
         for i, c in enumerate(data["clothing"])
     ]
     partial = Catalog(tuple(formats), tuple(backdrops), tuple(clothing), ())

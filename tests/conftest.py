@@ -1,0 +1,125 @@
+"""Shared fixtures. Real servers for what we own: tests that need RabbitMQ or PostgreSQL use the
+ones running on this machine, each test in its own vhost or database, and fail loudly (never skip)
+with the command that starts a missing server.
+
+Server addresses can be changed with TEST_AMQP_URL (default amqp://guest:guest@127.0.0.1:5672)
+and TEST_PG_URL (default postgresql+psycopg://postgres@127.0.0.1:5432).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from libs.settings import Settings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+AMQP_BASE = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672")
+PG_BASE = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
+
+START_RABBIT = "rabbitmq-server -detached && until rabbitmqctl await_startup; do sleep 1; done"
+START_PG = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def require_rabbitmq() -> None:
+    if not _reachable(AMQP_BASE, 5672):
+        pytest.fail(f"RabbitMQ is not reachable at {AMQP_BASE}. Start it with: {START_RABBIT}", pytrace=False)
+
+
+def require_postgres() -> None:
+    if not _reachable(PG_BASE, 5432):
+        pytest.fail(f"PostgreSQL is not reachable at {PG_BASE}. Start it with: {START_PG}", pytrace=False)
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def amqp_url() -> Iterator[str]:
+    """A fresh RabbitMQ vhost for one test, deleted afterwards."""
+    require_rabbitmq()
+    vhost = f"test-{uuid.uuid4().hex[:12]}"
+    _rabbitmqctl("add_vhost", vhost)
+    user = urlsplit(AMQP_BASE).username or "guest"
+    _rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+    try:
+        yield f"{AMQP_BASE.rstrip('/')}/{vhost}"
+    finally:
+        _rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for one test, dropped afterwards."""
+    require_postgres()
+    import sqlalchemy as sa
+
+    from libs.db.migrate import upgrade
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(f"{PG_BASE}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = f"{PG_BASE}/{name}"
+    upgrade(url)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh, migrated SQLite file for one test (the embedded mode's database)."""
+    from libs.db.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'headshots.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Embedded-mode settings rooted in the test's own folder."""
+    return Settings(VAR_DIR=str(tmp_path / "var"), SECRET_KEY="test-secret")
+
+
+@pytest.fixture(params=["embedded", "distributed"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """The same test on memory:// + SQLite and on RabbitMQ + PostgreSQL (real servers)."""
+    if request.param == "embedded":
+        return Settings(
+            VAR_DIR=str(tmp_path / "var"),
+            BROKER_URL=f"memory://{uuid.uuid4().hex[:8]}/",
+            DATABASE_URL=request.getfixturevalue("sqlite_url"),
+            SECRET_KEY="test-secret",
+        )
+    return Settings(
+        VAR_DIR=str(tmp_path / "var"),
+        BROKER_URL=request.getfixturevalue("amqp_url"),
+        DATABASE_URL=request.getfixturevalue("pg_url"),
+        SECRET_KEY="test-secret",
+        PUBLISH_TIMEOUT=3.0,
+        RETRY_DELAY_MS=200,
+    )
