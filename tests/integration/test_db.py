@@ -1,0 +1,122 @@
+"""The database layer on SQLite and PostgreSQL: migrations, tenant scoping, unit of work."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, inspect, select
+
+from libs.contracts import SESSION_SUBMITTED, IllegalTransition, new_message
+from libs.db import (
+    Base,
+    CrossTenantWrite,
+    Database,
+    HeadshotSession,
+    Organization,
+    OutboxMessage,
+    Photo,
+    User,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request):
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    database = Database(url)
+    yield database
+    database.dispose()
+
+
+def two_orgs(db):
+    with db.uow(all_orgs=True) as uow:
+        s = uow.session
+        a, b = Organization(name="A", slug="a"), Organization(name="B", slug="b")
+        s.add_all([a, b])
+        s.flush()
+        ua, ub = User(org_id=a.id, email="ann@a.example"), User(org_id=b.id, email="ben@b.example")
+        s.add_all([ua, ub])
+        s.flush()
+        sa_ = HeadshotSession(org_id=a.id, user_id=ua.id, package_id="starter")
+        sb = HeadshotSession(org_id=b.id, user_id=ub.id, package_id="starter")
+        s.add_all([sa_, sb])
+        s.flush()
+        s.add(Photo(org_id=b.id, session_id=sb.id, original_key="k1", clean_key="k2", width=600, height=600))
+        uow.commit()
+    return a, b, sa_, sb
+
+
+def test_migrations_create_every_table(db):
+    tables = set(inspect(db.engine).get_table_names())
+    assert set(Base.metadata.tables) <= tables
+    assert "alembic_version" in tables
+
+
+def test_a_scoped_session_cannot_read_another_org(db):
+    a, b, sa_, sb = two_orgs(db)
+    with db.session(org_id=a.id) as s:
+        assert s.get(HeadshotSession, sb.id) is None
+        assert s.get(HeadshotSession, sa_.id) is not None
+        assert s.scalars(select(HeadshotSession)).all() == [s.get(HeadshotSession, sa_.id)]
+        assert s.scalar(select(func.count()).select_from(Photo)) == 0
+        assert [u.email for u in s.scalars(select(User))] == ["ann@a.example"]
+        assert s.get(Organization, b.id) is None
+        # Even a join written to reach across orgs finds nothing.
+        rows = s.execute(select(Photo.id).join(HeadshotSession, Photo.session_id == HeadshotSession.id)).all()
+        assert rows == []
+    with db.session(org_id=b.id) as s:
+        assert len(s.get(HeadshotSession, sb.id).photos) == 1
+
+
+def test_a_scoped_session_cannot_write_into_another_org(db):
+    a, b, sa_, sb = two_orgs(db)
+    with db.uow(org_id=a.id) as uow:
+        uow.session.add(Photo(org_id=b.id, session_id=sb.id, original_key="x", clean_key="y", width=1, height=1))
+        with pytest.raises(CrossTenantWrite):
+            uow.flush()
+    with db.uow(org_id=a.id) as uow:  # rows with no org are stamped with the session's
+        photo = Photo(session_id=sa_.id, original_key="x", clean_key="y", width=1, height=1)
+        uow.session.add(photo)
+        uow.commit()
+        assert photo.org_id == a.id
+
+
+def test_unscoped_sessions_must_be_asked_for():
+    with pytest.raises(ValueError, match="all_orgs"):
+        Database("sqlite://").session()
+
+
+def test_state_change_and_outbox_row_commit_together_or_not_at_all(db):
+    a, _b, sa_, _sb = two_orgs(db)
+    msg = new_message(SESSION_SUBMITTED, org_id=a.id, session_id=sa_.id, package="starter",
+                      format="standard", styles=["navy:suit"], photo_count=1)
+    with db.uow(org_id=a.id) as uow:
+        uow.session.get(HeadshotSession, sa_.id).move_to("submitted")
+        uow.add_message(msg)
+        # no commit: leaving the block rolls both back
+    with db.session(org_id=a.id) as s:
+        assert s.get(HeadshotSession, sa_.id).state == "onboarding"
+        assert s.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+    with db.uow(org_id=a.id) as uow:
+        uow.session.get(HeadshotSession, sa_.id).move_to("submitted")
+        uow.add_message(msg)
+        uow.commit()
+    with db.session(all_orgs=True) as s:
+        row = s.scalars(select(OutboxMessage)).one()
+        assert (row.message_id, row.routing_key, row.sent_at) == (msg.message_id, SESSION_SUBMITTED.routing_key, None)
+        assert s.get(HeadshotSession, sa_.id).state == "submitted"
+
+
+def test_illegal_transitions_are_refused_and_personal_info_erased(db):
+    a, _b, sa_, _sb = two_orgs(db)
+    with db.uow(org_id=a.id) as uow:
+        session = uow.session.get(HeadshotSession, sa_.id)
+        with pytest.raises(IllegalTransition):
+            session.move_to("completed")
+        session.full_name, session.gender, session.eye_color, session.glasses = "Ann", "female", "green", "none"
+        session.erase_personal_info()
+        uow.commit()
+    with db.session(org_id=a.id) as s:
+        session = s.get(HeadshotSession, sa_.id)
+        assert (session.full_name, session.gender, session.eye_color, session.glasses) == (None,) * 4
+        assert session.personal_info_erased_at is not None and session.personal_info_erased_at.tzinfo
