@@ -210,6 +210,23 @@ class Headshot(Tenanted, Base):
     session: Mapped[HeadshotSession] = relationship(back_populates="headshots")
 
 
+class UploadAttempt(Tenanted, Base):
+    """One photo upload attempt (accepted or not), counted for the per-person rate limit.
+
+    Counting rows in the database, rather than in memory, makes the limit hold across every
+    process serving intake. Rows older than a few minutes are pruned by the uploader itself.
+    """
+
+    __tablename__ = "upload_attempts"
+    __table_args__ = (Index("ix_upload_attempts_user_time", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class OutboxMessage(Base):
     """An event waiting to be published (sent_at null) or already published.
 
@@ -276,6 +293,7 @@ __all__ = [
     "ProcessedMessage",
     "Role",
     "Tenanted",
+    "UploadAttempt",
     "User",
     "new_id",
     "utcnow",
