@@ -418,3 +418,65 @@ def test_every_code_has_a_status_and_plain_message() -> None:
         assert PhotoRejected(code).to_dict() == {"code": code, "message": message}
     with pytest.raises(ValueError):
         PhotoRejected("no_such_code")
+
+
+# --- unusual but valid photos ---------------------------------------------------------------------
+def _mpo(rgb: np.ndarray) -> bytes:  # what phones write for multi-picture JPEGs
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, "MPO", save_all=True, append_images=[Image.fromarray(rgb[::-1].copy())])
+    return out.getvalue()
+
+
+def _cmyk_jpeg(rgb: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(rgb).convert("CMYK").save(out, "JPEG", quality=95)
+    return out.getvalue()
+
+
+def _grey_16bit_png(rgb: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    grey = np.asarray(Image.fromarray(rgb).convert("L")).astype(np.uint16) * 257
+    Image.fromarray(grey).save(out, "PNG")
+    return out.getvalue()
+
+
+def _png_with_srgb_profile(rgb: np.ndarray) -> bytes:
+    from PIL import ImageCms
+
+    out = io.BytesIO()
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(rgb).save(out, "PNG", icc_profile=profile)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("make", "source_format"),
+    [(_mpo, "JPEG"), (_cmyk_jpeg, "JPEG"), (_grey_16bit_png, "PNG"), (_png_with_srgb_profile, "PNG")],
+    ids=["multi-picture-jpeg", "cmyk-jpeg", "16-bit-grey-png", "png-with-icc-profile"],
+)
+def test_unusual_but_valid_photos_come_out_as_plain_rgb_jpeg(
+    astronaut: np.ndarray, make, source_format
+) -> None:
+    data = make(astronaut)
+    checked = check_photo(data, LIMITS)
+    assert checked.source_format == source_format and len(checked.clean_jpeg) < len(data) + 200_000
+    with Image.open(io.BytesIO(checked.clean_jpeg)) as stored:
+        assert (stored.format, stored.mode, stored.size) == ("JPEG", "RGB", (512, 512))
+        assert "icc_profile" not in stored.info and len(stored.getexif()) == 0
+    # Same brightness as the original: no clipping of 16-bit values, no inverted CMYK.
+    assert abs(load_rgb(checked.clean_jpeg).mean() - astronaut.mean()) < 6
+
+
+def test_a_heic_with_orientation_6_is_turned_upright(astronaut: np.ndarray) -> None:
+    import pillow_heif
+
+    upright = np.full((700, 512, 3), 128, np.uint8)
+    upright[:512] = astronaut
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    heic = io.BytesIO()
+    pillow_heif.from_pillow(Image.fromarray(np.ascontiguousarray(np.rot90(upright)))).save(
+        heic, exif=exif.tobytes(), quality=85
+    )
+    checked = check_photo(heic.getvalue(), LIMITS)
+    assert (checked.source_format, checked.width, checked.height) == ("HEIF", 512, 700)
