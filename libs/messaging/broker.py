@@ -1,0 +1,123 @@
+"""Connections to the broker, the same way on ``amqp://`` (RabbitMQ) and ``memory://`` (in-process).
+
+    conn = connect(settings, name="review consumer")   # not yet connected: kombu connects lazily
+    check_broker(settings)                              # /readyz: raises BrokerUnavailable within ~2 s
+
+On RabbitMQ every connection has heartbeats (``HEARTBEAT``), a bounded connect timeout, publisher
+confirms on every channel (``confirm_publish``) and a name that ``rabbitmqctl list_connections
+client_properties`` shows. On ``memory://`` those options mean nothing; the only one that matters
+is how often an idle consumer polls its queues.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from kombu import Connection
+from kombu.transport import memory
+
+from libs.messaging.errors import BrokerUnavailable
+from libs.settings import Settings
+
+# kombu's virtual transports sleep this long between polls of empty queues (default 1 s). Embedded
+# mode hops through several services per session, so a short poll keeps pages live; it costs a
+# few hundred cheap wake-ups per second across all consumer threads.
+MEMORY_POLL_SECONDS = 0.02
+
+# Connecting is bounded by this (and by PUBLISH_TIMEOUT when shorter): a dead broker must fail fast.
+CONNECT_TIMEOUT = 2.0
+
+
+def is_memory(settings: Settings) -> bool:
+    return settings.BROKER_URL.startswith("memory://")
+
+
+def safe_url(url: str) -> str:
+    """The broker URL without its password, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def connect(
+    settings: Settings, *, name: str = "headshots", connect_timeout: float | None = None
+) -> Connection:
+    """A kombu Connection configured for this package (not connected yet)."""
+    if is_memory(settings):
+        return Connection(settings.BROKER_URL, transport_options={"polling_interval": MEMORY_POLL_SECONDS})
+    timeout = (
+        connect_timeout if connect_timeout is not None else min(CONNECT_TIMEOUT, settings.PUBLISH_TIMEOUT)
+    )
+    transport_options: dict[str, Any] = {
+        "confirm_publish": True,
+        # py-amqp takes these as Connection keyword arguments: the name shows in rabbitmqctl.
+        "client_properties": {"connection_name": name},
+    }
+    return Connection(
+        settings.BROKER_URL,
+        heartbeat=settings.HEARTBEAT,
+        connect_timeout=timeout,
+        transport_options=transport_options,
+    )
+
+
+def open_connection(
+    settings: Settings, *, name: str = "headshots", deadline: float | None = None, attempts: int = 3
+) -> Connection:
+    """Connect now, retrying a few times with a short backoff, but never past ``deadline``
+    (a ``time.monotonic()`` value). Raises :class:`BrokerUnavailable` with the reason."""
+    last: BaseException | None = None
+    delay = 0.1
+    for attempt in range(1, attempts + 1):
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            break
+        timeout = CONNECT_TIMEOUT if remaining is None else max(0.1, min(CONNECT_TIMEOUT, remaining))
+        conn = connect(settings, name=name, connect_timeout=timeout)
+        try:
+            # kombu's connect() retries once after a 2 s sleep; we do our own bounded retries.
+            conn.ensure_connection(max_retries=0, reraise_as_library_errors=False)
+            return conn
+        except Exception as exc:  # kombu wraps socket/amqp errors in several types: all mean "not reachable"
+            last = exc
+            release_quietly(conn)
+        if attempt < attempts:
+            pause = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
+            time.sleep(pause)
+            delay *= 3
+    raise BrokerUnavailable(f"broker at {safe_url(settings.BROKER_URL)} is unreachable: {last}")
+
+
+def release_quietly(conn: Connection) -> None:
+    """Close a connection that may already be dead (closing one may raise; it is gone anyway)."""
+    with contextlib.suppress(Exception):
+        conn.release()
+
+
+def check_broker(settings: Settings, timeout: float = 2.0) -> None:
+    """Readiness probe: connect and close within ``timeout`` seconds or raise BrokerUnavailable."""
+    if is_memory(settings):
+        return
+    conn = connect(settings, name="readiness check", connect_timeout=timeout)
+    try:
+        conn.ensure_connection(max_retries=0, reraise_as_library_errors=False)
+    except Exception as exc:
+        raise BrokerUnavailable(f"broker at {safe_url(settings.BROKER_URL)} is unreachable: {exc}") from exc
+    finally:
+        release_quietly(conn)
+
+
+def reset_memory_broker() -> None:
+    """Forget every queue, exchange and binding of the in-process ``memory://`` broker.
+
+    kombu keeps them in class-level state shared by the whole process (the vhost in the URL is
+    ignored), so tests that run one after another in a process call this between them.
+    """
+    memory.Channel.queues.clear()
+    memory.Channel.events.clear()
+    memory.Transport.global_state.clear()

@@ -1,0 +1,192 @@
+"""The transactional outbox relay: publishes committed outbox rows, in id order, with confirms.
+
+    relay = OutboxRelay(db, Publisher(settings), settings)
+    relay.run_once()                          # one round; returns how many rows it published
+    threading.Thread(target=relay.run_forever, args=(stop,)).start()
+    relay.notify()                            # wake it now (installed after every commit by Bus)
+
+Producers write their state change and an outbox row in one transaction (``uow.add_message``);
+this relay is the only thing that moves rows to the broker. A row is marked ``sent_at`` only after
+the broker confirmed it, so a crash between commit and publish (or between publish and mark) is
+repaired by the next round: delivery is at-least-once, and consumers drop the duplicates by
+message_id. A failed publish leaves the row unsent, counts the attempt, keeps the error in
+``last_error``, and ends the round so later rows never overtake it.
+
+PostgreSQL: each round locks the rows it publishes with ``FOR UPDATE SKIP LOCKED`` and keeps them
+locked until they are marked, so any number of relays (one per service process) publish each row
+exactly once between them. SQLite (embedded mode) has no row locks: a round reads the rows, publishes
+them, then marks them in a short write transaction, so producers are never blocked behind a publish.
+That is correct for the one relay the embedded process runs (rounds are serialized by a lock); a
+second process relaying the same SQLite file would publish duplicates, never lose a row.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Row, event, select, update
+from sqlalchemy.orm import Session
+
+from libs.db import Database, OutboxMessage, utcnow
+from libs.messaging.errors import PublishError
+from libs.messaging.publisher import Publisher
+from libs.settings import Settings
+
+log = logging.getLogger("headshots.messaging.relay")
+
+
+class OutboxRelay:
+    def __init__(self, db: Database, publisher: Publisher, settings: Settings) -> None:
+        self.db = db
+        self.publisher = publisher
+        self.settings = settings
+        self._wake = threading.Event()
+        self._round = threading.Lock()  # one round at a time in this process
+        self._unhook: Callable[[], None] | None = None
+
+    # --- one round ---------------------------------------------------------------------------------
+    def run_once(self) -> int:
+        """Publish up to OUTBOX_BATCH unsent rows; return how many were published."""
+        with self._round:
+            if self.db.dialect == "postgresql":
+                return self._round_locked()
+            return self._round_unlocked()
+
+    def _round_locked(self) -> int:
+        with self.db.session(all_orgs=True) as session, session.begin():
+            rows = self._unsent(session, lock=True)
+            sent, failure = self._publish_in_order(rows)
+            self._mark(session, sent, failure)  # same transaction: the row locks are held until here
+        return len(sent)
+
+    def _round_unlocked(self) -> int:
+        with self.db.session(all_orgs=True) as session:
+            rows = self._unsent(session, lock=False)
+            session.rollback()  # end the read transaction before publishing
+        sent, failure = self._publish_in_order(rows)
+        if sent or failure:
+            with self.db.session(all_orgs=True) as session, session.begin():
+                self._mark(session, sent, failure)
+        return len(sent)
+
+    def _unsent(self, session: Session, *, lock: bool) -> Sequence[Row[int, str, str, str]]:
+        query = (
+            select(OutboxMessage.id, OutboxMessage.routing_key, OutboxMessage.message_id, OutboxMessage.body)
+            .where(OutboxMessage.sent_at.is_(None))
+            .order_by(OutboxMessage.id)
+            .limit(self.settings.OUTBOX_BATCH)
+        )
+        if lock:
+            query = query.with_for_update(skip_locked=True)
+        return session.execute(query).all()
+
+    def _publish_in_order(
+        self, rows: Sequence[Row[int, str, str, str]]
+    ) -> tuple[list[int], tuple[int, str] | None]:
+        """Publish rows until the first failure; return the ids sent and (id, error) of the failure."""
+        sent: list[int] = []
+        for row in rows:
+            try:
+                self.publisher.publish_raw(row.body, routing_key=row.routing_key, message_id=row.message_id)
+            except PublishError as exc:
+                log.warning("outbox row %s (%s) not published, will retry: %s", row.id, row.routing_key, exc)
+                return sent, (row.id, str(exc))
+            sent.append(row.id)
+        return sent, None
+
+    @staticmethod
+    def _mark(session: Session, sent: list[int], failure: tuple[int, str] | None) -> None:
+        if sent:
+            session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(sent)).values(sent_at=utcnow()))
+        if failure is not None:
+            row_id, error = failure
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id)
+                .values(attempts=OutboxMessage.attempts + 1, last_error=error)
+            )
+
+    # --- running -----------------------------------------------------------------------------------
+    def run_forever(self, stop: threading.Event) -> None:
+        """Publish rounds until ``stop`` is set: at once while rows keep coming, otherwise every
+        OUTBOX_POLL_SECONDS or as soon as :meth:`notify` is called. Errors (database or broker
+        down) are logged and retried with a growing pause; they never end the loop."""
+        log.info("outbox relay started (poll every %g s)", self.settings.OUTBOX_POLL_SECONDS)
+        failures = 0
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    published = self.run_once()
+                    failures = 0
+                except Exception:
+                    failures += 1
+                    log.exception("outbox relay round failed (%d in a row)", failures)
+                    published = 0
+                self.publisher.heartbeat_check()
+                if published >= self.settings.OUTBOX_BATCH:
+                    continue  # more rows are probably waiting
+                pause = self.settings.OUTBOX_POLL_SECONDS * (2 ** min(failures, 5))
+                self._wait(stop, pause)
+        finally:
+            self.publisher.close()
+            log.info("outbox relay stopped")
+
+    def _wait(self, stop: threading.Event, seconds: float) -> None:
+        # notify() and stop both end the pause early; stop is checked in small steps because
+        # threading.Event cannot wait on two events at once.
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and not self._wake.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._wake.wait(min(remaining, 0.1))
+
+    def notify(self) -> None:
+        """Wake the relay now (a producer has just committed outbox rows)."""
+        self._wake.set()
+
+    def wake_after_commits(self) -> None:
+        """Call :meth:`notify` after every commit of this database that wrote outbox rows.
+
+        Listens to SQLAlchemy session events for sessions bound to ``db.engine`` only; undone
+        by :meth:`close`. This is what makes the embedded mode publish right after a commit."""
+        if self._unhook is not None:
+            return
+        engine = self.db.engine
+        flag = "headshots.outbox_written"
+
+        def after_flush(session: Session, _context: Any) -> None:
+            if session.get_bind() is engine and any(isinstance(o, OutboxMessage) for o in session.new):
+                session.info[flag] = True
+
+        def after_commit(session: Session) -> None:
+            if session.info.pop(flag, False):
+                self.notify()
+
+        def after_rollback(session: Session) -> None:
+            session.info.pop(flag, None)
+
+        listeners: list[tuple[str, Callable[..., None]]] = [
+            ("after_flush", after_flush),
+            ("after_commit", after_commit),
+            ("after_soft_rollback", lambda session, _previous: after_rollback(session)),
+        ]
+        for name, fn in listeners:
+            event.listen(Session, name, fn)
+
+        def unhook() -> None:
+            for name, fn in listeners:
+                event.remove(Session, name, fn)
+
+        self._unhook = unhook
+
+    def close(self) -> None:
+        if self._unhook is not None:
+            self._unhook()
+            self._unhook = None
+        self.publisher.close()
