@@ -160,6 +160,7 @@ class Consumer:
         self._delayed: list[_Delayed] = []
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
+        self._cancelling = False
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def run(self) -> None:
@@ -210,6 +211,7 @@ class Consumer:
     # --- the drain loop ----------------------------------------------------------------------------
     def _consume(self) -> None:
         conn = open_connection(self.settings, name=f"{self.service} consumer")
+        self._cancelling = False
         try:
             channel = conn.channel()
             self._declare(conn)
@@ -236,6 +238,9 @@ class Consumer:
                 conn.heartbeat_check()
                 self._publisher.heartbeat_check()
             # Stop deliveries first; unacked prefetched messages go back when the channel closes.
+            # py-amqp dispatches deliveries that arrive while it waits for cancel-ok: those are
+            # left unacked (see _on_message), not handled after stop().
+            self._cancelling = True
             for c in consumers:
                 c.cancel()
         finally:
@@ -257,6 +262,11 @@ class Consumer:
         self._dead_letter(queues, raw, f"undecodable: {exc}", _attempt(raw))
 
     def _on_message(self, queues: ConsumerQueues, raw: RawMessage) -> None:
+        if self._cancelling:
+            if self.memory:  # nothing would give it back to the queue: do it now
+                self._republish(raw, exchange="", routing_key=queues.name, headers=_copy_headers(raw))
+                raw.ack()
+            return  # RabbitMQ requeues it when the channel closes
         try:
             self._handle(queues, raw)
         except BaseException:

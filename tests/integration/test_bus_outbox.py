@@ -1,0 +1,226 @@
+"""The transactional outbox and its relay: nothing committed is lost, nothing rolled back is sent,
+a dead broker fails fast and leaves rows for later, and two relays publish each row once."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kombu import Queue
+from sqlalchemy import func, insert, select
+
+from libs.contracts import SESSION_SUBMITTED, Message, decode_message, new_message, queue_name
+from libs.db import Database, OutboxMessage
+from libs.messaging import (
+    BrokerUnavailable,
+    Bus,
+    OutboxRelay,
+    Publisher,
+    PublishError,
+    check_broker,
+    open_connection,
+    queue_depths,
+)
+from libs.messaging.testing import fresh_memory_broker, pika_get_all, running, wait_for
+from libs.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+REVIEW_QUEUE = queue_name("review", SESSION_SUBMITTED)
+DEAD_BROKER = "amqp://guest:guest@127.0.0.1:1/"
+
+
+@pytest.fixture(autouse=True)
+def _empty_memory_broker() -> Iterator[None]:
+    with fresh_memory_broker():
+        yield
+
+
+def submitted(n: int = 1) -> Message:
+    return new_message(
+        SESSION_SUBMITTED,
+        org_id="org-1",
+        session_id=str(uuid.uuid4()),
+        package="executive",
+        format="portrait",
+        styles=["navy:suit"],
+        photo_count=n,
+    )
+
+
+def commit(db: Database, *messages: Message) -> None:
+    with db.uow(org_id="org-1") as uow:
+        for message in messages:
+            uow.add_message(message)
+        uow.commit()
+
+
+def unsent(db: Database) -> int:
+    with db.session(all_orgs=True) as session:
+        return int(session.scalar(select(func.count()).where(OutboxMessage.sent_at.is_(None))) or 0)
+
+
+def review_messages(settings: Settings) -> list[Message]:
+    """Take every message from the review queue, in queue order."""
+    conn = open_connection(settings)
+    try:
+        queue = Queue(REVIEW_QUEUE, channel=conn.channel(), no_declare=True)
+        taken = []
+        while (raw := queue.get(no_ack=True)) is not None:
+            taken.append(decode_message(raw.body))
+        return taken
+    finally:
+        conn.release()
+
+
+def test_a_crash_between_commit_and_publish_is_repaired_and_a_rollback_publishes_nothing(
+    backend: Settings,
+) -> None:
+    db = Database(backend.database_url)
+    bus = Bus(backend, db)
+    bus.declare(services=["review"])
+    committed = [submitted(n) for n in range(1, 6)]
+    rolled_back = submitted(99)
+
+    # The process "dies" after committing: rows are in the outbox, no relay ever ran.
+    commit(db, *committed[:3])
+    commit(db, *committed[3:])
+    with db.uow(org_id="org-1") as uow:
+        uow.add_message(rolled_back)
+        uow.session.flush()
+        # leaving without commit rolls back the state change and its outbox row together
+    assert unsent(db) == 5
+    assert queue_depths(backend)[REVIEW_QUEUE] == 0
+
+    relay = bus.relay(wake_after_commits=False)  # the restarted process
+    try:
+        assert relay.run_once() == 5
+        assert relay.run_once() == 0
+    finally:
+        relay.close()
+    assert unsent(db) == 0
+    assert review_messages(backend) == committed  # each once, in commit order, the contract's body
+    with db.session(all_orgs=True) as session:
+        rows = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+        assert [r.message_id for r in rows] == [m.message_id for m in committed]
+        assert all(r.sent_at is not None and r.attempts == 0 for r in rows)
+    db.dispose()
+
+
+def test_a_dead_broker_fails_fast_with_a_clear_error_and_leaves_rows_for_later(
+    settings: Settings, sqlite_url: str
+) -> None:
+    dead = settings.replace(BROKER_URL=DEAD_BROKER, DATABASE_URL=sqlite_url, PUBLISH_TIMEOUT=3.0)
+    started = time.monotonic()
+    with pytest.raises(PublishError, match=r"127\.0\.0\.1:1/ is unreachable"), Publisher(dead) as publisher:
+        publisher.publish(submitted())
+    assert time.monotonic() - started < 10
+
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable, match="unreachable"):
+        check_broker(dead)
+    assert time.monotonic() - started < 10
+
+    db = Database(sqlite_url)
+    commit(db, submitted(1), submitted(2))
+    relay = OutboxRelay(db, Publisher(dead), dead)
+    started = time.monotonic()
+    assert relay.run_once() == 0
+    assert time.monotonic() - started < 10
+    with db.session(all_orgs=True) as session:
+        first, second = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+    assert first.sent_at is None and first.attempts == 1 and "unreachable" in (first.last_error or "")
+    assert second.sent_at is None and second.attempts == 0  # the round stopped: order is kept
+    assert "guest:guest" not in (first.last_error or "")  # no password in errors
+
+    # The broker is back (here: the embedded one): the next round sends both.
+    alive = dead.replace(BROKER_URL="memory://")
+    Bus(alive, db).declare(services=["review"])
+    relay = OutboxRelay(db, Publisher(alive), alive)
+    assert relay.run_once() == 2
+    assert unsent(db) == 0
+    assert len(review_messages(alive)) == 2
+    db.dispose()
+
+
+@pytest.mark.timeout(60)
+def test_the_relay_publishes_right_after_a_commit(backend: Settings) -> None:
+    # Polling every minute: only the commit hook can make the message arrive in time.
+    slow_poll = backend.replace(OUTBOX_POLL_SECONDS=60.0)
+    db = Database(slow_poll.database_url)
+    bus = Bus(slow_poll, db)
+    bus.declare(services=["review"])
+    relay = bus.relay()
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
+    thread.start()
+    received: list[Message] = []
+    try:
+        with running(bus.consumer("review", {SESSION_SUBMITTED: lambda m, **_: received.append(m)})):
+            time.sleep(0.3)  # the relay's first round is over: it is now waiting out its poll
+            message = submitted()
+            committed_at = time.monotonic()
+            commit(db, message)
+            wait_for(lambda: received == [message], "the committed message to be handled", timeout=10)
+            assert time.monotonic() - committed_at < 5
+    finally:
+        stop.set()
+        thread.join(10)
+        relay.close()
+        db.dispose()
+    assert not thread.is_alive()
+
+
+@pytest.mark.timeout(60)
+def test_two_relays_publish_a_thousand_rows_exactly_once(
+    amqp_url: str, pg_url: str, settings: Settings
+) -> None:
+    config = settings.replace(BROKER_URL=amqp_url, DATABASE_URL=pg_url, OUTBOX_BATCH=50)
+    db = Database(pg_url)
+    Bus(config, db).declare(services=["review"])
+    messages = [submitted(n) for n in range(1, 1001)]
+    with db.session(all_orgs=True) as session, session.begin():
+        session.execute(
+            insert(OutboxMessage),
+            [
+                {
+                    "message_id": m.message_id,
+                    "routing_key": m.routing_key,
+                    "org_id": m.org_id,
+                    "session_id": m.session_id,
+                    "body": m.to_json(),
+                    "created_at": m.occurred_at,
+                    "attempts": 0,
+                }
+                for m in messages
+            ],
+        )
+
+    relays = [OutboxRelay(db, Publisher(config, name=f"relay {i}"), config) for i in (1, 2)]
+    published = [0, 0]
+    start = threading.Barrier(2)
+
+    def drain(index: int) -> None:
+        start.wait()
+        while (n := relays[index].run_once()) or unsent(db):
+            published[index] += n
+
+    threads = [threading.Thread(target=drain, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(50)
+    for relay in relays:
+        relay.close()
+
+    assert sum(published) == 1000
+    assert all(published), f"both relays should have taken part: {published}"
+    assert unsent(db) == 0
+    taken = pika_get_all(amqp_url, REVIEW_QUEUE)
+    ids = [props.message_id for props, _ in taken]
+    assert len(ids) == 1000
+    assert set(ids) == {m.message_id for m in messages}  # each row once: no loss, no duplicate
+    db.dispose()
