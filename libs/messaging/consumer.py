@@ -20,7 +20,9 @@ For each message, in order:
 5. add the ProcessedMessage row and commit, THEN ack. Handlers never commit themselves.
 
 A handler exception is retried after RETRY_DELAY_MS, up to DELIVERY_LIMIT attempts in all, then
-dead-lettered; ``raise Permanent(...)`` dead-letters at once. Retrying publishes a copy to the
+dead-lettered; ``raise Permanent(...)`` dead-letters at once. Database outages (SQLAlchemy's
+OperationalError / InterfaceError: connection lost, database locked) are retried without using up
+an attempt. Retrying publishes a copy to the
 queue's retry queue and acks the original, so the messages behind it keep flowing (no head-of-line
 blocking). Attempts are counted in the ``x-attempts`` header plus RabbitMQ's ``x-delivery-count``
 (redeliveries after a crash or a lost connection); the queue's ``x-delivery-limit`` is the broker's
@@ -56,7 +58,7 @@ from typing import Any
 from kombu import Connection
 from kombu import Consumer as KombuConsumer
 from kombu.message import Message as RawMessage
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from libs.contracts import (
     DEAD_LETTER_EXCHANGE,
@@ -293,6 +295,10 @@ class Consumer:
             outcome = self._process(queues, message)
         except Permanent as exc:
             self._dead_letter(queues, raw, f"Permanent: {exc}", attempt)
+        except (OperationalError, InterfaceError) as exc:
+            # The database is down or locked: not this message's fault, so the attempt is not
+            # counted (an outage longer than DELIVERY_LIMIT retries must not dead-letter everything).
+            self._retry(queues, raw, exc, attempt, counted=False)
         except Exception as exc:
             if attempt >= self.settings.DELIVERY_LIMIT:
                 self._dead_letter(queues, raw, f"failed {attempt} times, last: {exc!r}", attempt)
@@ -338,9 +344,11 @@ class Consumer:
             return session.get(ProcessedMessage, key) is not None
 
     # --- retry and dead-letter ---------------------------------------------------------------------
-    def _retry(self, queues: ConsumerQueues, raw: RawMessage, exc: Exception, attempt: int) -> None:
+    def _retry(
+        self, queues: ConsumerQueues, raw: RawMessage, exc: Exception, attempt: int, *, counted: bool = True
+    ) -> None:
         headers = _copy_headers(raw)
-        headers[ATTEMPTS_HEADER] = attempt
+        headers[ATTEMPTS_HEADER] = attempt if counted else attempt - 1
         headers[LAST_ERROR_HEADER] = _clip(repr(exc))
         if self.memory:
             due = time.monotonic() + self.settings.RETRY_DELAY_MS / 1000
@@ -351,11 +359,12 @@ class Consumer:
         raw.ack()
         self.stats["retried"] += 1
         log.warning(
-            "%s %s failed (attempt %d of %d), retrying in %d ms: %r",
+            "%s %s failed (%s), retrying in %d ms: %r",
             queues.name,
             _short(raw.properties.get("message_id")),
-            attempt,
-            self.settings.DELIVERY_LIMIT,
+            f"attempt {attempt} of {self.settings.DELIVERY_LIMIT}"
+            if counted
+            else "database unavailable, not counted",
             self.settings.RETRY_DELAY_MS,
             exc,
         )

@@ -1,10 +1,11 @@
 """Dead letters for ops: look at them, replay them, discard them.
 
-    for dead in list_dead_letters(settings, "review.session.submitted.dead"):
+    queue = dead_letter_queue_name(queue_name("review", SESSION_SUBMITTED))
+    for dead in list_dead_letters(settings, queue):
         print(dead.message_id, dead.type, dead.reason)
-    replay_dead_letters(settings, "review.session.submitted.dead", message_id="4f7c…")  # one
-    replay_dead_letters(settings, "review.session.submitted.dead")                      # all
-    discard_dead_letters(settings, "review.session.submitted.dead", message_id="4f7c…")
+    replay_dead_letters(settings, queue, message_id="4f7c…")   # one
+    replay_dead_letters(settings, queue)                       # all
+    discard_dead_letters(settings, queue, message_id="4f7c…")
 
 A queue may be named by its dead-letter name or by the consumer queue it belongs to. Replay
 publishes the message, unchanged, to its consumer queue only (default exchange, queue name as

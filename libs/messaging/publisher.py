@@ -13,7 +13,7 @@ once the broker has confirmed it. Anything else, a refused connection, a nack, o
 
 Unroutable messages: publishing is not ``mandatory``. The topology is declared (``Bus.declare``)
 before any relay publishes, so every event with a subscriber in ``SUBSCRIPTIONS`` has a queue; an
-event only gateways listen to (``session.progress``) is simply dropped while no gateway instance
+event only gateways listen to (``SESSION_PROGRESS``) is simply dropped while no gateway instance
 runs, which is what a live-progress event should do (waiting pages replay from the outbox).
 """
 

@@ -161,7 +161,7 @@ class OutboxRelay:
         flag = "headshots.outbox_written"
 
         def after_flush(session: Session, _context: Any) -> None:
-            if session.get_bind() is engine and any(isinstance(o, OutboxMessage) for o in session.new):
+            if session.bind is engine and any(isinstance(o, OutboxMessage) for o in session.new):
                 session.info[flag] = True
 
         def after_commit(session: Session) -> None:

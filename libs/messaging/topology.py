@@ -1,14 +1,15 @@
 """Exchanges and queues, derived from the contracts: nothing here names an event by hand.
 
-For every (service, event) pair of ``SUBSCRIPTIONS`` there are three queues on RabbitMQ::
+For every (service, event) pair of ``SUBSCRIPTIONS`` there are three queues on RabbitMQ, named
+after ``queue = queue_name(service, event)`` (``<service>.<routing key>``)::
 
-    headshots.events (topic) --session.submitted--> review.session.submitted        quorum, x-delivery-limit
-                                                      | handler error: consumer publishes a copy
-    headshots.retry (direct) --review.session.submitted--> review.session.submitted.retry
-                                                      | x-message-ttl = RETRY_DELAY_MS, then dead-lettered
-    (default exchange)      --review.session.submitted--> review.session.submitted  (this queue only)
-                                                      | undecodable, Permanent, or out of attempts
-    headshots.dead (direct) --review.session.submitted.dead--> review.session.submitted.dead
+    headshots.events (topic) --<routing key>--> <queue>          quorum, x-delivery-limit
+                                                 | handler error: the consumer publishes a copy
+    headshots.retry (direct) --<queue>--> <queue>.retry          x-message-ttl = RETRY_DELAY_MS
+                                                 | expired: dead-lettered through
+    (default exchange)       --<queue>--> <queue>                this queue only
+                                                 | undecodable, Permanent, or out of attempts
+    headshots.dead (direct)  --<queue>.dead--> <queue>.dead
 
 A retry goes back through the default exchange with the queue's own name as routing key, so only
 the consumer that failed sees it again, never the other subscribers of the event. The broker

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from kombu import Queue
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from libs.contracts import (
     SESSION_COMPLETED,
@@ -296,7 +297,7 @@ def test_malformed_and_schema_invalid_bodies_are_dead_lettered_not_dropped(
     dead = {d.message_id: d for d in list_dead_letters(fast, REVIEW_QUEUE)}
     assert set(dead) == set(bodies)
     assert "not JSON" in dead["not json"].reason
-    assert "invalid session.submitted body" in dead["invalid body"].reason
+    assert f"invalid {SESSION_SUBMITTED.routing_key} body" in dead["invalid body"].reason
     assert "invalid envelope" in dead["unknown type"].reason
     assert "full_name" in dead["extra field"].reason
     assert "content type" in dead["wrong content type"].reason
@@ -380,3 +381,32 @@ def test_a_handler_gets_the_dependencies_it_names(settings: Settings, sqlite_url
         wait_for(lambda: consumer.stats["handled"] == 1, "the message to be handled")
     assert seen["mailer"] == "smtp"
     assert seen["publish"] == seen["uow"].add_message
+
+
+@pytest.mark.timeout(60)
+def test_a_database_outage_is_retried_without_using_up_attempts(settings: Settings, sqlite_url: str) -> None:
+    # The retry path is the same code on both transports: embedded mode only.
+    fast = settings.replace(
+        BROKER_URL="memory://", DATABASE_URL=sqlite_url, RETRY_DELAY_MS=20, DELIVERY_LIMIT=2
+    )
+    db = Database(sqlite_url)
+    bus = Bus(fast, db)
+    bus.declare(services=["review"])
+    outage = [5]  # deliveries that find the database gone: more than DELIVERY_LIMIT
+
+    def fail_when(message: Message) -> Exception | None:
+        if outage[0]:
+            outage[0] -= 1
+            return OperationalError("SELECT 1", {}, ConnectionError("server closed the connection"))
+        return None
+
+    handler = Recorder(fail_when)
+    message = submitted()
+    with (
+        running(bus.consumer("review", {SESSION_SUBMITTED: handler})) as consumer,
+        Publisher(fast) as publisher,
+    ):
+        publisher.publish(message)
+        wait_for(lambda: effects(db, message) == 1, "the message to be handled once the database is back")
+        assert (consumer.stats["retried"], consumer.stats["dead_lettered"]) == (5, 0)
+    assert handler.count(message) == 6

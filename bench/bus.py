@@ -1,0 +1,296 @@
+"""Publish-to-handled latency and throughput: libs/messaging against raw kombu, in one run.
+
+    python bench/bus.py                      # defaults: local RabbitMQ and PostgreSQL
+    python bench/bus.py --count 5000 --amqp-url amqp://guest:guest@127.0.0.1:5672
+
+Both paths use the same broker (a throwaway vhost), quorum queues, publisher confirms and the
+same message (a SESSION_SUBMITTED envelope):
+
+- raw:  kombu publish with confirms -> quorum queue -> kombu consumer acks;
+- ours: outbox row committed on PostgreSQL -> relay (woken by the commit) publishes with
+        confirms and marks the row sent -> consumer runner decodes with the contract, writes the
+        processed-message row, commits, acks.
+
+Latency: one message at a time, from the start of publish (raw) or of the producer's commit
+(ours) to the moment it is handled (acked / committed). Throughput: ``--count`` messages sent back
+to back, first send to last handled. The ratios (ours / raw) are the figures to compare between
+runs; absolute numbers are context (this machine is noisy). Writes bench/results/bus.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+from kombu import Connection, Exchange, Producer, Queue  # noqa: E402
+from kombu import Consumer as KombuConsumer  # noqa: E402
+
+from libs.contracts import SESSION_SUBMITTED, Message, new_message  # noqa: E402
+from libs.db import Database  # noqa: E402
+from libs.db.migrate import upgrade  # noqa: E402
+from libs.messaging import Bus  # noqa: E402
+from libs.settings import Settings  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "bus.json"
+
+
+def message(n: int) -> Message:
+    return new_message(
+        SESSION_SUBMITTED,
+        org_id=str(uuid.uuid4()),
+        session_id=str(uuid.uuid4()),
+        package="executive",
+        format="portrait",
+        styles=["navy:suit", "grey:blazer"],
+        photo_count=(n % 20) + 1,
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def summary(latencies: list[float], count: int, seconds: float) -> dict[str, float]:
+    return {
+        "p50_ms": round(statistics.median(latencies) * 1000, 3),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 3),
+        "throughput_per_s": round(count / seconds, 1),
+    }
+
+
+class Arrivals:
+    """Times at which message ids were handled, with a way to wait for one or for a count."""
+
+    def __init__(self) -> None:
+        self.at: dict[str, float] = {}
+        self.changed = threading.Condition()
+
+    def record(self, message_id: str) -> None:
+        now = time.perf_counter()
+        with self.changed:
+            self.at[message_id] = now
+            self.changed.notify_all()
+
+    def wait(self, until: Callable[[], bool], timeout: float = 60.0) -> None:
+        with self.changed:
+            if not self.changed.wait_for(until, timeout):
+                raise TimeoutError("messages did not arrive in time")
+
+
+# --- raw kombu -----------------------------------------------------------------------------------------
+def bench_raw(amqp_url: str, latency_count: int, count: int) -> dict[str, float]:
+    exchange = Exchange("bench.raw", type="topic", durable=True)
+    queue = Queue(
+        "bench.raw",
+        exchange,
+        routing_key=SESSION_SUBMITTED.routing_key,
+        durable=True,
+        queue_arguments={"x-queue-type": "quorum"},
+    )
+    arrivals = Arrivals()
+    stop = threading.Event()
+    ready = threading.Event()
+
+    def consume() -> None:
+        with Connection(amqp_url, heartbeat=30) as conn:
+
+            def on_message(raw: Any) -> None:
+                raw.ack()
+                arrivals.record(raw.properties["message_id"])
+
+            with KombuConsumer(conn.channel(), [queue], on_message=on_message, prefetch_count=10):
+                ready.set()
+                while not stop.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        conn.drain_events(timeout=0.2)
+
+    thread = threading.Thread(target=consume, daemon=True)
+    with Connection(amqp_url, transport_options={"confirm_publish": True}) as conn:
+        producer = Producer(conn.channel())
+        queue(producer.channel).declare()
+        thread.start()
+        ready.wait(10)
+
+        def publish(m: Message) -> None:
+            producer.publish(
+                m.to_json(),
+                exchange=exchange,
+                routing_key=m.routing_key,
+                content_type="application/json",
+                delivery_mode=2,
+                message_id=m.message_id,
+                type=m.routing_key,
+                timeout=5,
+            )
+
+        latencies = []
+        for n in range(latency_count):
+            m = message(n)
+            started = time.perf_counter()
+            publish(m)
+            arrivals.wait(lambda m=m: m.message_id in arrivals.at)
+            latencies.append(arrivals.at[m.message_id] - started)
+
+        batch = [message(n) for n in range(count)]
+        started = time.perf_counter()
+        for m in batch:
+            publish(m)
+        arrivals.wait(lambda: all(m.message_id in arrivals.at for m in batch))
+        seconds = max(arrivals.at[m.message_id] for m in batch) - started
+    stop.set()
+    thread.join(5)
+    return summary(latencies, count, seconds)
+
+
+# --- libs/messaging -----------------------------------------------------------------------------------
+def bench_ours(settings: Settings, latency_count: int, count: int) -> dict[str, float]:
+    db = Database(settings.database_url)
+    bus = Bus(settings, db)
+    bus.declare(services=["review"])
+    arrivals = Arrivals()
+
+    def handle(m: Message, *, uow: Any) -> None:
+        # "Handled" = committed with its processed-message row, as the runner does after us.
+        sa.event.listen(uow.session, "after_commit", lambda _s: arrivals.record(m.message_id), once=True)
+
+    relay = bus.relay()
+    stop = threading.Event()
+    relay_thread = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
+    relay_thread.start()
+    consumer = bus.consumer("review", {SESSION_SUBMITTED: handle})
+    consumer.start_in_thread()
+    consumer.wait_ready(10)
+
+    def commit(m: Message) -> None:
+        with db.uow(org_id=m.org_id) as uow:
+            uow.add_message(m)
+            uow.commit()
+
+    try:
+        latencies = []
+        for n in range(latency_count):
+            m = message(n)
+            started = time.perf_counter()
+            commit(m)
+            arrivals.wait(lambda m=m: m.message_id in arrivals.at)
+            latencies.append(arrivals.at[m.message_id] - started)
+
+        batch = [message(n) for n in range(count)]
+        started = time.perf_counter()
+        for m in batch:
+            commit(m)
+        arrivals.wait(lambda: all(m.message_id in arrivals.at for m in batch), timeout=300)
+        seconds = max(arrivals.at[m.message_id] for m in batch) - started
+    finally:
+        consumer.stop(wait=10)
+        stop.set()
+        relay_thread.join(10)
+        relay.close()
+        db.dispose()
+    return summary(latencies, count, seconds)
+
+
+# --- throwaway vhost and database ------------------------------------------------------------------------
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--amqp-url", default="amqp://guest:guest@127.0.0.1:5672", help="broker, without vhost"
+    )
+    parser.add_argument(
+        "--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432", help="server, without db"
+    )
+    parser.add_argument(
+        "--count", type=int, default=2000, help="messages in the throughput run (default 2000)"
+    )
+    parser.add_argument(
+        "--latency-count", type=int, default=300, help="messages sent one at a time (default 300)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS.relative_to(ROOT)})"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+
+    suffix = uuid.uuid4().hex[:10]
+    vhost, dbname = f"bench-{suffix}", f"bench_{suffix}"
+    base = args.amqp_url.rstrip("/")
+    user = base.split("//", 1)[1].split(":", 1)[0] if "@" in base else "guest"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+    admin = sa.create_engine(f"{args.pg_url}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{dbname}"'))
+    try:
+        amqp_url, pg_url = f"{base}/{vhost}", f"{args.pg_url}/{dbname}"
+        upgrade(pg_url)
+        settings = Settings(BROKER_URL=amqp_url, DATABASE_URL=pg_url)
+        body_bytes = len(message(0).to_json().encode())
+        print(
+            f"{args.latency_count} one-at-a-time + {args.count} back-to-back messages of {body_bytes} bytes"
+        )
+        raw = bench_raw(amqp_url, args.latency_count, args.count)
+        ours = bench_ours(settings, args.latency_count, args.count)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+        admin.dispose()
+        rabbitmqctl("delete_vhost", vhost)
+
+    ratio = {
+        "p50": round(ours["p50_ms"] / raw["p50_ms"], 2),
+        "p99": round(ours["p99_ms"] / raw["p99_ms"], 2),
+        "throughput": round(ours["throughput_per_s"] / raw["throughput_per_s"], 3),
+    }
+    print(f"{'':<34}{'p50 ms':>10}{'p99 ms':>10}{'msg/s':>10}")
+    for name, row in (("raw kombu (confirms)", raw), ("libs/messaging (outbox+relay+runner)", ours)):
+        print(f"{name:<34}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}{row['throughput_per_s']:>10.0f}")
+    print(f"{'ratio ours/raw':<34}{ratio['p50']:>10.2f}{ratio['p99']:>10.2f}{ratio['throughput']:>10.3f}")
+
+    result = {
+        "benchmark": "bus",
+        "message_bytes": body_bytes,
+        "latency_messages": args.latency_count,
+        "throughput_messages": args.count,
+        "raw_kombu": raw,
+        "libs_messaging": ours,
+        "ratio_ours_over_raw": ratio,
+        "context": {
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "relay_poll_seconds": settings.OUTBOX_POLL_SECONDS,
+            "relay_woken_by_commit": True,
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
