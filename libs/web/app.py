@@ -36,6 +36,7 @@ def configure_logging(settings: Settings) -> None:
         root.addHandler(handler)
     root.setLevel(settings.LOG_LEVEL.upper())
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def create_base_app(

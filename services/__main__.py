@@ -1,0 +1,83 @@
+"""``python -m services``: start the product. See ``--help`` and services/launcher.py."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from libs.settings import Settings
+from libs.web import configure_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m services",
+        description="Start the headshot product. With no command: every service in one process (embedded mode), "
+        "with demo data. Settings come from the environment (python -m libs.settings lists them).",
+    )
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser(
+        "run", help="run every service, or only some (--only), with the environment's settings"
+    )
+    run.add_argument("--only", help="comma-separated service names, e.g. intake,review")
+    run.add_argument("--no-web", action="store_true", help="do not serve HTTP (workers only)")
+    run.add_argument("--no-workers", action="store_true", help="do not consume events (web only)")
+    run.add_argument("--no-relay", action="store_true", help="do not run the outbox relay here")
+    run.add_argument(
+        "--seed", action="store_true", help="create the demo organizations and print sign-in links"
+    )
+    sub.add_parser("relay", help="run only the outbox relay (distributed mode)")
+    sub.add_parser("seed", help="create the demo data and print sign-in links, then exit")
+    args = parser.parse_args(argv)
+
+    settings = Settings.from_env()
+    configure_logging(settings)
+    from services import launcher  # imported after logging is set up
+
+    if args.command == "seed":
+        from libs.db import Database
+        from libs.db.demo import seed_demo
+        from libs.db.migrate import upgrade
+
+        if settings.database_url.startswith("sqlite"):
+            upgrade(settings.database_url)
+        launcher.print_demo(settings, seed_demo(Database(settings.database_url)))
+        return 0
+    if args.command == "relay":
+        running = launcher.start(settings, web=False, workers=False, relay=True)
+    elif args.command == "run":
+        only = set(args.only.split(",")) if args.only else None
+        running = launcher.start(
+            settings,
+            only=only,
+            web=not args.no_web,
+            workers=not args.no_workers,
+            relay=not args.no_relay,
+            seed=args.seed,
+        )
+    else:
+        running = launcher.start(settings, seed=True)
+
+    for name, url in running.urls.items():
+        print(f"  {name:<12} {url}")
+    if running.server is not None:
+        print(f"  {'health':<12} {running.platform.settings.public_url}/healthz")
+    print("Press Ctrl-C to stop.", flush=True)
+
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    print("Stopping…", flush=True)
+    running.shutdown()
+    print("Stopped.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
