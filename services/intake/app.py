@@ -1,0 +1,96 @@
+"""The intake web app: employee pages (views.py) and the JSON API under /api/v1 (api.py).
+
+    app = create_app(Settings.from_env())              # its own database and blob store
+    app = create_app(settings, db=db, blobs=blobs)     # shared ones (the launcher, tests)
+
+Nothing happens at import; the database connects on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, render_template
+from flask_smorest import Api
+from werkzeug.exceptions import UnprocessableEntity
+
+from libs.db import Database
+from libs.settings import Settings
+from libs.storage import BlobStore, make_blob_store
+from libs.web import create_base_app, error_response
+from libs.web.errors import wants_json
+from libs.web.health import ReadyCheck
+from services.intake import api, views
+from services.intake.onboarding import IntakeError
+from services.intake.schemas import ErrorSchema
+
+API_VERSION = "1"
+
+
+class IntakeApi(Api):
+    """flask-smorest's Api, minus its own error handlers: the app keeps libs/web's error shape
+    (``{"error": {"status", "code", "message", "fields"}}``) for pages and API alike."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def _register_error_handlers(self) -> None:
+        pass
+
+
+def create_app(
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    blobs: BlobStore | None = None,
+    checks: Mapping[str, ReadyCheck] | None = None,
+) -> Flask:
+    if checks is None:
+        checks = _default_checks(settings)
+    app = create_base_app("services.intake", "intake", settings, db=db, checks=checks)
+    app.extensions["intake.blobs"] = blobs or make_blob_store(settings)
+    app.config.update(
+        API_TITLE="Headshots intake API",
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={
+            "info": {
+                "description": "An employee's journey from invite link to submitted photos. Sign in with "
+                "the invite link (a session cookie); send the session's csrf_token as X-CSRF-Token on "
+                'every write. Errors: {"error": {"status", "code", "message", "fields"}}.'
+            }
+        },
+    )
+
+    @app.errorhandler(IntakeError)
+    def _intake_error(exc: IntakeError) -> Any:
+        if exc.status == 401 and not wants_json():
+            return render_template("home.html", signed_out=True), 401
+        response = error_response(exc.status, exc.code, exc.message, exc.fields or None)
+        response.headers.update(exc.headers)
+        return response
+
+    @app.errorhandler(UnprocessableEntity)
+    def _invalid_request(exc: UnprocessableEntity) -> Response:
+        # webargs (flask-smorest's request parsing) reports {"json": {"field": [...]}}: keep the
+        # field names, drop the location, so API clients get one shape whatever failed.
+        messages: Any = (getattr(exc, "data", None) or {}).get("messages") or {}
+        fields: dict[str, Any] = {}
+        for value in messages.values() if isinstance(messages, dict) else ():
+            if isinstance(value, dict):
+                fields.update(value)
+        return error_response(422, "validation_failed", "Please fix the marked fields.", fields or None)
+
+    app.register_blueprint(views.bp)
+    smorest = IntakeApi(app)
+    smorest.register_blueprint(api.blp)
+    return app
+
+
+def _default_checks(settings: Settings) -> dict[str, ReadyCheck]:
+    """Run alone, intake is ready when its broker answers too (the outbox relay needs it)."""
+    from libs.messaging import check_broker
+
+    return {"broker": lambda: check_broker(settings)}
