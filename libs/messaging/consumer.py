@@ -55,8 +55,10 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from amqp.exceptions import AMQPError
 from kombu import Connection
 from kombu import Consumer as KombuConsumer
+from kombu.exceptions import KombuError
 from kombu.message import Message as RawMessage
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
@@ -71,7 +73,7 @@ from libs.contracts import (
 )
 from libs.db import Database, ProcessedMessage, UnitOfWork
 from libs.messaging.broker import is_memory, open_connection, release_quietly
-from libs.messaging.errors import Permanent
+from libs.messaging.errors import MessagingError, Permanent
 from libs.messaging.publisher import JSON, Publisher
 from libs.messaging.topology import (
     DEAD_LETTERS,
@@ -92,6 +94,9 @@ DEAD_QUEUE_HEADER = "x-dead-queue"
 DEAD_AT_HEADER = "x-dead-at"
 LAST_ERROR_HEADER = "x-last-error"
 BROKER_COUNT_HEADER = "x-delivery-count"  # set by quorum queues on every delivery
+
+# What a lost connection looks like: socket errors, AMQP connection/channel errors, kombu's own.
+_BROKER_TROUBLE = (OSError, AMQPError, KombuError, MessagingError)
 
 DRAIN_SECONDS = 0.25  # how long one drain waits: bounds how late stop() and heartbeats are seen
 MAX_BACKOFF_SECONDS = 10.0
@@ -180,12 +185,15 @@ class Consumer:
                         backoff = 0.2  # it was consuming: the loss is fresh, try again soon
                     self._ready.clear()
                     self.stats["reconnects"] += 1
-                    log.warning(
-                        "%s consumer lost its connection (%r); reconnecting in %.1f s",
-                        self.service,
-                        exc,
-                        backoff,
-                    )
+                    if isinstance(exc, _BROKER_TROUBLE):
+                        log.warning(
+                            "%s consumer lost its connection (%r); reconnecting in %.1f s",
+                            self.service,
+                            exc,
+                            backoff,
+                        )
+                    else:  # a bug, not the network: say so loudly, but keep the worker alive
+                        log.exception("%s consumer failed; starting again in %.1f s", self.service, backoff)
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
         finally:
@@ -233,9 +241,8 @@ class Consumer:
             self._ready.set()
             while not self._stop.is_set():
                 self._release_due()
-                with contextlib.suppress(
-                    TimeoutError
-                ):  # nothing arrived: a chance to check stop and heartbeats
+                # A timeout means nothing arrived: a chance to check stop() and heartbeats.
+                with contextlib.suppress(TimeoutError):
                     conn.drain_events(timeout=DRAIN_SECONDS)
                 conn.heartbeat_check()
                 self._publisher.heartbeat_check()
