@@ -60,7 +60,9 @@ from kombu import Connection
 from kombu import Consumer as KombuConsumer
 from kombu.exceptions import KombuError
 from kombu.message import Message as RawMessage
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 
 from libs.contracts import (
     DEAD_LETTER_EXCHANGE,
@@ -97,6 +99,8 @@ BROKER_COUNT_HEADER = "x-delivery-count"  # set by quorum queues on every delive
 
 # What a lost connection looks like: socket errors, AMQP connection/channel errors, kombu's own.
 _BROKER_TROUBLE = (OSError, AMQPError, KombuError, MessagingError)
+
+_PROCESSED = ProcessedMessage.__table__
 
 DRAIN_SECONDS = 0.25  # how long one drain waits: bounds how late stop() and heartbeats are seen
 MAX_BACKOFF_SECONDS = 10.0
@@ -329,7 +333,7 @@ class Consumer:
         """Run the handler and record the message in one transaction; 'handled' or 'duplicate'."""
         key = (queues.name, message.message_id)
         with self.db.uow(org_id=message.org_id) as uow:
-            if uow.session.get(ProcessedMessage, key) is not None:
+            if self._seen_in(uow.session, key):
                 return "duplicate"
             self._handlers[queues.name](message, self._injectables(uow))
             uow.session.add(ProcessedMessage(consumer=queues.name, message_id=message.message_id))
@@ -348,7 +352,17 @@ class Consumer:
 
     def _already_processed(self, key: tuple[str, str]) -> bool:
         with self.db.session(all_orgs=True) as session:
-            return session.get(ProcessedMessage, key) is not None
+            return self._seen_in(session, key)
+
+    @staticmethod
+    def _seen_in(session: Session, key: tuple[str, str]) -> bool:
+        # A Core query on the session's transaction: same answer as session.get(), at a fraction
+        # of the ORM's CPU cost, which matters on the per-message path.
+        consumer, message_id = key
+        query = select(_PROCESSED.c.message_id).where(
+            _PROCESSED.c.consumer == consumer, _PROCESSED.c.message_id == message_id
+        )
+        return session.connection().execute(query).first() is not None
 
     # --- retry and dead-letter ---------------------------------------------------------------------
     def _retry(
