@@ -481,6 +481,7 @@ def submit(
     session = find_session(uow, actor, session_id, lock=True)
     if session.state != S.ONBOARDING:
         if session.state in WAITING_STATES or session.state == S.COMPLETED:
+            uow.commit()  # nothing changed: releases the lock and keeps the loaded session readable
             return SubmitOutcome(session, submitted_now=False)
         require_editable(session)
     rules = rules_for(uow, session, catalog)

@@ -1,0 +1,118 @@
+"""The results page: headshots grouped by style, signed expiring downloads, owner only."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+
+import itsdangerous.timed
+import numpy as np
+from flask import Flask
+
+from libs.contracts import SessionState
+from libs.db import ChosenStyle, Database, Headshot, HeadshotSession
+from libs.db.demo import DemoData
+from libs.storage import LocalBlobStore
+from tests.unit.test_intake_api import error_of
+from tests.unit.test_intake_support import (  # noqa: F401  (the *_fixture names register fixtures)
+    app_fixture,
+    blobs_fixture,
+    db_fixture,
+    demo_fixture,
+    intake_settings_fixture,
+    png_bytes,
+    sign_in,
+)
+
+S = SessionState
+DOWNLOAD = re.compile(r'src="(/download/[^"?]+)"')
+ZIP = re.compile(r'href="(/download/[^"?]+)" download>')
+
+
+def complete_with_headshots(db: Database, blobs: LocalBlobStore, org_id: str, session_id: str) -> list[bytes]:
+    images = []
+    with db.uow(org_id=org_id) as uow:
+        session = uow.session.get(HeadshotSession, session_id)
+        for state in (S.SUBMITTED, S.QUEUED, S.PREPROCESSING, S.TRAINING, S.GENERATING, S.COMPLETED):
+            session.move_to(state)
+        for position, (style, pre) in enumerate([("navy:shirt", False), ("studio-grey:suit", True)]):
+            uow.session.add(
+                ChosenStyle(
+                    org_id=org_id, session_id=session_id, style_id=style, preselected=pre, position=position
+                )
+            )
+            for index in range(2):
+                data = png_bytes(np.full((64, 96, 3), 40 * (position * 2 + index), dtype=np.uint8))
+                images.append(data)
+                uow.session.add(
+                    Headshot(
+                        org_id=org_id,
+                        session_id=session_id,
+                        style_id=style,
+                        index_in_style=index,
+                        position=position * 2 + index,
+                        blob_key=blobs.put(data, kind="headshots", ext="png"),
+                        width=96,
+                        height=64,
+                        seed=index,
+                    )
+                )
+        uow.commit()
+    return images
+
+
+def test_results_show_an_empty_state_until_there_are_headshots(app: Flask, intake_settings, demo: DemoData):
+    bea = sign_in(app, intake_settings, demo.employees[0])
+    html = bea.client.get(f"/sessions/{bea.session_id}/results").get_data(as_text=True)
+    assert "Your headshots aren't ready yet" in html
+    assert "/download/" not in html
+
+
+def test_results_group_headshots_by_style_with_signed_downloads(
+    app, intake_settings, demo: DemoData, db, blobs
+):
+    bea = sign_in(app, intake_settings, demo.employees[0])
+    images = complete_with_headshots(db, blobs, demo.org_id, bea.session_id)
+    assert bea.client.get("/").headers["Location"] == f"/sessions/{bea.session_id}/results"
+    html = bea.client.get(f"/sessions/{bea.session_id}/results").get_data(as_text=True)
+    assert html.index("Deep navy · Business shirt") < html.index("Studio grey · Dark suit")
+    urls = DOWNLOAD.findall(html)
+    assert len(urls) == 4
+    assert [bea.client.get(u).data for u in urls] == images
+    assert bea.client.get(urls[0] + "?download=1").headers["Content-Disposition"].startswith("attachment;")
+    (zip_url,) = ZIP.findall(html)
+    archive = zipfile.ZipFile(io.BytesIO(bea.client.get(zip_url).data))
+    assert sorted(archive.namelist()) == [
+        "headshot-navy-shirt-1.png",
+        "headshot-navy-shirt-2.png",
+        "headshot-studio-grey-suit-1.png",
+        "headshot-studio-grey-suit-2.png",
+    ]
+
+
+def test_downloads_are_for_their_owner_only(app, intake_settings, demo: DemoData, db, blobs):
+    bea = sign_in(app, intake_settings, demo.employees[0])
+    complete_with_headshots(db, blobs, demo.org_id, bea.session_id)
+    url = DOWNLOAD.findall(bea.client.get(f"/sessions/{bea.session_id}/results").get_data(as_text=True))[0]
+    for intruder in (demo.employees[1], demo.other_employee):
+        other = sign_in(app, intake_settings, intruder)
+        assert other.client.get(url).status_code == 404
+        assert other.client.get(f"/sessions/{bea.session_id}/results").status_code == 404
+    assert app.test_client().get(url).status_code == 401
+    tampered = url[:-3] + ("AAA" if not url.endswith("AAA") else "BBB")
+    assert bea.client.get(tampered).status_code == 404
+
+
+def test_download_links_expire(app, intake_settings, demo: DemoData, db, blobs, monkeypatch):
+    bea = sign_in(app, intake_settings, demo.employees[0])
+    complete_with_headshots(db, blobs, demo.org_id, bea.session_id)
+    url = DOWNLOAD.findall(bea.client.get(f"/sessions/{bea.session_id}/results").get_data(as_text=True))[0]
+    assert bea.client.get(url).status_code == 200
+    # An hour and a minute later (the sign-in cookie lives for days, the link for RESULT_URL_TTL_SECONDS):
+    real = itsdangerous.timed.TimestampSigner.get_timestamp
+    later = intake_settings.RESULT_URL_TTL_SECONDS + 60
+    monkeypatch.setattr(itsdangerous.timed.TimestampSigner, "get_timestamp", lambda self: real(self) + later)
+    response = bea.client.get(url, headers={"Accept": "application/json"})
+    assert response.status_code == 410
+    assert error_of(response)["code"] == "link_expired"

@@ -1,0 +1,181 @@
+"""Fixtures and helpers shared by the intake tests (imported by tests/unit/test_intake_*.py, the
+integration and the e2e tests). It holds no tests itself.
+
+The fixtures are defined as ``<name>_fixture`` with ``name="<name>"``, so a test module imports
+``db_fixture`` and its tests ask for ``db`` (no module-level name shadowed by a parameter).
+
+Real photos come from scikit-image's bundled data (no download): the astronaut is a portrait that
+passes every check, the coffee cup has no face, a 200 px crop is too small.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from PIL import Image
+from sqlalchemy import func, select
+
+from libs.db import Database, OutboxMessage, Photo, User
+from libs.db.demo import DemoData, seed_demo
+from libs.settings import Settings
+from libs.storage import LocalBlobStore
+from libs.web import invite_url
+from services.intake.app import create_app
+
+SESSION_PATH = re.compile(r"/sessions/([0-9a-f-]{36})")
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "PNG")
+    return out.getvalue()
+
+
+@cache
+def astronaut_png() -> bytes:
+    from skimage import data
+
+    return png_bytes(data.astronaut())
+
+
+@cache
+def coffee_png() -> bytes:
+    from skimage import data
+
+    return png_bytes(data.coffee())  # 600 x 400, a cup: no face
+
+
+@cache
+def tiny_png() -> bytes:
+    from skimage import data
+
+    return png_bytes(data.astronaut()[:200, :200])
+
+
+@cache
+def astronaut_embedding() -> list[float]:
+    from libs.imaging import PhotoLimits, check_photo
+
+    return list(check_photo(astronaut_png(), PhotoLimits()).embedding)
+
+
+def intake_settings_for(tmp_path: Path, database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "VAR_DIR": str(tmp_path / "var"),
+        "DATABASE_URL": database_url,
+        "BROKER_URL": f"memory://{uuid.uuid4().hex[:8]}/",
+        "SECRET_KEY": "test-secret",
+        # skimage's coffee cup is 600 x 400: below the 512 px default it would be "too small"
+        # before the face check; 256 lets it reach "no face".
+        "MIN_PHOTO_SIDE": 256,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(name="intake_settings")
+def intake_settings_fixture(tmp_path: Path, sqlite_url: str) -> Settings:
+    return intake_settings_for(tmp_path, sqlite_url)
+
+
+@pytest.fixture(name="db")
+def db_fixture(intake_settings: Settings) -> Iterator[Database]:
+    database = Database(intake_settings.database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(name="demo")
+def demo_fixture(db: Database) -> DemoData:
+    return seed_demo(db)
+
+
+@pytest.fixture(name="blobs")
+def blobs_fixture(intake_settings: Settings) -> LocalBlobStore:
+    return LocalBlobStore(intake_settings.blob_dir)
+
+
+@pytest.fixture(name="app")
+def app_fixture(intake_settings: Settings, db: Database, blobs: LocalBlobStore) -> Flask:
+    return create_app(intake_settings, db=db, blobs=blobs, checks={})
+
+
+@dataclass
+class SignedIn:
+    client: FlaskClient
+    user: User
+    session_id: str
+    csrf: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-CSRF-Token": self.csrf}
+
+    def api(self, path: str = "") -> str:
+        return f"/api/v1/sessions/{self.session_id}{path}"
+
+
+def sign_in(app: Flask, settings: Settings, user: User) -> SignedIn:
+    """Open the person's invite link in a fresh client, as a browser would."""
+    client = app.test_client()
+    link = invite_url(settings, user).removeprefix(settings.public_url)
+    response = client.get(link)
+    assert response.status_code == 303, response.data[:300]
+    match = SESSION_PATH.search(response.headers["Location"])
+    assert match, response.headers["Location"]
+    current = client.get("/api/v1/sessions/current")
+    assert current.status_code == 200
+    return SignedIn(client, user, match.group(1), current.json["csrf_token"])
+
+
+def upload(who: SignedIn, data: bytes, name: str = "photo.png"):  # -> TestResponse
+    return who.client.post(
+        who.api("/photos"),
+        data={"photo": (io.BytesIO(data), name)},
+        headers=who.headers,
+        content_type="multipart/form-data",
+    )
+
+
+def add_photo(db: Database, org_id: str, session_id: str, embedding: list[float] | None = None) -> str:
+    """A Photo row without running the checks (fast setup for tests about other rules)."""
+    with db.uow(org_id=org_id) as uow:
+        photo = Photo(
+            org_id=org_id,
+            session_id=session_id,
+            original_key="originals/2026/01/" + uuid.uuid4().hex + ".png",
+            clean_key="photos/2026/01/" + uuid.uuid4().hex + ".jpg",
+            width=512,
+            height=512,
+            face_box={"x": 175, "y": 76, "w": 91, "h": 91, "score": 1.2},
+            embedding=embedding or [0.0] * 128,
+        )
+        uow.session.add(photo)
+        uow.commit()
+        return photo.id
+
+
+def outbox_count(db: Database, routing_key: str | None = None) -> int:
+    with db.session(all_orgs=True) as s:
+        query = select(func.count()).select_from(OutboxMessage)
+        if routing_key is not None:
+            query = query.where(OutboxMessage.routing_key == routing_key)
+        return int(s.scalar(query) or 0)
+
+
+COMPLETE_INFO = {
+    "full_name": "Bea Employee",
+    "gender": "female",
+    "eye_color": "brown",
+    "glasses": "no_glasses",
+}
