@@ -1,0 +1,304 @@
+"""The ``studio`` engine: a non-AI headshot renderer for development and CPU-only installs.
+
+It does what a retoucher does with one good photo, with classical image processing and no model
+weights, fast on a CPU:
+
+1. *prepare*: find the best-scoring face among the prepared photos (``libs.imaging.faces``, dlib
+   HOG) and write the "person model": a small JSON file naming that photo and its face box.
+2. *render*, once per plan: separate the person from the background with OpenCV GrabCut, seeded by
+   the face box (face = person, a head-and-shoulders silhouette around it = probably person, the
+   top and side edges = background), feather the edge, and apply a light tone correction (levels
+   stretched on the person's lightness, exposure nudged towards a well-lit face).
+3. *render*, per shot: a face-centred head-and-shoulders crop at the format's aspect, scaled to the
+   output size, composited over the backdrop, a vertical gradient of the catalog's colours. The
+   shot's seed varies the framing a little (zoom ±6 %, shift ±3 %), so the headshots of one style
+   differ and the same seed always gives the same picture.
+
+It does not dress the person: the clothing choice is not rendered (the person keeps the clothes of
+their photo); only the ``diffusion`` engine renders clothing. See docs/engines.md.
+
+    >>> engine = StudioEngine(Settings(VAR_DIR="var"))
+    >>> model = engine.prepare("session-42", [Path("photo.jpg")], PersonAttributes())
+    >>> images = [h.image for h in engine.render(model, plan, PersonAttributes())]
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from libs.catalog import Backdrop
+from libs.imaging.faces import detect_faces
+from services.generation.engines import (
+    Engine,
+    Headshot,
+    PersonAttributes,
+    PersonModel,
+    PersonModelError,
+    Progress,
+    ProgressCallback,
+    check_cancel,
+    report,
+    write_json_atomic,
+)
+from services.generation.engines.framing import Box, crop_resize, headshot_crop
+from services.generation.plan import Shot, ShotPlan
+
+MODEL_VERSION = 1
+MATTE_WORK_SIDE = (
+    256  # GrabCut runs on a copy this big: its cost grows fast with pixels, edges are feathered anyway
+)
+GRABCUT_ITERATIONS = 3
+FRAMING_JITTER = (0.06, 0.03, 0.02)  # zoom, horizontal and vertical shift, as fractions
+FACE_LIGHTNESS = 0.62  # LAB lightness of well-exposed skin in a studio portrait, 0-1
+
+
+class StudioEngine(Engine):
+    name = "studio"
+    model_suffix = ".json"
+
+    # --- prepare ---------------------------------------------------------------------------------
+    def prepare(
+        self,
+        person_id: str,
+        photos: Sequence[Path],
+        attributes: PersonAttributes,
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> PersonModel:
+        """Pick the photo whose face the detector is surest of; remember it and its face box."""
+        if not photos:
+            raise PersonModelError("no prepared photos to build a person model from")
+        best: tuple[float, Path, Any, tuple[int, int]] | None = None
+        for done, photo in enumerate(photos, start=1):
+            check_cancel(cancel, "preparing the person model")
+            rgb = _load_rgb(Path(photo))
+            faces = detect_faces(rgb)
+            if faces and (best is None or faces[0].score > best[0]):
+                best = (faces[0].score, Path(photo).resolve(), faces[0], (rgb.shape[1], rgb.shape[0]))
+            report(progress, Progress("training", done, len(photos)))
+        if best is None:
+            raise PersonModelError(f"no face found in any of the {len(photos)} prepared photos")
+
+        _, photo_path, face, size = best
+        path = self.model_path(person_id)
+        write_json_atomic(
+            path,
+            {
+                "version": MODEL_VERSION,
+                "photo": str(photo_path),
+                "image_size": list(size),
+                "face": {"x": face.x, "y": face.y, "w": face.w, "h": face.h, "score": face.score},
+            },
+        )
+        return PersonModel(path=path, engine=self.name, trigger="", base_model=f"studio-v{MODEL_VERSION}")
+
+    # --- render ----------------------------------------------------------------------------------
+    def render(
+        self,
+        model: PersonModel,
+        plan: ShotPlan,
+        attributes: PersonAttributes,
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Headshot]:
+        # Checked now, not at the first next(): the caller learns of a bad model where it asks.
+        self.check_model(model)
+        try:
+            data = json.loads(model.path.read_text())
+            face = Box(*(float(data["face"][k]) for k in ("x", "y", "w", "h")))
+            photo, size = Path(data["photo"]), data["image_size"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PersonModelError(f"person model {model.path.name} is not a studio model: {exc}") from None
+        rgb = _load_rgb(photo)
+        if [rgb.shape[1], rgb.shape[0]] != size:
+            raise PersonModelError(f"the reference photo of {model.path.name} changed since it was prepared")
+        return self._headshots(rgb, face, plan, progress, cancel)
+
+    def _headshots(
+        self,
+        rgb: np.ndarray,
+        face: Box,
+        plan: ShotPlan,
+        progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+    ) -> Iterator[Headshot]:
+        # The expensive part (segmentation) is done once; each shot is only a crop and a composite.
+        check_cancel(cancel, "rendering")
+        alpha = person_matte(rgb, face)
+        person = Image.fromarray(np.dstack([tone_correct(rgb, alpha, face), _to_uint8(alpha)]), "RGBA")
+        backdrops: dict[tuple[str, tuple[int, int]], Image.Image] = {}
+
+        for done, shot in enumerate(plan.shots):
+            check_cancel(cancel, "rendering")
+            key = (shot.style.backdrop.id, shot.size)
+            if key not in backdrops:
+                gradient = backdrop_gradient(shot.style.backdrop, shot.size)
+                backdrops[key] = Image.fromarray(gradient).convert("RGBA")
+            image = _compose(person, face, shot, backdrops[key])
+            report(progress, Progress("generating", done + 1, len(plan)))
+            yield Headshot(shot, image)
+
+
+def _compose(person: Image.Image, face: Box, shot: Shot, backdrop: Image.Image) -> Image.Image:
+    rng = np.random.default_rng(shot.seed)
+    zoom_j, x_j, y_j = FRAMING_JITTER
+    box = headshot_crop(
+        person.size,
+        face,
+        shot.width / shot.height,
+        zoom=1.0 + rng.uniform(-zoom_j, zoom_j),
+        shift=(rng.uniform(-x_j, x_j), rng.uniform(-y_j, y_j)),
+    )
+    cut = crop_resize(person, box, shot.size)
+    return Image.alpha_composite(backdrop, cut).convert("RGB")
+
+
+# --- image processing ------------------------------------------------------------------------------
+def backdrop_gradient(backdrop: Backdrop, size: tuple[int, int]) -> np.ndarray:
+    """An HxWx3 uint8 vertical gradient through the backdrop's colours, top colour first."""
+    width, height = size
+    stops = np.asarray(backdrop.rgb, dtype=np.float32)
+    if len(stops) == 1:
+        stops = np.vstack([stops, stops])
+    positions = np.linspace(0.0, 1.0, len(stops))
+    rows = np.linspace(0.0, 1.0, height)
+    column = np.stack([np.interp(rows, positions, stops[:, c]) for c in range(3)], axis=-1)
+    return np.broadcast_to(np.round(column)[:, None, :], (height, width, 3)).astype(np.uint8)
+
+
+def person_matte(rgb: np.ndarray, face: Box) -> np.ndarray:
+    """Alpha (HxW float32 in [0, 1]) of the person, by GrabCut seeded with a portrait silhouette."""
+    height, width = rgb.shape[:2]
+    scale = min(1.0, MATTE_WORK_SIDE / max(height, width))
+    small = cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+    seed = _silhouette_seed(
+        small.shape[:2], Box(face.x * scale, face.y * scale, face.w * scale, face.h * scale)
+    )
+
+    mask = seed.copy()
+    bgd_model, fgd_model = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    # GrabCut starts its colour models with k-means on OpenCV's (per-thread, ever-advancing) random
+    # generator: reset it, or the same photo gives a slightly different matte on every render.
+    cv2.setRNGSeed(0)
+    cv2.grabCut(
+        cv2.cvtColor(small, cv2.COLOR_RGB2BGR),
+        mask,
+        (0, 0, 0, 0),  # no rectangle: the mask above is the whole initialisation
+        bgd_model,
+        fgd_model,
+        GRABCUT_ITERATIONS,
+        cv2.GC_INIT_WITH_MASK,
+    )
+    person: np.ndarray = np.isin(mask, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
+
+    # Keep only what is connected to the face: GrabCut may claim a stray patch of similar colour.
+    _, labels = cv2.connectedComponents(person)
+    fx, fy = (round(v) for v in (face.centre[0] * scale, face.centre[1] * scale))
+    face_label = labels[min(fy, labels.shape[0] - 1), min(fx, labels.shape[1] - 1)]
+    if face_label:
+        person = (labels == face_label).astype(np.uint8)
+    # Background enclosed by the person (the inside of a collar, a shadow under the chin) is
+    # person: the backdrop must not show through. Real background reaches an edge of the photo.
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    person = cv2.morphologyEx(person, cv2.MORPH_CLOSE, kernel)
+    _, holes = cv2.connectedComponents(1 - person)
+    edge_labels = np.unique(np.concatenate([holes[0], holes[-1], holes[:, 0], holes[:, -1]]))
+    person[~np.isin(holes, edge_labels)] = 1
+    # Below the chin a headshot is solid from shoulder to shoulder: fill each row between the
+    # person's outermost pixels (grey collar linings and shirt folds otherwise leak to the edge).
+    chin = min(person.shape[0], round((face.y + face.h * 1.1) * scale))
+    rows: np.ndarray = person[chin:]
+    filled = np.asarray(rows.any(axis=1))
+    first = rows.argmax(axis=1)
+    last = rows.shape[1] - 1 - rows[:, ::-1].argmax(axis=1)
+    cols = np.arange(rows.shape[1])[None, :]
+    rows[filled[:, None] & (cols >= first[:, None]) & (cols <= last[:, None])] = 1
+
+    # Pull the edge in by a pixel: GrabCut's boundary pixels are a mix with the old background and
+    # would show as a light or dark halo on the new one.
+    person = cv2.erode(person, np.ones((3, 3), np.uint8))
+    alpha = cv2.resize(person.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    feather = max(1.0, 1.2 / scale)  # soften the edge by about a working-resolution pixel
+    return np.clip(cv2.GaussianBlur(alpha, (0, 0), feather), 0.0, 1.0)
+
+
+def _silhouette_seed(shape: tuple[int, int], face: Box) -> np.ndarray:
+    """GrabCut's starting labels: where a head-and-shoulders portrait puts the person."""
+    height, width = shape
+    mask = np.full((height, width), cv2.GC_PR_BGD, np.uint8)
+    cx = face.x + face.w / 2
+    chin = face.y + face.h
+
+    def fill(x0: float, y0: float, x1: float, y1: float, label: int) -> None:
+        mask[max(0, round(y0)) : max(0, round(y1)), max(0, round(x0)) : max(0, round(x1))] = label
+
+    # Probably person: the head with hair, and shoulders widening below the chin down to the bottom.
+    fill(
+        face.x - 0.35 * face.w,
+        face.y - 0.6 * face.h,
+        face.x + 1.35 * face.w,
+        chin + 0.3 * face.h,
+        cv2.GC_PR_FGD,
+    )
+    rows = np.arange(height)[:, None]
+    cols = np.arange(width)[None, :]
+    below = np.clip((rows - chin) / max(face.h, 1.0), 0.0, None)
+    half_width = face.w * (0.6 + 0.9 * np.minimum(below, 1.6))
+    mask[(rows > chin) & (np.abs(cols - cx) < half_width)] = cv2.GC_PR_FGD
+    # Surely person: the middle of the face and the neck under it.
+    fill(face.x + 0.2 * face.w, face.y + 0.15 * face.h, face.x + 0.8 * face.w, chin, cv2.GC_FGD)
+    fill(cx - 0.2 * face.w, chin, cx + 0.2 * face.w, chin + 0.4 * face.h, cv2.GC_FGD)
+    # Surely background: a thin band at the top and sides (the bottom edge cuts through the person).
+    band = max(2, round(0.02 * max(height, width)))
+    for region in (mask[:band, :], mask[:, :band], mask[:, -band:]):
+        region[region != cv2.GC_FGD] = cv2.GC_BGD
+    return mask
+
+
+def tone_correct(rgb: np.ndarray, alpha: np.ndarray, face: Box, strength: float = 0.5) -> np.ndarray:
+    """Light retouching, measured on the person only: stretch the levels, then expose for the face.
+
+    Only lightness changes (LAB's L): colours are left alone, since skin and clothing are rarely
+    neutral and a grey-world correction would tint the person.
+    """
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+    on_person = alpha > 0.5
+    if on_person.sum() < 100:  # nothing reliable to measure
+        return rgb
+    lightness = lab[..., 0] / 255.0
+    low, high = np.percentile(lightness[on_person], (1.0, 99.0))
+    if high - low > 0.05:
+        stretched = np.clip((lightness - low) / (high - low) * 0.92 + 0.04, 0.0, 1.0)
+        lightness = (1 - strength) * lightness + strength * stretched
+    # Move the face's median lightness part of the way towards a well-exposed skin tone.
+    left, top, right, bottom = face.rounded()
+    face_median = float(np.median(lightness[max(0, top) : bottom, max(0, left) : right]))
+    if 0.05 < face_median < 0.95:
+        target = face_median + strength * (FACE_LIGHTNESS - face_median)
+        lightness = np.power(lightness, np.log(target) / np.log(face_median))
+    lab[..., 0] = lightness * 255.0
+    return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
+def _to_uint8(alpha: np.ndarray) -> np.ndarray:
+    return np.round(alpha * 255.0).astype(np.uint8)
+
+
+def _load_rgb(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"), dtype=np.uint8)
+    except FileNotFoundError:
+        raise PersonModelError(f"photo {path} is missing") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise PersonModelError(f"photo {path.name} cannot be read: {exc}") from None

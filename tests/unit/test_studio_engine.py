@@ -1,0 +1,209 @@
+"""The studio engine on a real portrait (skimage's astronaut), and the command line around it."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+from libs.catalog import default_catalog
+from libs.imaging.faces import detect_faces
+from libs.settings import Settings
+from services.generation.engines import Cancelled, PersonAttributes, PersonModelError, make_engine
+from services.generation.engines.framing import Box, headshot_crop
+from services.generation.engines.studio import StudioEngine, backdrop_gradient
+from services.generation.plan import plan_shots
+
+ROOT = Path(__file__).resolve().parents[2]
+ATTRS = PersonAttributes("female", "brown")
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    Image.fromarray(skimage.data.astronaut()).save(folder / "astronaut.png")
+    Image.fromarray(skimage.data.coffee()).save(folder / "coffee.png")  # no face: must not be picked
+    return folder
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory) -> StudioEngine:
+    engine = make_engine(Settings(VAR_DIR=str(tmp_path_factory.mktemp("var")), ENGINE="studio"))
+    assert isinstance(engine, StudioEngine)
+    return engine
+
+
+@pytest.fixture(scope="module")
+def model(engine, photos):
+    return engine.prepare("person-1", sorted(photos.iterdir()), ATTRS)
+
+
+def render(engine, model, format_id, styles=("navy:suit",), count=None):
+    """The plan and its first ``count`` headshots (all by default): the rest is never rendered."""
+    plan = plan_shots(
+        default_catalog(), package_id="executive", format_id=format_id, styles=list(styles), session_key="s"
+    )
+    return plan, list(itertools.islice(engine.render(model, plan, ATTRS), count))
+
+
+@pytest.mark.parametrize(
+    ("face", "aspect", "zoom"),
+    [
+        (Box(175, 76, 91, 91), 4 / 5, 1.0),  # the astronaut: no headroom above, slid down to the top
+        (Box(0, 0, 60, 60), 3 / 2, 1.0),  # a face in the corner
+        (Box(200, 200, 300, 300), 4 / 5, 0.5),  # a face too big to frame: the crop shrinks to fit
+    ],
+)
+def test_headshot_crops_keep_the_aspect_and_stay_inside_the_photo(face, aspect, zoom):
+    box = headshot_crop((512, 512), face, aspect, zoom=zoom)
+
+    assert box.w / box.h == pytest.approx(aspect)
+    assert box.x >= 0 and box.y >= 0 and box.x + box.w <= 512 + 1e-9 and box.y + box.h <= 512 + 1e-9
+    cx, cy = face.centre
+    if box.w < 512 and box.h < 512 and face.x > 0:  # room to centre: the face is in the middle third
+        assert box.x + box.w / 3 < cx < box.x + 2 * box.w / 3
+
+
+def test_prepare_writes_a_small_json_model_naming_the_photo_with_the_face(model, photos):
+    data = json.loads(model.path.read_text())
+
+    assert model.engine == "studio" and model.path.suffix == ".json"
+    assert Path(data["photo"]) == (photos / "astronaut.png").resolve()
+    # dlib finds the astronaut's face around (175, 76), about 90 px wide.
+    assert 150 < data["face"]["x"] < 200 and 50 < data["face"]["y"] < 100 and 70 < data["face"]["w"] < 120
+
+
+@pytest.mark.parametrize("format_id", ["standard", "portrait"])
+def test_every_shot_is_rendered_at_the_formats_size_with_the_face_still_in_it(engine, model, format_id):
+    fmt = default_catalog().format(format_id)
+    plan, headshots = render(engine, model, format_id, count=None if format_id == "portrait" else 2)
+
+    assert [h.shot for h in headshots] == list(plan.shots[: len(headshots)])
+    assert len(headshots) in (2, len(plan))
+    assert {h.image.size for h in headshots} == {(fmt.width, fmt.height)}
+    faces = detect_faces(np.asarray(headshots[0].image))
+    assert len(faces) == 1
+    # Framed as a headshot: the face is horizontally central-ish and in the upper half.
+    face = faces[0]
+    assert 0.25 < (face.x + face.w / 2) / fmt.width < 0.75
+    assert (face.y + face.h / 2) / fmt.height < 0.55
+
+
+@pytest.mark.parametrize(("format_id", "style"), [("portrait", "navy:suit"), ("standard", "outdoor:knit")])
+def test_background_is_the_backdrop_away_from_the_person(engine, model, format_id, style):
+    _, headshots = render(engine, model, format_id, styles=[style], count=1)
+    image = np.asarray(headshots[0].image).astype(int)
+    expected = backdrop_gradient(default_catalog().style(style).backdrop, headshots[0].image.size).astype(int)
+    h, w = image.shape[:2]
+    patch = max(8, w // 20)
+    # The top corners are wall in the photo (grey wall, flag at the top left): replaced by the backdrop.
+    for corner in (np.s_[:patch, :patch], np.s_[:patch, w - patch :]):
+        assert np.abs(image[corner] - expected[corner]).mean() < 6, corner
+    # The person was not painted over: the face area is far from the backdrop colour.
+    face = detect_faces(image.astype(np.uint8))[0]
+    inner = np.s_[
+        face.y + face.h // 4 : face.y + 3 * face.h // 4, face.x + face.w // 4 : face.x + 3 * face.w // 4
+    ]
+    assert np.abs(image[inner] - expected[inner]).mean() > 40
+
+
+def test_same_seed_same_image_and_shots_of_one_style_differ(engine, model):
+    _, first = render(engine, model, "portrait", count=2)
+    _, again = render(engine, model, "portrait", count=1)
+
+    assert np.array_equal(np.asarray(first[0].image), np.asarray(again[0].image))
+    assert not np.array_equal(np.asarray(first[0].image), np.asarray(first[1].image))
+
+
+def test_progress_is_reported_per_image_in_order(engine, model):
+    plan = plan_shots(
+        default_catalog(), package_id="starter", format_id="standard", styles=[], session_key="s"
+    )
+    events = []
+    list(engine.render(model, plan, ATTRS, progress=events.append))
+
+    assert [(e.stage, e.done, e.total) for e in events] == [
+        ("generating", i, len(plan)) for i in range(1, len(plan) + 1)
+    ]
+
+
+def test_cancel_stops_the_render_with_an_error(engine, model):
+    plan = plan_shots(
+        default_catalog(), package_id="starter", format_id="standard", styles=[], session_key="s"
+    )
+    cancel = threading.Event()
+    rendered = []
+    with pytest.raises(Cancelled):
+        for headshot in engine.render(model, plan, ATTRS, cancel=cancel):
+            rendered.append(headshot)
+            cancel.set()
+    assert len(rendered) == 1
+
+
+def test_photos_without_a_face_give_a_clear_error(engine, photos):
+    with pytest.raises(PersonModelError, match="no face found"):
+        engine.prepare("person-2", [photos / "coffee.png"], ATTRS)
+
+
+def test_delete_removes_the_model_and_a_deleted_model_cannot_render(engine, photos):
+    model = engine.prepare("person-3", [photos / "astronaut.png"], ATTRS)
+    engine.delete(model)
+    engine.delete(model)  # twice is fine: the worker may retry
+
+    assert not model.path.exists()
+    plan = plan_shots(
+        default_catalog(), package_id="starter", format_id="standard", styles=[], session_key="s"
+    )
+    with pytest.raises(PersonModelError, match="missing"):
+        engine.render(model, plan, ATTRS)  # raised by the call, before any iteration
+
+
+def test_cli_renders_a_plan_with_a_progress_bar(photos, tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "VAR_DIR": str(tmp_path / "var"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "services.generation", "render", "--photos", str(photos), "--engine", "studio"]
+        + ["--styles", "navy:suit,office:blazer", "--package", "executive", "--format", "portrait"]
+        + ["--out", str(out), "--size", "160x200"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    files = sorted(out.iterdir())
+    # navy:suit and office:blazer chosen, studio-grey:suit pre-selected; 4 headshots each.
+    assert len(files) == 12
+    assert files[0].name == "navy_suit_01.png"
+    assert {Image.open(f).size for f in files} == {(160, 200)}
+    assert "generating [" in result.stderr and "12/12" in result.stderr
+    assert "12 headshots" in result.stdout
+    assert not list((tmp_path / "var").glob("**/*.json")), "the CLI's person model must be deleted"
+
+
+def test_cli_help_and_bad_choices(tmp_path):
+    run = [sys.executable, "-m", "services.generation"]
+    help_text = subprocess.run(
+        [*run, "render", "--help"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert "--model-dir" in help_text.stdout and "--styles" in help_text.stdout
+
+    bad = subprocess.run(
+        [*run, "render", "--photos", str(tmp_path), "--package", "starter", "--format", "standard"]
+        + ["--out", str(tmp_path / "out")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "no photos" in bad.stderr
