@@ -48,13 +48,10 @@ def seed_demo(db: Database) -> DemoData:
                 s.flush()
             orgs[slug] = org
         users: dict[str, User] = {}
-        for slug, email, display, role in _USERS:
-            org_id = orgs[slug].id if slug else None
-            user = s.scalar(
-                select(User).where(
-                    User.email == email, User.org_id.is_(org_id) if org_id is None else User.org_id == org_id
-                )
-            )
+        for org_slug, email, display, role in _USERS:
+            org_id = orgs[org_slug].id if org_slug else None
+            same_org = User.org_id.is_(None) if org_id is None else User.org_id == org_id
+            user = s.scalar(select(User).where(User.email == email, same_org))
             if user is None:
                 user = User(org_id=org_id, email=email, display_name=display, role=role.value)
                 s.add(user)

@@ -71,7 +71,9 @@ def test_a_scoped_session_cannot_read_another_org(db):
 def test_a_scoped_session_cannot_write_into_another_org(db):
     a, b, sa_, sb = two_orgs(db)
     with db.uow(org_id=a.id) as uow:
-        uow.session.add(Photo(org_id=b.id, session_id=sb.id, original_key="x", clean_key="y", width=1, height=1))
+        uow.session.add(
+            Photo(org_id=b.id, session_id=sb.id, original_key="x", clean_key="y", width=1, height=1)
+        )
         with pytest.raises(CrossTenantWrite):
             uow.flush()
     with db.uow(org_id=a.id) as uow:  # rows with no org are stamped with the session's
@@ -88,8 +90,15 @@ def test_unscoped_sessions_must_be_asked_for():
 
 def test_state_change_and_outbox_row_commit_together_or_not_at_all(db):
     a, _b, sa_, _sb = two_orgs(db)
-    msg = new_message(SESSION_SUBMITTED, org_id=a.id, session_id=sa_.id, package="starter",
-                      format="standard", styles=["navy:suit"], photo_count=1)
+    msg = new_message(
+        SESSION_SUBMITTED,
+        org_id=a.id,
+        session_id=sa_.id,
+        package="starter",
+        format="standard",
+        styles=["navy:suit"],
+        photo_count=1,
+    )
     with db.uow(org_id=a.id) as uow:
         uow.session.get(HeadshotSession, sa_.id).move_to("submitted")
         uow.add_message(msg)
@@ -103,7 +112,11 @@ def test_state_change_and_outbox_row_commit_together_or_not_at_all(db):
         uow.commit()
     with db.session(all_orgs=True) as s:
         row = s.scalars(select(OutboxMessage)).one()
-        assert (row.message_id, row.routing_key, row.sent_at) == (msg.message_id, SESSION_SUBMITTED.routing_key, None)
+        assert (row.message_id, row.routing_key, row.sent_at) == (
+            msg.message_id,
+            SESSION_SUBMITTED.routing_key,
+            None,
+        )
         assert s.get(HeadshotSession, sa_.id).state == "submitted"
 
 
@@ -113,7 +126,12 @@ def test_illegal_transitions_are_refused_and_personal_info_erased(db):
         session = uow.session.get(HeadshotSession, sa_.id)
         with pytest.raises(IllegalTransition):
             session.move_to("completed")
-        session.full_name, session.gender, session.eye_color, session.glasses = "Ann", "female", "green", "none"
+        session.full_name, session.gender, session.eye_color, session.glasses = (
+            "Ann",
+            "female",
+            "green",
+            "none",
+        )
         session.erase_personal_info()
         uow.commit()
     with db.session(org_id=a.id) as s:

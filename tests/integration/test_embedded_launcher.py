@@ -35,10 +35,19 @@ def read_until(proc: subprocess.Popen, pattern: str, timeout: float = 90) -> str
 
 @pytest.mark.timeout(180)
 def test_python_m_services_serves_and_stops_cleanly(tmp_path):
-    env = {**os.environ, "VAR_DIR": str(tmp_path / "var"), "PORT": "0", "SECRET_KEY": "launcher-test",
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "VAR_DIR": str(tmp_path / "var"),
+        "PORT": "0",
+        "SECRET_KEY": "launcher-test",
+        "PYTHONUNBUFFERED": "1",
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "services"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     try:
@@ -62,7 +71,8 @@ def test_python_m_services_serves_and_stops_cleanly(tmp_path):
 
 
 def test_help_describes_the_commands():
-    out = subprocess.run([sys.executable, "-m", "services", "--help"], cwd=ROOT, capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "services", "--help"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     for word in ("run", "relay", "seed", "embedded"):
         assert word in out

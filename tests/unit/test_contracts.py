@@ -123,7 +123,16 @@ def test_queues_are_named_after_consumer_and_event():
 
 
 def test_happy_path_is_legal_and_skipping_is_not():
-    path = ["onboarding", "submitted", "in_review", "queued", "preprocessing", "training", "generating", "completed"]
+    path = [
+        "onboarding",
+        "submitted",
+        "in_review",
+        "queued",
+        "preprocessing",
+        "training",
+        "generating",
+        "completed",
+    ]
     for current, target in zip(path, path[1:], strict=False):
         assert transition(current, target) == SessionState(target)
     assert transition("submitted", "queued") is SessionState.QUEUED  # no manual review

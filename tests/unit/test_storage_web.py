@@ -35,7 +35,9 @@ def app(settings, sqlite_url):
 
     @app.post("/api/v1/boom")
     def boom():
-        raise ApiError(422, "validation_failed", "Please fix the marked fields.", {"full_name": ["Required."]})
+        raise ApiError(
+            422, "validation_failed", "Please fix the marked fields.", {"full_name": ["Required."]}
+        )
 
     @app.get("/crash")
     def crash():
@@ -63,8 +65,14 @@ def test_one_json_error_shape_and_no_leaks(app):
     client = app.test_client()
     r = client.post("/api/v1/boom")
     assert r.status_code == 422
-    assert r.json == {"error": {"status": 422, "code": "validation_failed", "message": "Please fix the marked fields.",
-                                "fields": {"full_name": ["Required."]}}}
+    assert r.json == {
+        "error": {
+            "status": 422,
+            "code": "validation_failed",
+            "message": "Please fix the marked fields.",
+            "fields": {"full_name": ["Required."]},
+        }
+    }
     r = client.get("/api/v1/nothing-here")
     assert r.status_code == 404 and r.json["error"]["code"] == "not_found"
     r = client.get("/crash")
@@ -85,8 +93,12 @@ def test_readyz_names_what_is_down(settings):
     def broker_down():
         raise ConnectionError("broker unreachable at amqp://127.0.0.1:1")
 
-    app = create_base_app(__name__, "test", settings.replace(DATABASE_URL="sqlite:////nonexistent/dir/x.db"),
-                          checks={"broker": broker_down})
+    app = create_base_app(
+        __name__,
+        "test",
+        settings.replace(DATABASE_URL="sqlite:////nonexistent/dir/x.db"),
+        checks={"broker": broker_down},
+    )
     r = app.test_client().get("/readyz")
     assert r.status_code == 503
     assert r.json["checks"]["broker"].startswith("failed: broker unreachable")
