@@ -217,7 +217,7 @@ def photos_of(uow: UnitOfWork, session: HeadshotSession) -> list[Photo]:
 def rejection_reason(uow: UnitOfWork, session: HeadshotSession) -> str | None:
     """Why the org admin sent this session back, while it is back in onboarding (from the outbox,
     which is also the session's timeline)."""
-    if session.state != S.ONBOARDING or session.submitted_at is None:
+    if session.state != S.ONBOARDING:
         return None
     body = uow.session.scalar(
         select(OutboxMessage.body)
