@@ -56,7 +56,10 @@ def _invite(settings: Settings, slug: str, email: str, name: str) -> int:
         with db.uow(all_orgs=True) as uow:
             org = uow.session.scalar(select(Organization).where(Organization.slug == slug))
             if org is None:
-                print(f"error: no organization with the slug {slug!r}", file=sys.stderr)
+                print(
+                    f"error: no organization with the slug {slug!r} (demo data: python -m services seed)",
+                    file=sys.stderr,
+                )
                 return 2
             user = uow.session.scalar(select(User).where(User.org_id == org.id, User.email == email))
             if user is None:

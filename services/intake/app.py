@@ -83,6 +83,15 @@ def create_app(
                 fields.update(value)
         return error_response(422, "validation_failed", "Please fix the marked fields.", fields or None)
 
+    @app.after_request
+    def _private(response: Response) -> Response:
+        # Pages and answers show personal info and photos: keep them out of shared and back-button
+        # caches (thumbnails and downloads set their own short private caching).
+        response.headers.setdefault("Cache-Control", "private, no-store")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
     app.register_blueprint(views.bp)
     smorest = IntakeApi(app)
     smorest.register_blueprint(api.blp)

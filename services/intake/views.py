@@ -71,15 +71,6 @@ FIELD_ORDER = {
 }
 
 
-@bp.after_request
-def _no_store(response: Response) -> Response:
-    # Pages show personal info and photos: never keep them in shared or back-button caches.
-    response.headers.setdefault("Cache-Control", "private, no-store")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    return response
-
-
 @bp.app_context_processor
 def _header() -> dict[str, Any]:
     """The signed-in person and their organization, for every page's header."""

@@ -420,3 +420,11 @@ def test_openapi_document_is_built_from_the_schemas(app: Flask):
         "429",
     }
     assert schemas["Error"]["properties"]["error"]["$ref"].endswith("ErrorBody")
+
+
+def test_answers_are_kept_out_of_shared_caches(app: Flask, intake_settings, demo: DemoData):
+    bea = sign_in(app, intake_settings, demo.employees[0])
+    for path in (f"/sessions/{bea.session_id}", bea.api(), bea.api("/status")):
+        response = bea.client.get(path)
+        assert response.headers["Cache-Control"] == "private, no-store"
+        assert response.headers["Referrer-Policy"] == "same-origin"
