@@ -19,6 +19,7 @@ from flask import (
     request,
     url_for,
 )
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import MultiDict
 
 from libs.catalog import Style
@@ -74,11 +75,15 @@ FIELD_ORDER = {
 @bp.app_context_processor
 def _header() -> dict[str, Any]:
     """The signed-in person and their organization, for every page's header."""
-    user = signed_in()
-    org = None
-    if user is not None:
-        with get_db().session(org_id=user.org_id) as s:
-            org = s.get(Organization, user.org_id)
+    try:
+        user = signed_in()
+        org = None
+        if user is not None:
+            with get_db().session(org_id=user.org_id) as s:
+                org = s.get(Organization, user.org_id)
+    except SQLAlchemyError:
+        # Error pages render through here too: a database outage must not break them.
+        return {"user": None, "org": None}
     return {"user": user, "org": org}
 
 
