@@ -53,6 +53,11 @@ class FaceBox:
 
 _detector: Any = None
 _detector_lock = threading.Lock()
+# dlib's detector and networks are not safe for concurrent use: two threads running the same
+# detector crash the whole process (segfault, reproduced with four threads on the astronaut).
+# Each call holds its model's lock; a check is ~0.1 s, so uploads queue briefly instead of crashing.
+_detect_call = threading.Lock()
+_embed_call = threading.Lock()
 
 
 def _get_detector() -> Any:
@@ -100,7 +105,9 @@ def detect_faces(rgb: np.ndarray, score_cut: float = SCORE_CUT, upsample: int | 
     if upsample is None:
         upsample = 1 if max(image.shape[:2]) <= UPSAMPLE_UP_TO else 0
 
-    rects, scores, _kinds = _get_detector().run(image, upsample, score_cut)
+    detector = _get_detector()
+    with _detect_call:
+        rects, scores, _kinds = detector.run(image, upsample, score_cut)
     faces = []
     for rect, score in zip(rects, scores, strict=True):
         if score < score_cut:
@@ -162,8 +169,10 @@ def face_embedding(rgb: np.ndarray, box: FaceBox) -> tuple[float, ...]:
     image = _to_rgb_uint8(rgb)
     predictor, resnet = _get_embedder()
     rect = dlib.rectangle(box.x, box.y, box.x + box.w - 1, box.y + box.h - 1)
-    landmarks = predictor(image, rect)
-    return tuple(float(v) for v in resnet.compute_face_descriptor(image, landmarks))
+    with _embed_call:
+        landmarks = predictor(image, rect)
+        descriptor = resnet.compute_face_descriptor(image, landmarks)
+    return tuple(float(v) for v in descriptor)
 
 
 def face_distance(a: Sequence[float], b: Sequence[float]) -> float:

@@ -24,7 +24,6 @@ import io
 import json
 import logging
 import math
-import threading
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,7 +49,7 @@ from libs.db import (
     utcnow,
 )
 from libs.db.database import Database
-from libs.imaging import CheckedPhoto, PhotoLimits, PhotoRejected, check_photo
+from libs.imaging import PhotoLimits, PhotoRejected, check_photo
 from libs.settings import Settings
 from libs.storage import BlobStore
 from services.intake.schemas import PersonalInfoSchema, Rules, StylesSchema, SubmissionSchema
@@ -266,7 +265,7 @@ def upload_photo(
         uow.commit()  # the attempt counts whether or not the photo passes
 
     try:
-        checked = _check(data, PhotoLimits.from_settings(settings), others)
+        checked = check_photo(data, PhotoLimits.from_settings(settings), others)
     except PhotoRejected as refused:
         raise IntakeError(refused.http_status, refused.code, refused.message) from None
 
@@ -296,31 +295,6 @@ def upload_photo(
         raise
     log.info("photo %s accepted for session %s", photo.id, session_id)
     return photo
-
-
-# dlib's face detector crashes the whole process (segfault, reproduced here with two threads) when
-# two threads run their very first detection at the same time; once one detection has finished,
-# concurrent checks are safe. So the first checks of a process run one at a time, until one has
-# got as far as face detection. (Better fixed in libs/imaging by warming the detector under its lock.)
-_first_checks = threading.Lock()
-_detector_warm = threading.Event()
-_FACE_STAGE_CODES = frozenset(
-    {"no_face", "several_faces", "face_cut_off", "face_too_small", "different_person"}
-)
-
-
-def _check(data: bytes, limits: PhotoLimits, others: list[Any]) -> CheckedPhoto:
-    if _detector_warm.is_set():
-        return check_photo(data, limits, others=others)
-    with _first_checks:
-        try:
-            checked = check_photo(data, limits, others=others)
-        except PhotoRejected as refused:
-            if refused.code in _FACE_STAGE_CODES:
-                _detector_warm.set()
-            raise
-        _detector_warm.set()
-        return checked
 
 
 def _require_room(count: int) -> None:

@@ -106,3 +106,34 @@ def test_nothing_is_loaded_at_import() -> None:
         "assert 'dlib' not in sys.modules and 'pillow_heif' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+RACE = """
+import threading
+from skimage import data
+from libs.imaging import detect_faces, face_embedding
+img = data.astronaut()
+done = []
+def work():
+    done.append(len(face_embedding(img, detect_faces(img)[0])))
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(done)
+"""
+
+
+def test_concurrent_checks_from_many_threads_do_not_crash_the_process():
+    """dlib's models are not safe for concurrent use (a segfault took the whole server down when two
+    photos were uploaded at once); several fresh processes each race eight threads from the start."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for _ in range(4):
+        proc = subprocess.run([sys.executable, "-c", RACE], cwd=root, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-500:]}"
+        assert proc.stdout.strip() == str([128] * 8)

@@ -309,7 +309,7 @@ def test_a_photo_checked_while_the_session_was_submitted_is_not_kept(
 ):
     actor, sid = start(db, demo.employees[0])
     ready_to_submit(db, actor, sid, embedding=astronaut_embedding())
-    real_check = onboarding._check
+    real_check = onboarding.check_photo
 
     def check_then_submit_elsewhere(*args):
         checked = real_check(*args)
@@ -317,7 +317,7 @@ def test_a_photo_checked_while_the_session_was_submitted_is_not_kept(
             onboarding.submit(uow, actor, sid, CONFIRM)
         return checked
 
-    monkeypatch.setattr(onboarding, "_check", check_then_submit_elsewhere)
+    monkeypatch.setattr(onboarding, "check_photo", check_then_submit_elsewhere)
     with pytest.raises(IntakeError) as caught:
         onboarding.upload_photo(db, blobs, intake_settings, actor, sid, astronaut_png())
     assert caught.value.status == 409
