@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
 from libs.settings import Settings
 from libs.web import configure_logging
@@ -66,16 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'health':<12} {running.platform.settings.public_url}/healthz")
     print("Press Ctrl-C to stop.", flush=True)
 
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
-        while not stopped.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    print("Stopping…", flush=True)
-    running.shutdown()
-    print("Stopped.")
+    launcher.run_until_stopped(running)
     return 0
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -182,6 +183,20 @@ def start(
     if seed:
         print_demo(settings, seed_demo(platform.db))
     return running
+
+
+def run_until_stopped(running: Running) -> None:
+    """Block until Ctrl-C or SIGTERM, then stop everything cleanly (messages in hand are finished)."""
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    print("Stopping…", flush=True)
+    running.shutdown()
+    print("Stopped.", flush=True)
 
 
 def _not_ready(environ: Any, start_response: Any) -> list[bytes]:

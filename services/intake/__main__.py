@@ -9,9 +9,7 @@ Settings come from the environment (``python -m libs.settings`` lists them).
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
 from sqlalchemy import select
 
@@ -88,14 +86,7 @@ def _serve(settings: Settings, *, workers: bool, relay: bool) -> int:
 
     running = launcher.start(settings, only={"intake"}, web=True, workers=workers, relay=relay)
     print(f"intake at {running.platform.settings.public_url}/  (Ctrl-C to stop)", flush=True)
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
-        while not stopped.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    running.shutdown()
+    launcher.run_until_stopped(running)
     return 0
 
 
