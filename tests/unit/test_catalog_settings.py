@@ -74,7 +74,13 @@ def test_settings_defaults_are_the_embedded_mode():
 
 
 def test_settings_are_read_and_typed_from_the_environment():
-    env = {"PORT": "9001", "IMG2IMG": "yes", "GUIDANCE_SCALE": "5.5", "BROKER_URL": "amqp://h/", "UNRELATED": "x"}
+    env = {
+        "PORT": "9001",
+        "IMG2IMG": "yes",
+        "GUIDANCE_SCALE": "5.5",
+        "BROKER_URL": "amqp://h/",
+        "UNRELATED": "x",
+    }
     s = Settings.from_env(env)
     assert (s.PORT, s.IMG2IMG, s.GUIDANCE_SCALE, s.BROKER_URL) == (9001, True, 5.5, "amqp://h/")
     assert not s.embedded_broker

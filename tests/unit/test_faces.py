@@ -134,6 +134,8 @@ def test_concurrent_checks_from_many_threads_do_not_crash_the_process():
 
     root = Path(__file__).resolve().parents[2]
     for _ in range(4):
-        proc = subprocess.run([sys.executable, "-c", RACE], cwd=root, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-c", RACE], cwd=root, capture_output=True, text=True, timeout=120
+        )
         assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-500:]}"
         assert proc.stdout.strip() == str([128] * 8)

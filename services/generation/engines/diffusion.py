@@ -160,8 +160,21 @@ def _single_file_config(path: Path, family: str) -> Path:
         ) from None
 
 
+def _quiet_model_libraries() -> None:
+    """diffusers and transformers print progress bars and advice meant for notebooks (a warning per
+    LoRA load, torchvision hints): keep the worker's log to what an operator needs."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+
+
 def load_pipeline(model_dir: str, dtype: torch.dtype) -> Any:
     """The text-to-image pipeline of ``model_dir`` (folder or single file), on the CPU."""
+    _quiet_model_libraries()
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
     if not model_dir:
