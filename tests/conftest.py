@@ -123,3 +123,12 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
         PUBLISH_TIMEOUT=3.0,
         RETRY_DELAY_MS=200,
     )
+
+
+@pytest.fixture(autouse=True)
+def _empty_memory_broker() -> Iterator[None]:
+    """kombu's memory:// broker is process-wide: every test starts and ends with it empty."""
+    from libs.messaging.testing import fresh_memory_broker
+
+    with fresh_memory_broker():
+        yield

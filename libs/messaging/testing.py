@@ -11,6 +11,7 @@ uses pika on RabbitMQ, an AMQP client independent of kombu, and plain kombu on m
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from kombu import Connection, Producer
 
-from libs.contracts import EXCHANGE
+from libs.contracts import EXCHANGE, SESSION_SUBMITTED, Message, new_message
 from libs.messaging.broker import is_memory, reset_memory_broker
 from libs.messaging.consumer import Consumer
 from libs.settings import Settings
@@ -123,3 +124,16 @@ def pika_get_all(amqp_url: str, queue: str, limit: int = 100_000) -> list[tuple[
     finally:
         connection.close()
     return got
+
+
+def sample_submitted(photo_count: int = 1, org_id: str = "org-1") -> Message:
+    """A valid session.submitted message for a fresh session, as tests and benchmarks need one."""
+    return new_message(
+        SESSION_SUBMITTED,
+        org_id=org_id,
+        session_id=str(uuid.uuid4()),
+        package="executive",
+        format="portrait",
+        styles=["navy:suit"],
+        photo_count=photo_count,
+    )

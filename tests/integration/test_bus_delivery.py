@@ -43,18 +43,12 @@ from libs.messaging import (
     queue_depths,
     replay_dead_letters,
 )
-from libs.messaging.testing import fresh_memory_broker, pika_get_all, publish_raw_body, running, wait_for
+from libs.messaging.testing import pika_get_all, publish_raw_body, running, sample_submitted, wait_for
 from libs.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 REVIEW_QUEUE = queue_name("review", SESSION_SUBMITTED)
-
-
-@pytest.fixture(autouse=True)
-def _empty_memory_broker() -> Iterator[None]:
-    with fresh_memory_broker():
-        yield
 
 
 @pytest.fixture
@@ -78,15 +72,7 @@ def bus(fast: Settings, db: Database) -> Bus:
 
 
 def submitted(photo_count: int = 4, org_id: str = "org-1") -> Message:
-    return new_message(
-        SESSION_SUBMITTED,
-        org_id=org_id,
-        session_id=str(uuid.uuid4()),
-        package="executive",
-        format="portrait",
-        styles=["navy:suit"],
-        photo_count=photo_count,
-    )
+    return sample_submitted(photo_count, org_id)
 
 
 class Recorder:

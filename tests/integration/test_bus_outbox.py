@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 
 import pytest
 from kombu import Queue
 from sqlalchemy import func, insert, select
 
-from libs.contracts import SESSION_SUBMITTED, Message, decode_message, new_message, queue_name
+from libs.contracts import SESSION_SUBMITTED, Message, decode_message, queue_name
 from libs.db import Database, OutboxMessage
 from libs.messaging import (
     BrokerUnavailable,
@@ -24,7 +22,7 @@ from libs.messaging import (
     open_connection,
     queue_depths,
 )
-from libs.messaging.testing import fresh_memory_broker, pika_get_all, running, wait_for
+from libs.messaging.testing import pika_get_all, running, sample_submitted, wait_for
 from libs.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -33,22 +31,7 @@ REVIEW_QUEUE = queue_name("review", SESSION_SUBMITTED)
 DEAD_BROKER = "amqp://guest:guest@127.0.0.1:1/"
 
 
-@pytest.fixture(autouse=True)
-def _empty_memory_broker() -> Iterator[None]:
-    with fresh_memory_broker():
-        yield
-
-
-def submitted(n: int = 1) -> Message:
-    return new_message(
-        SESSION_SUBMITTED,
-        org_id="org-1",
-        session_id=str(uuid.uuid4()),
-        package="executive",
-        format="portrait",
-        styles=["navy:suit"],
-        photo_count=n,
-    )
+submitted = sample_submitted
 
 
 def commit(db: Database, *messages: Message) -> None:

@@ -8,8 +8,6 @@ import sys
 import textwrap
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,10 +15,10 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import func, select
 
-from libs.contracts import SESSION_SUBMITTED, Message, new_message, queue_name
+from libs.contracts import SESSION_SUBMITTED, Message, queue_name
 from libs.db import AuditLog, Database, ProcessedMessage
 from libs.messaging import Bus, Publisher, queue_depths
-from libs.messaging.testing import fresh_memory_broker, running, wait_for
+from libs.messaging.testing import running, sample_submitted, wait_for
 from libs.settings import ROOT, Settings
 
 pytestmark = pytest.mark.integration
@@ -28,22 +26,7 @@ pytestmark = pytest.mark.integration
 REVIEW_QUEUE = queue_name("review", SESSION_SUBMITTED)
 
 
-@pytest.fixture(autouse=True)
-def _empty_memory_broker() -> Iterator[None]:
-    with fresh_memory_broker():
-        yield
-
-
-def submitted(n: int = 1) -> Message:
-    return new_message(
-        SESSION_SUBMITTED,
-        org_id="org-1",
-        session_id=str(uuid.uuid4()),
-        package="executive",
-        format="portrait",
-        styles=["navy:suit"],
-        photo_count=n,
-    )
+submitted = sample_submitted
 
 
 def record(message: Message, uow: Any) -> None:
