@@ -31,6 +31,9 @@ class Settings:
     )
     DATABASE_URL: str = _setting("", "SQLAlchemy URL. Empty: a SQLite file `VAR_DIR/headshots.db`.")
     BLOB_DIR: str = _setting("", "Folder of the blob store. Empty: `VAR_DIR/blobs`.")
+    PERSON_MODEL_DIR: str = _setting(
+        "", "Folder of person models (shared by generation workers). Empty: `VAR_DIR/person-models`."
+    )
     SMTP_URL: str = _setting(
         "", "`smtp://user:pw@host:port` for e-mail. Empty: .eml files under `VAR_DIR/mail`."
     )
@@ -106,6 +109,10 @@ class Settings:
     @property
     def blob_dir(self) -> Path:
         return Path(self.BLOB_DIR) if self.BLOB_DIR else Path(self.VAR_DIR) / "blobs"
+
+    @property
+    def person_model_dir(self) -> Path:
+        return Path(self.PERSON_MODEL_DIR) if self.PERSON_MODEL_DIR else Path(self.VAR_DIR) / "person-models"
 
     @property
     def mail_dir(self) -> Path:

@@ -96,3 +96,12 @@ def test_bad_setting_values_name_the_setting(name, value):
 def test_readme_lists_every_setting():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert markdown_table() in readme, "README's settings table is stale: paste `python -m libs.settings`"
+
+
+def test_folders_default_under_var_dir_and_can_be_moved(tmp_path):
+    s = Settings(VAR_DIR=str(tmp_path))
+    assert s.blob_dir == tmp_path / "blobs"
+    assert s.person_model_dir == tmp_path / "person-models"
+    assert s.mail_dir == tmp_path / "mail"
+    moved = s.replace(BLOB_DIR="/data/blobs", PERSON_MODEL_DIR="/data/person-models")
+    assert (str(moved.blob_dir), str(moved.person_model_dir)) == ("/data/blobs", "/data/person-models")

@@ -157,9 +157,7 @@ class Engine(ABC):
     def __init__(self, settings: Settings, *, models_dir: Path | str | None = None) -> None:
         self.settings = settings
         # Person models are working files of the generation worker, not results: under VAR_DIR.
-        self.models_dir = (
-            Path(models_dir) if models_dir else Path(settings.VAR_DIR) / "person-models" / self.name
-        )
+        self.models_dir = Path(models_dir) if models_dir else settings.person_model_dir / self.name
 
     @abstractmethod
     def prepare(
