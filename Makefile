@@ -52,7 +52,7 @@ test-integration: venv servers ## Only the integration tests (real RabbitMQ + Po
 test-e2e: venv browser ## Only the browser tests
 	$(PY) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
-lint: venv ## ruff check, ruff format --check, mypy on libs/
+lint: venv ## ruff check, ruff format --check, mypy on libs/ and services/
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

@@ -131,7 +131,7 @@ def build_wsgi(platform: Platform, only: set[str] | None = None) -> tuple[Any, d
     root = apps.pop("intake", None) if WEB_MOUNTS.get("intake") == "" else None
     if root is None:
         root = platform_app(platform, urls)
-    mounts = {WEB_MOUNTS[name]: app for name, app in apps.items()}
+    mounts: dict[str, Any] = {WEB_MOUNTS[name]: app for name, app in apps.items()}
     return (DispatcherMiddleware(root, mounts) if mounts else root), urls
 
 
