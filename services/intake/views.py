@@ -39,7 +39,7 @@ from libs.web import (
 from services.intake import onboarding
 from services.intake.context import blobs, catalog, current_actor, signed_in
 from services.intake.onboarding import Actor, IntakeError
-from services.intake.schemas import EYE_COLORS, GENDERS, GLASSES
+from services.intake.schemas import EYE_COLORS, GENDERS, GLASSES, SubmissionSchema
 
 bp = Blueprint("intake", __name__)
 
@@ -54,22 +54,8 @@ EYE_SWATCHES = {
     "grey": "#8a949e",
 }
 RESULT_PURPOSE = "result"
-FIELD_ORDER = {
-    name: i
-    for i, name in enumerate(
-        [
-            "photos",
-            "full_name",
-            "gender",
-            "eye_color",
-            "glasses",
-            "styles",
-            "format",
-            "agree_terms",
-            "best_photos",
-        ]
-    )
-}
+# Errors are listed in the order the page asks: photos first, then the submission form's fields.
+FIELD_ORDER = {name: i for i, name in enumerate(["photos", *SubmissionSchema().fields])}
 
 
 @bp.app_context_processor

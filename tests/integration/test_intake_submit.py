@@ -8,7 +8,6 @@ handler through its real consumer queue.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ from tests.unit.test_intake_support import (
     intake_settings_for,
     outbox_count,
     sign_in,
+    submit_concurrently,
     upload,
 )
 
@@ -152,24 +152,7 @@ def test_concurrent_submits_lock_the_session_row(servers: Servers):
     with servers.db.uow(org_id=actor.org_id) as uow:
         onboarding.set_styles(uow, actor, sid, {"styles": ["navy:shirt"]})
 
-    outcomes: list[bool] = []
-    failures: list[BaseException] = []
-    gate = threading.Barrier(4)
-
-    def submit() -> None:
-        try:
-            gate.wait()
-            with servers.db.uow(org_id=actor.org_id) as uow:
-                outcomes.append(onboarding.submit(uow, actor, sid, CONFIRM).submitted_now)
-        except BaseException as exc:  # reported below: a thread's exception would be lost
-            failures.append(exc)
-
-    threads = [threading.Thread(target=submit) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert not failures
+    outcomes = submit_concurrently(servers.db, actor, sid, CONFIRM)
     assert sorted(outcomes) == [False, False, False, True]
     assert outbox_count(servers.db, SESSION_SUBMITTED.routing_key) == 1
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -25,6 +24,7 @@ from tests.unit.test_intake_support import (  # noqa: F401  (the *_fixture names
     demo_fixture,
     intake_settings_fixture,
     outbox_count,
+    submit_concurrently,
 )
 
 CONFIRM = {"agree_terms": True, "best_photos": True}
@@ -212,24 +212,7 @@ def test_submitting_twice_submits_once(db: Database, demo: DemoData):
 def test_concurrent_submits_submit_once(db: Database, demo: DemoData):
     actor, sid = start(db, demo.employees[0])
     ready_to_submit(db, actor, sid)
-    outcomes: list[bool] = []
-    failures: list[BaseException] = []
-    gate = threading.Barrier(4)
-
-    def submit() -> None:
-        try:
-            gate.wait()
-            with db.uow(org_id=actor.org_id) as uow:
-                outcomes.append(onboarding.submit(uow, actor, sid, CONFIRM).submitted_now)
-        except BaseException as exc:  # reported below: a thread's exception would be lost
-            failures.append(exc)
-
-    threads = [threading.Thread(target=submit) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert not failures
+    outcomes = submit_concurrently(db, actor, sid, CONFIRM)
     assert sorted(outcomes) == [False, False, False, True]
     assert outbox_count(db) == 1
 

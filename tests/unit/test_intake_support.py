@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -179,3 +181,30 @@ COMPLETE_INFO = {
     "eye_color": "brown",
     "glasses": "no_glasses",
 }
+
+
+def submit_concurrently(
+    db: Database, actor: Any, session_id: str, confirm: dict[str, Any], n: int = 4
+) -> list[bool]:
+    """Press Submit ``n`` times at once (double clicks, two tabs); returns each call's ``submitted_now``."""
+    from services.intake import onboarding
+
+    outcomes: list[bool] = []
+    failures: list[BaseException] = []
+    gate = threading.Barrier(n)
+
+    def submit() -> None:
+        try:
+            gate.wait()
+            with db.uow(org_id=actor.org_id) as uow:
+                outcomes.append(onboarding.submit(uow, actor, session_id, confirm).submitted_now)
+        except BaseException as exc:  # reported below: a thread's exception would be lost
+            failures.append(exc)
+
+    threads = [threading.Thread(target=submit) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not failures, failures
+    return outcomes
