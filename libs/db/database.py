@@ -15,14 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from libs.contracts import Message
 from libs.db.models import OutboxMessage
 from libs.db.tenancy import scope_session
+
+T = TypeVar("T")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -96,6 +98,30 @@ class UnitOfWork:
         )
         self.session.add(row)
         return row
+
+    def get_for_update(self, model: type[T], ident: Any) -> T | None:
+        """The row ``ident``, locked against other writers until this transaction ends (tenant-scoped
+        like every read: another organization's row is None).
+
+        PostgreSQL: ``SELECT ... FOR UPDATE``. SQLite has no row locks and Python's sqlite3 opens a
+        transaction only at the first write, so a no-op UPDATE of the row goes first: it takes the
+        database's write lock (waiting for any other writer), and the SELECT after it sees the latest
+        data. The no-op sets columns with an ``onupdate`` (e.g. updated_at) to themselves so nothing
+        changes."""
+        mapper = inspect(model)
+        key = mapper.primary_key[0]
+        if self.session.get_bind().dialect.name == "sqlite":
+            columns = [c for c in mapper.columns if c.onupdate is not None] or [
+                next(c for c in mapper.columns if not c.primary_key)
+            ]
+            self.session.execute(
+                update(model)
+                .where(key == ident)
+                .values({c.key: c for c in columns})
+                .execution_options(synchronize_session=False)
+            )
+        query = select(model).where(key == ident).with_for_update().execution_options(populate_existing=True)
+        return self.session.scalar(query)
 
     def flush(self) -> None:
         self.session.flush()

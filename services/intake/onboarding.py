@@ -32,7 +32,7 @@ from typing import Any
 
 from marshmallow import ValidationError
 from PIL import Image
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 
 from libs.catalog import Catalog, Style, default_catalog
 from libs.contracts import SESSION_REJECTED, SESSION_SUBMITTED, SessionState, new_message, stage_label
@@ -121,24 +121,12 @@ class Actor:
 def find_session(uow: UnitOfWork, actor: Actor, session_id: str, *, lock: bool = False) -> HeadshotSession:
     """The actor's session ``session_id``, or :class:`IntakeError` 404.
 
-    ``lock=True`` serialises writers of this session until the transaction ends (submit, uploads):
-    ``SELECT ... FOR UPDATE`` on PostgreSQL. SQLite ignores FOR UPDATE, and Python's sqlite3 only
-    opens a transaction at the first write, so there a no-op UPDATE goes first: it takes SQLite's
-    write lock (waiting for any other writer), and every read after it sees the latest data.
+    ``lock=True`` serialises writers of this session until the transaction ends (submit, uploads).
     """
-    s = uow.session
-    if lock and s.get_bind().dialect.name == "sqlite":
-        s.execute(
-            update(HeadshotSession)
-            .where(HeadshotSession.id == session_id, HeadshotSession.org_id == actor.org_id)
-            .values(updated_at=HeadshotSession.updated_at)
-            .execution_options(synchronize_session=False)
-        )
-    query = select(HeadshotSession).where(HeadshotSession.id == session_id)
     if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    # Tenant-scoped: another organization's row is filtered out of this SELECT by construction.
-    found = s.scalar(query)
+        found = uow.get_for_update(HeadshotSession, session_id)
+    else:  # tenant-scoped: another organization's row is filtered out of this SELECT by construction
+        found = uow.session.scalar(select(HeadshotSession).where(HeadshotSession.id == session_id))
     if found is None or found.user_id != actor.user_id or found.state == S.DELETED:
         raise session_not_found()
     return found

@@ -138,3 +138,35 @@ def test_illegal_transitions_are_refused_and_personal_info_erased(db):
         session = s.get(HeadshotSession, sa_.id)
         assert (session.full_name, session.gender, session.eye_color, session.glasses) == (None,) * 4
         assert session.personal_info_erased_at is not None and session.personal_info_erased_at.tzinfo
+
+
+def test_get_for_update_serialises_writers_and_stays_tenant_scoped(db):
+    """Eight threads each add one to the same row; without the lock some increments are lost."""
+    import threading
+
+    a, b, sa_, sb = two_orgs(db)
+    gate = threading.Barrier(8)
+    failures: list[BaseException] = []
+
+    def increment() -> None:
+        try:
+            gate.wait()
+            with db.uow(org_id=a.id) as uow:
+                row = uow.get_for_update(HeadshotSession, sa_.id)
+                row.progress_done += 1
+                uow.commit()
+        except BaseException as exc:  # reported below: a thread's exception would be lost
+            failures.append(exc)
+
+    threads = [threading.Thread(target=increment) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not failures, failures
+    with db.session(org_id=a.id) as s:
+        row = s.get(HeadshotSession, sa_.id)
+        assert row.progress_done == 8
+        assert row.state == "onboarding"
+    with db.uow(org_id=a.id) as uow:
+        assert uow.get_for_update(HeadshotSession, sb.id) is None
