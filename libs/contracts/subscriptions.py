@@ -8,14 +8,13 @@ binds its own exclusive queue to :data:`GATEWAY_EVENTS` so every instance sees e
 from __future__ import annotations
 
 from libs.contracts.events import (
-    HEADSHOT_GENERATED,
+    EVENTS,
     MODEL_TRAINED,
     MODELS_RETIRED,
     PHOTOS_PROCESSED,
     SESSION_APPROVED,
     SESSION_COMPLETED,
     SESSION_FAILED,
-    SESSION_PROGRESS,
     SESSION_REJECTED,
     SESSION_SUBMITTED,
     EventType,
@@ -30,17 +29,8 @@ SUBSCRIPTIONS: dict[str, tuple[EventType, ...]] = {
     "ops": (MODEL_TRAINED, SESSION_FAILED, MODELS_RETIRED),
 }
 
-GATEWAY_EVENTS: tuple[EventType, ...] = (
-    SESSION_SUBMITTED,
-    SESSION_APPROVED,
-    SESSION_REJECTED,
-    PHOTOS_PROCESSED,
-    MODEL_TRAINED,
-    HEADSHOT_GENERATED,
-    SESSION_COMPLETED,
-    SESSION_FAILED,
-    SESSION_PROGRESS,
-)
+# The gateway relays every event about one session to that session's waiting page(s).
+GATEWAY_EVENTS: tuple[EventType, ...] = tuple(e for e in EVENTS.values() if e.needs_session)
 
 # Messages a consumer takes before acking; generation renders one session at a time.
 PREFETCH: dict[str, int] = {"generation": 1, "preprocess": 2}

@@ -120,6 +120,8 @@ def test_queues_are_named_after_consumer_and_event():
         assert events, service
         assert all(e.routing_key in EVENTS for e in events)
     assert SESSION_SUBMITTED in GATEWAY_EVENTS
+    # the gateway relays every per-session event (progress included), never org-wide ones
+    assert {e.routing_key for e in GATEWAY_EVENTS} == set(EVENTS) - {MODELS_RETIRED.routing_key}
 
 
 def test_happy_path_is_legal_and_skipping_is_not():
