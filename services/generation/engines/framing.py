@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from PIL import Image
 
 # A corporate headshot shows head and shoulders: the face box (brows to chin, as dlib reports it)
@@ -80,7 +79,3 @@ def centre_box(image_size: tuple[int, int], aspect: float) -> Box:
     crop_w = min(width, height * aspect)
     crop_h = crop_w / aspect
     return Box((width - crop_w) / 2, (height - crop_h) / 2, crop_w, crop_h)
-
-
-def as_rgb_array(image: Image.Image) -> np.ndarray:
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
