@@ -112,7 +112,14 @@ class Running:
 
 def platform_app(platform: Platform, mounted: dict[str, str]) -> Flask:
     """The root app when no service claims '/': health, readiness, metrics and a list of services."""
-    app = create_base_app(__name__, "platform", platform.settings, db=platform.db, checks=platform.checks())
+    app = create_base_app(
+        __name__,
+        "platform",
+        platform.settings,
+        db=platform.db,
+        blobs=platform.blobs,
+        checks=platform.checks(),
+    )
 
     @app.get("/")
     def index() -> Any:

@@ -4,6 +4,7 @@ from libs.web.app import configure_logging, create_base_app
 from libs.web.auth import (
     TokenInvalid,
     current_user,
+    get_blobs,
     get_db,
     get_settings,
     invite_url,
@@ -26,6 +27,7 @@ __all__ = [
     "csrf_token",
     "current_user",
     "error_response",
+    "get_blobs",
     "get_db",
     "get_settings",
     "invite_url",

@@ -18,6 +18,7 @@ from flask import Flask
 
 from libs.db import Database
 from libs.settings import Settings
+from libs.storage import BlobStore, make_blob_store
 from libs.web.csrf import install_csrf
 from libs.web.errors import register_error_handlers
 from libs.web.health import ReadyCheck, install_health
@@ -45,6 +46,7 @@ def create_base_app(
     settings: Settings,
     *,
     db: Database | None = None,
+    blobs: BlobStore | None = None,
     checks: Mapping[str, ReadyCheck] | None = None,
 ) -> Flask:
     app = Flask(import_name)
@@ -62,6 +64,7 @@ def create_base_app(
     )
     db = db or Database(settings.database_url)
     app.extensions["headshots.db"] = db
+    app.extensions["headshots.blobs"] = blobs or make_blob_store(settings)
     app.extensions["headshots.settings"] = settings
     app.extensions["headshots.service"] = service
     register_error_handlers(app)

@@ -19,6 +19,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from libs.db import Database, Role, User
 from libs.settings import Settings
+from libs.storage import BlobStore
 from libs.web.errors import ApiError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,6 +63,10 @@ def read_invite(settings: Settings, token: str) -> dict[str, Any]:
 
 def get_db() -> Database:
     return cast(Database, current_app.extensions["headshots.db"])
+
+
+def get_blobs() -> BlobStore:
+    return cast(BlobStore, current_app.extensions["headshots.blobs"])
 
 
 def get_settings() -> Settings:

@@ -15,9 +15,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from libs.db import HeadshotSession, Photo, UnitOfWork
-from libs.web import csrf_token, get_db, get_settings
+from libs.web import csrf_token, get_blobs, get_db, get_settings
 from services.intake import onboarding
-from services.intake.context import blobs, catalog, current_actor
+from services.intake.context import catalog, current_actor
 from services.intake.schemas import (
     EYE_COLORS,
     GENDERS,
@@ -201,7 +201,7 @@ class Photos(MethodView):
         """
         actor = current_actor()
         data = files["photo"].read()
-        photo = onboarding.upload_photo(get_db(), blobs(), get_settings(), actor, session_id, data)
+        photo = onboarding.upload_photo(get_db(), get_blobs(), get_settings(), actor, session_id, data)
         return photo_body(photo)
 
 
@@ -217,7 +217,7 @@ class OnePhoto(MethodView):
         """
         actor = current_actor()
         with get_db().uow(org_id=actor.org_id) as uow:
-            onboarding.delete_photo(uow, blobs(), actor, session_id, photo_id)
+            onboarding.delete_photo(uow, get_blobs(), actor, session_id, photo_id)
 
 
 @blp.route("/<session_id>/info")

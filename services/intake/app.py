@@ -17,7 +17,7 @@ from werkzeug.exceptions import UnprocessableEntity
 
 from libs.db import Database
 from libs.settings import Settings
-from libs.storage import BlobStore, make_blob_store
+from libs.storage import BlobStore
 from libs.web import create_base_app, error_response
 from libs.web.errors import wants_json
 from libs.web.health import ReadyCheck
@@ -47,8 +47,7 @@ def create_app(
 ) -> Flask:
     if checks is None:
         checks = _default_checks(settings)
-    app = create_base_app("services.intake", "intake", settings, db=db, checks=checks)
-    app.extensions["intake.blobs"] = blobs or make_blob_store(settings)
+    app = create_base_app("services.intake", "intake", settings, db=db, blobs=blobs, checks=checks)
     app.config.update(
         API_TITLE="Headshots intake API",
         API_VERSION=API_VERSION,

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from typing import cast
-
-from flask import current_app
-
 from libs.catalog import Catalog, default_catalog
 from libs.db import User
-from libs.storage import BlobStore
 from libs.web import current_user
 from services.intake.onboarding import Actor, IntakeError
-
-
-def blobs() -> BlobStore:
-    return cast(BlobStore, current_app.extensions["intake.blobs"])
 
 
 def catalog() -> Catalog:

@@ -28,6 +28,7 @@ from libs.db import Headshot, HeadshotSession, Organization, UnitOfWork, User
 from libs.storage import BlobNotFound
 from libs.web import (
     TokenInvalid,
+    get_blobs,
     get_db,
     get_settings,
     login,
@@ -37,7 +38,7 @@ from libs.web import (
     unsign,
 )
 from services.intake import onboarding
-from services.intake.context import blobs, catalog, current_actor, signed_in
+from services.intake.context import catalog, current_actor, signed_in
 from services.intake.onboarding import Actor, IntakeError
 from services.intake.schemas import EYE_COLORS, GENDERS, GLASSES, SubmissionSchema
 
@@ -226,7 +227,7 @@ def upload_photos(session_id: str) -> Any:
     for file in files:
         name = (file.filename or "photo")[:80]  # shown back to the person only, never used as a path
         try:
-            onboarding.upload_photo(get_db(), blobs(), get_settings(), actor, session_id, file.read())
+            onboarding.upload_photo(get_db(), get_blobs(), get_settings(), actor, session_id, file.read())
             flash(f"{name}: looks good.", "ok")
         except IntakeError as exc:
             if exc.status in (401, 404, 409):
@@ -239,7 +240,7 @@ def upload_photos(session_id: str) -> Any:
 def delete_photo(session_id: str, photo_id: str) -> Any:
     actor = current_actor()
     with get_db().uow(org_id=actor.org_id) as uow:
-        onboarding.delete_photo(uow, blobs(), actor, session_id, photo_id)
+        onboarding.delete_photo(uow, get_blobs(), actor, session_id, photo_id)
     return redirect(url_for("intake.session_page", session_id=session_id) + "#photos", 303)
 
 
@@ -250,7 +251,7 @@ def photo_thumb(session_id: str, photo_id: str) -> Any:
         session = onboarding.find_session(uow, actor, session_id)
         photo = onboarding.find_photo(uow, session, photo_id)
         try:
-            data = onboarding.thumbnail(blobs(), photo)
+            data = onboarding.thumbnail(get_blobs(), photo)
         except BlobNotFound:
             raise IntakeError(404, "not_found", "No such photo.") from None
     response = Response(data, mimetype="image/jpeg")
@@ -344,7 +345,7 @@ def download(token: str) -> Any:
         session = onboarding.find_session(uow, actor, str(claims.get("s")))
         groups = onboarding.headshots_by_style(uow, session, catalog())
         if claims.get("h") is None:
-            data = onboarding.zip_headshots(blobs(), groups)
+            data = onboarding.zip_headshots(get_blobs(), groups)
             return _attachment(data, "application/zip", "headshots.zip")
         for sid, _label, shots in groups:
             for shot in shots:
@@ -352,7 +353,7 @@ def download(token: str) -> Any:
                     ext = shot.blob_key.rsplit(".", 1)[-1]
                     mimetype = "image/png" if ext == "png" else "image/jpeg"
                     name = f"headshot-{sid.replace(':', '-')}-{shot.index_in_style + 1}.{ext}"
-                    return _attachment(blobs().get(shot.blob_key), mimetype, name, inline=True)
+                    return _attachment(get_blobs().get(shot.blob_key), mimetype, name, inline=True)
     raise IntakeError(404, "not_found", "No such download.")
 
 

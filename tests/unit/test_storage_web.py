@@ -144,3 +144,15 @@ def test_signed_tokens_expire_and_cannot_be_forged():
     url = invite_url(s, user)
     assert url.startswith("http://127.0.0.1:8000/invite/")
     assert read_invite(s, url.rsplit("/", 1)[1]) == {"user_id": "u9", "org_id": "o1"}
+
+
+def test_every_app_gets_the_shared_blob_store(settings, tmp_path):
+    from libs.web import get_blobs
+
+    store = LocalBlobStore(tmp_path / "shared")
+    app = create_base_app(__name__, "test", settings, blobs=store)
+    with app.app_context():
+        assert get_blobs() is store
+    default = create_base_app(__name__, "test", settings)
+    with default.app_context():
+        assert get_blobs().root == settings.blob_dir.resolve()
