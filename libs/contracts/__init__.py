@@ -6,6 +6,7 @@ Imports neither kombu nor SQLAlchemy, so every service and test can use it cheap
 from libs.contracts.events import (
     EVENTS,
     HEADSHOT_GENERATED,
+    MEMBER_INVITED,
     MODEL_TRAINED,
     MODELS_RETIRED,
     PHOTOS_PROCESSED,
@@ -47,6 +48,7 @@ __all__ = [
     "EXCHANGE",
     "HEADSHOT_GENERATED",
     "LEGAL_TRANSITIONS",
+    "MEMBER_INVITED",
     "MODELS_RETIRED",
     "MODEL_TRAINED",
     "PHOTOS_PROCESSED",

@@ -100,6 +100,12 @@ class ModelsRetiredData(_Strict):
     person_model_ids = fields.List(fields.String(), required=True)
 
 
+class MemberInvitedData(_Strict):
+    # Ids only: the notification service reads the address from the database at send time.
+    user_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    invited_by = fields.String(required=True, allow_none=True)
+
+
 class SessionProgressData(_Strict):
     stage = fields.String(required=True, validate=validate.OneOf(_STAGES))
     done = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
@@ -184,6 +190,15 @@ SESSION_PROGRESS = EventType(
     description="A stage moved forward (done of total).",
 )
 
+MEMBER_INVITED = EventType(
+    "MemberInvited",
+    "member.invited",
+    1,
+    MemberInvitedData,
+    needs_session=False,
+    description="An org admin invited a person (or sent the invite again).",
+)
+
 EVENTS: dict[str, EventType] = {
     e.routing_key: e
     for e in (
@@ -197,6 +212,7 @@ EVENTS: dict[str, EventType] = {
         SESSION_FAILED,
         MODELS_RETIRED,
         SESSION_PROGRESS,
+        MEMBER_INVITED,
     )
 }
 

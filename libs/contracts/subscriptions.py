@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from libs.contracts.events import (
     EVENTS,
+    MEMBER_INVITED,
     MODEL_TRAINED,
     MODELS_RETIRED,
     PHOTOS_PROCESSED,
@@ -24,8 +25,15 @@ SUBSCRIPTIONS: dict[str, tuple[EventType, ...]] = {
     "review": (SESSION_SUBMITTED,),
     "intake": (SESSION_REJECTED, SESSION_COMPLETED),
     "preprocess": (SESSION_APPROVED,),
-    "generation": (PHOTOS_PROCESSED,),
-    "notification": (SESSION_SUBMITTED, SESSION_REJECTED, SESSION_COMPLETED, SESSION_FAILED),
+    "generation": (PHOTOS_PROCESSED, MODELS_RETIRED),
+    "notification": (
+        SESSION_SUBMITTED,
+        SESSION_APPROVED,
+        SESSION_REJECTED,
+        SESSION_COMPLETED,
+        SESSION_FAILED,
+        MEMBER_INVITED,
+    ),
     "ops": (MODEL_TRAINED, SESSION_FAILED, MODELS_RETIRED),
 }
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -95,6 +96,8 @@ class Organization(Base):
     allowed_styles: Mapped[list[str]] = mapped_column(JSON, default=list)
     retention_days: Mapped[int] = mapped_column(Integer, default=30)
     webhook_url: Mapped[str | None] = mapped_column(String(500), default=None)
+    # HMAC-SHA256 key signing the org's webhooks (shown once to the admin, rotatable).
+    webhook_secret: Mapped[str | None] = mapped_column(String(128), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -159,6 +162,11 @@ class Photo(Tenanted, Base):
     original_key: Mapped[str] = mapped_column(String(200))  # as uploaded, kept for generation
     clean_key: Mapped[str] = mapped_column(String(200))  # re-encoded, no metadata
     prepared_key: Mapped[str | None] = mapped_column(String(200), default=None)  # crop from preprocess
+    training_key: Mapped[str | None] = mapped_column(String(200), default=None)  # LoRA-size square crop
+    # Preparation's verdict: "kept" (used for training), "dropped" (with a reason), or null before it.
+    quality_score: Mapped[float | None] = mapped_column(Float, default=None)
+    decision: Mapped[str | None] = mapped_column(String(20), default=None)
+    decision_reason: Mapped[str | None] = mapped_column(Text, default=None)
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     face_box: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
@@ -202,9 +210,12 @@ class Headshot(Tenanted, Base):
     index_in_style: Mapped[int] = mapped_column(Integer)
     position: Mapped[int] = mapped_column(Integer, default=0)
     blob_key: Mapped[str] = mapped_column(String(200))
+    thumb_key: Mapped[str | None] = mapped_column(String(200), default=None)
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     seed: Mapped[int] = mapped_column(BigInteger)
+    # Face-embedding likeness to the person's uploads (1 = identical; null when not scored).
+    likeness: Mapped[float | None] = mapped_column(Float, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     session: Mapped[HeadshotSession] = relationship(back_populates="headshots")

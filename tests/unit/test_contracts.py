@@ -12,6 +12,7 @@ import pytest
 from libs.contracts import (
     EVENTS,
     GATEWAY_EVENTS,
+    MEMBER_INVITED,
     MODELS_RETIRED,
     SESSION_FAILED,
     SESSION_SUBMITTED,
@@ -39,6 +40,7 @@ DESIGN_EVENTS = {
     "session.failed",
     "models.retired",
     "session.progress",
+    "member.invited",
 }
 
 
@@ -121,7 +123,10 @@ def test_queues_are_named_after_consumer_and_event():
         assert all(e.routing_key in EVENTS for e in events)
     assert SESSION_SUBMITTED in GATEWAY_EVENTS
     # the gateway relays every per-session event (progress included), never org-wide ones
-    assert {e.routing_key for e in GATEWAY_EVENTS} == set(EVENTS) - {MODELS_RETIRED.routing_key}
+    assert {e.routing_key for e in GATEWAY_EVENTS} == set(EVENTS) - {
+        MODELS_RETIRED.routing_key,
+        MEMBER_INVITED.routing_key,
+    }
 
 
 def test_happy_path_is_legal_and_skipping_is_not():
