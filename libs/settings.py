@@ -31,6 +31,13 @@ class Settings:
     )
     DATABASE_URL: str = _setting("", "SQLAlchemy URL. Empty: a SQLite file `VAR_DIR/headshots.db`.")
     BLOB_DIR: str = _setting("", "Folder of the blob store. Empty: `VAR_DIR/blobs`.")
+    BLOB_URL: str = _setting(
+        "", "`s3://bucket/prefix` for an S3-compatible blob store. Empty: the folder `BLOB_DIR`."
+    )
+    S3_ENDPOINT_URL: str = _setting("", "S3-compatible endpoint (e.g. `http://minio:9000`). Empty: AWS.")
+    S3_REGION: str = _setting("us-east-1", "Region of the S3 bucket.")
+    S3_ACCESS_KEY_ID: str = _setting("", "S3 access key. Empty: the default credential chain.")
+    S3_SECRET_ACCESS_KEY: str = _setting("", "S3 secret key (with S3_ACCESS_KEY_ID).")
     PERSON_MODEL_DIR: str = _setting(
         "", "Folder of person models (shared by generation workers). Empty: `VAR_DIR/person-models`."
     )

@@ -36,7 +36,7 @@ from libs.db.demo import DemoData, seed_demo
 from libs.db.migrate import upgrade
 from libs.messaging import Bus, check_broker
 from libs.settings import Settings
-from libs.storage import LocalBlobStore, make_blob_store
+from libs.storage import BlobStore, make_blob_store
 from libs.web import create_base_app, invite_url
 from services import SERVICE_NAMES, WEB_MOUNTS
 
@@ -78,7 +78,7 @@ class Platform:
 
     settings: Settings
     db: Database = field(init=False)
-    blobs: LocalBlobStore = field(init=False)
+    blobs: BlobStore = field(init=False)
     bus: Bus = field(init=False)
 
     def __post_init__(self) -> None:

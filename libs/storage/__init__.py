@@ -4,9 +4,12 @@ Keys are generated here and only here (``<kind>/<yyyy>/<mm>/<uuid>.<ext>``): no 
 or path ever reaches the file system, and :meth:`LocalBlobStore.path` refuses any key that does
 not have that exact shape.
 
-    store = LocalBlobStore(settings.blob_dir)
+    store = make_blob_store(settings)   # LocalBlobStore, or S3BlobStore when BLOB_URL=s3://...
     key = store.put(jpeg_bytes, kind="photos", ext="jpg")
     data = store.get(key)
+
+Both backends answer the same :class:`BlobStore` protocol; ``make_blob_store`` picks one from the
+settings. The S3 backend (:mod:`libs.storage.s3`) imports boto3 only when chosen.
 """
 
 from __future__ import annotations
@@ -101,8 +104,12 @@ class LocalBlobStore:
             raise BlobNotFound(key) from None
 
 
-def make_blob_store(settings: Settings) -> LocalBlobStore:
-    """The store the settings name. Only the local folder exists so far (see docs)."""
+def make_blob_store(settings: Settings) -> BlobStore:
+    """The store the settings name: ``BLOB_URL=s3://bucket/prefix`` or the local folder."""
+    if settings.BLOB_URL:
+        from libs.storage.s3 import S3BlobStore
+
+        return S3BlobStore.from_settings(settings)
     return LocalBlobStore(settings.blob_dir)
 
 

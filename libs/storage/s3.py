@@ -1,0 +1,99 @@
+"""The blob store on an S3-compatible object store (AWS S3, MinIO, Ceph...), for the distributed
+mode: every service instance sees the same objects without a shared folder.
+
+    BLOB_URL=s3://headshots/prod  S3_ENDPOINT_URL=http://minio:9000  S3_ACCESS_KEY_ID=...
+
+Keys are generated exactly as for the local folder (``libs.storage.new_key``) and stored under the
+URL's prefix; a key of any other shape is refused before a request is made. Large bodies go up in
+multipart chunks (boto3's transfer manager); a missing object is :class:`BlobNotFound`.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+from urllib.parse import urlsplit
+
+from libs.settings import Settings
+from libs.storage import BlobError, BlobNotFound, is_valid_key, new_key
+
+MULTIPART_THRESHOLD = 8 * 1024 * 1024
+
+
+class S3BlobStore:
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+        if len(bucket) < 3:
+            raise BlobError(f"S3 bucket name {bucket!r} is too short (3 characters at least)")
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> S3BlobStore:
+        import boto3
+        from botocore.config import Config
+
+        parts = urlsplit(settings.BLOB_URL)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise BlobError(f"BLOB_URL must look like s3://bucket/prefix, not {settings.BLOB_URL!r}")
+        client = boto3.client(
+            "s3",
+            endpoint_url=settings.S3_ENDPOINT_URL or None,
+            region_name=settings.S3_REGION,
+            aws_access_key_id=settings.S3_ACCESS_KEY_ID or None,
+            aws_secret_access_key=settings.S3_SECRET_ACCESS_KEY or None,
+            config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30),
+        )
+        return cls(client, parts.netloc, parts.path)
+
+    def _object(self, key: str) -> str:
+        if not is_valid_key(key):
+            raise BlobError(f"not a blob key: {key!r}")
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put(self, data: bytes, *, kind: str, ext: str) -> str:
+        from boto3.s3.transfer import TransferConfig
+
+        key = new_key(kind, ext)
+        config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD)
+        self.client.upload_fileobj(io.BytesIO(data), self.bucket, self._object(key), Config=config)
+        return key
+
+    def get(self, key: str) -> bytes:
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=self._object(key))
+        except self.client.exceptions.NoSuchKey:
+            raise BlobNotFound(key) from None
+        body: bytes = answer["Body"].read()
+        return body
+
+    def delete(self, key: str) -> bool:
+        existed = self.exists(key)
+        self.client.delete_object(Bucket=self.bucket, Key=self._object(key))
+        return existed
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.size(key)
+        except BlobNotFound:
+            return False
+        return True
+
+    def size(self, key: str) -> int:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._object(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise BlobNotFound(key) from None
+            raise
+        return int(head["ContentLength"])
+
+    def presigned_url(self, key: str, seconds: int) -> str:
+        """A GET URL for this one object that expires after ``seconds`` (the caller has checked
+        that the person asking owns it)."""
+        url: str = self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self._object(key)}, ExpiresIn=seconds
+        )
+        return url
