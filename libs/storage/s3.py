@@ -42,7 +42,9 @@ class S3BlobStore:
             region_name=settings.S3_REGION,
             aws_access_key_id=settings.S3_ACCESS_KEY_ID or None,
             aws_secret_access_key=settings.S3_SECRET_ACCESS_KEY or None,
-            config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30),
+            config=Config(
+                retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30
+            ),
         )
         return cls(client, parts.netloc, parts.path)
 
@@ -55,7 +57,9 @@ class S3BlobStore:
         from boto3.s3.transfer import TransferConfig
 
         key = new_key(kind, ext)
-        config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD)
+        config = TransferConfig(
+            multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD
+        )
         self.client.upload_fileobj(io.BytesIO(data), self.bucket, self._object(key), Config=config)
         return key
 
