@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import smtplib
 import ssl
 import tempfile
@@ -88,27 +89,29 @@ class SmtpTransport:
                     client.login(c.username, c.password or "")
                 refused = client.send_message(message)
         except smtplib.SMTPRecipientsRefused as exc:
-            raise _by_codes([code for code, _ in exc.recipients.values()], exc) from exc
+            raise _by_codes(list(exc.recipients.values())) from exc
         except smtplib.SMTPAuthenticationError as exc:
             # Our configuration, not this message: retry (and dead-letter) rather than fail it for good.
             raise TransientMailError(f"SMTP login refused: {exc.smtp_code} {_text(exc.smtp_error)}") from exc
         except smtplib.SMTPResponseException as exc:
-            raise _by_codes([exc.smtp_code], exc) from exc
+            raise _by_codes([(exc.smtp_code, exc.smtp_error)]) from exc
         except (smtplib.SMTPException, OSError) as exc:  # refused, reset, timeout, TLS, disconnected
             raise TransientMailError(f"SMTP server {c.host}:{c.port} unavailable: {exc!r}") from exc
         if refused:  # several recipients and some refused: we only ever send to one
-            raise _by_codes([code for code, _ in refused.values()], None)
+            raise _by_codes(list(refused.values()))
+
+
+_ADDRESS = re.compile(r"[^\s<>'\"]+@[^\s<>'\"]+")
 
 
 def _text(raw: bytes | str) -> str:
     return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
 
 
-def _by_codes(codes: list[int], exc: Exception | None) -> MailError:
-    detail = f"SMTP server answered {', '.join(str(c) for c in codes)}"
-    if exc is not None:
-        detail += f": {exc}"
-    if codes and all(500 <= code < 600 for code in codes):
+def _by_codes(answers: list[tuple[int, bytes | str]]) -> MailError:
+    # The server's words, never the address (the ledger and its page keep no personal info).
+    detail = "SMTP server answered " + "; ".join(f"{code} {_ADDRESS.sub('<address>', _text(text))}" for code, text in answers)
+    if answers and all(500 <= code < 600 for code, _ in answers):
         return PermanentMailError(detail)
     return TransientMailError(detail)
 
