@@ -41,9 +41,12 @@ class Settings:
     )
     MAIL_FROM: str = _setting("Headshots <headshots@localhost>", "Sender of every e-mail.")
     SMTP_TIMEOUT_SECONDS: float = _setting(10.0, "Seconds an SMTP server may take to answer before we retry.")
-    WEBHOOK_TIMEOUT_SECONDS: float = _setting(10.0, "Seconds a webhook endpoint may take to connect or answer.")
+    WEBHOOK_TIMEOUT_SECONDS: float = _setting(
+        10.0, "Seconds a webhook endpoint may take to connect or answer."
+    )
     WEBHOOK_ALLOW_PRIVATE: bool = _setting(
-        False, "Allow webhook endpoints on loopback, private or link-local addresses (local receivers, tests)."
+        False,
+        "Allow webhook endpoints on loopback, private or link-local addresses (local receivers, tests).",
     )
     WEBHOOK_POLL_SECONDS: float = _setting(1.0, "How often the webhook dispatcher looks for due deliveries.")
     # --- web -------------------------------------------------------------------------------------

@@ -177,7 +177,10 @@ def start(
             background = getattr(module, "run_background", None)
             if background is not None:  # a loop of the worker beside its consumer (e.g. webhook retries)
                 t = threading.Thread(
-                    target=background, args=(settings, platform.db, stop), name=f"{name}-background", daemon=True
+                    target=background,
+                    args=(settings, platform.db, stop),
+                    name=f"{name}-background",
+                    daemon=True,
                 )
                 t.start()
                 threads.append(t)

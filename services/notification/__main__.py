@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
         description="The notification service: e-mails along each person's journey and signed webhooks.",
     )
     sub = parser.add_subparsers(dest="command", metavar="{serve,webhooks,resend}")
-    serve = sub.add_parser("serve", help="run the worker, the webhook dispatcher and the /mail page (default)")
+    serve = sub.add_parser(
+        "serve", help="run the worker, the webhook dispatcher and the /mail page (default)"
+    )
     serve.add_argument("--no-web", action="store_true", help="do not serve the /mail page")
     serve.add_argument("--no-relay", action="store_true", help="do not publish the outbox here")
     hooks = sub.add_parser("webhooks", help="list an organization's recent webhook deliveries and attempts")
@@ -44,7 +46,14 @@ def main(argv: list[str] | None = None) -> int:
         return _resend(settings, args.org, args.delivery_id)
     from services.__main__ import main as services_main
 
-    extra = [f for f, on in (("--no-web", getattr(args, "no_web", False)), ("--no-relay", getattr(args, "no_relay", False))) if on]
+    extra = [
+        f
+        for f, on in (
+            ("--no-web", getattr(args, "no_web", False)),
+            ("--no-relay", getattr(args, "no_relay", False)),
+        )
+        if on
+    ]
     return services_main(["run", "--only", "notification", *extra])
 
 
@@ -58,7 +67,9 @@ def _list(settings: Settings, org_id: str) -> int:
         for d in rows:
             print(f"{d.id:>6} {d.event:<20} {d.status:<10} attempts={d.attempts} next={d.next_attempt_at}")
             for a in attempts_of(db, org_id, d.id):
-                print(f"         {a['attempted_at']} {a['status_code']} {a['latency_ms']} ms {a['error'] or ''}")
+                print(
+                    f"         {a['attempted_at']} {a['status_code']} {a['latency_ms']} ms {a['error'] or ''}"
+                )
         if not rows:
             print("no webhook deliveries for this organization")
     finally:

@@ -27,7 +27,9 @@ def create_app(
     blobs: BlobStore | None = None,
     checks: Mapping[str, ReadyCheck] | None = None,
 ) -> Flask:
-    app = create_base_app("services.notification", "notification", settings, db=db, blobs=blobs, checks=checks)
+    app = create_base_app(
+        "services.notification", "notification", settings, db=db, blobs=blobs, checks=checks
+    )
 
     @app.errorhandler(MailNotFound)
     def _no_mail(_exc: MailNotFound) -> Response:

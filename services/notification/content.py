@@ -76,7 +76,10 @@ def rejected(uow: UnitOfWork, settings: Settings, message: Message) -> Email:
 
 def ready(uow: UnitOfWork, settings: Settings, message: Message) -> Email:
     hs, to = _session(uow, message)
-    values = {"headshot_count": message.data["headshot_count"], "results_url": _url(settings, RESULTS_PATH, hs)}
+    values = {
+        "headshot_count": message.data["headshot_count"],
+        "results_url": _url(settings, RESULTS_PATH, hs),
+    }
     return Email("ready", to, values)
 
 

@@ -85,7 +85,7 @@ def render(email: Email) -> tuple[str, str]:
 def address(raw: str, name: str) -> Address:
     raw = raw.strip()
     local, _, domain = raw.rpartition("@")
-    if not local or not domain or any(c in raw for c in "\r\n <>,;\"") or len(raw) > 320:
+    if not local or not domain or any(c in raw for c in '\r\n <>,;"') or len(raw) > 320:
         raise BadAddress(f"{raw!r} is not an e-mail address")
     # Display names come from people: no line breaks can reach a header.
     return Address(display_name=" ".join(name.split()), username=local, domain=domain)

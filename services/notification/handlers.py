@@ -47,7 +47,9 @@ from services.notification.webhooks.dispatcher import WebhookDispatcher
 Builder = Callable[[UnitOfWork, Settings, Message], Email]
 
 
-def _mail(message: Message, template: str, build: Builder, uow: UnitOfWork, settings: Settings, mailer: Mailer) -> None:
+def _mail(
+    message: Message, template: str, build: Builder, uow: UnitOfWork, settings: Settings, mailer: Mailer
+) -> None:
     key = SendKey(
         message.org_id,
         message.message_id,
@@ -102,6 +104,7 @@ HANDLERS: dict[EventType, Callable[..., Any]] = {
     SESSION_FAILED: handle_session_failed,
     MEMBER_INVITED: handle_member_invited,
 }
+
 
 # A claim older than this belongs to a worker that died mid-send (a send takes a few SMTP timeouts).
 def send_lease(settings: Settings) -> timedelta:

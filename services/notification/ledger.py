@@ -69,7 +69,9 @@ class SendLedger:
                 try:
                     uow.commit()
                 except IntegrityError:  # another worker inserted it a moment ago
-                    raise SendInProgress(f"{key.template} for {key.message_id} is being sent elsewhere") from None
+                    raise SendInProgress(
+                        f"{key.template} for {key.message_id} is being sent elsewhere"
+                    ) from None
                 return Claim(True, SENDING, 1)
             row = uow.get_for_update(EmailSend, row.id)
             assert row is not None
@@ -114,7 +116,7 @@ class SendLedger:
             return uow.session.scalar(self._query(key))
 
     @staticmethod
-    def _query(key: SendKey) -> Select[tuple[EmailSend]]:
+    def _query(key: SendKey) -> Select[EmailSend]:
         return select(EmailSend).where(
             EmailSend.message_id == key.message_id, EmailSend.template == key.template
         )

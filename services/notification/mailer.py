@@ -42,7 +42,9 @@ class Mailer:
         the ledger's status. Raises TransientMailError / SendInProgress to be retried later."""
         claim = self.ledger.claim(key, self.clock())
         if not claim.go:
-            log.info("%s e-mail for %s already %s: not sent again", key.template, key.message_id[:8], claim.status)
+            log.info(
+                "%s e-mail for %s already %s: not sent again", key.template, key.message_id[:8], claim.status
+            )
             return claim.status
         if claim.resumed:
             log.warning(

@@ -56,7 +56,9 @@ class SmtpConfig:
         parts = urlsplit(url)
         schemes = {"smtp": ("plain", 25), "smtp+starttls": ("starttls", 587), "smtps": ("tls", 465)}
         if parts.scheme not in schemes or not parts.hostname:
-            raise ValueError(f"SMTP_URL must look like smtp[s]://[user:pw@]host[:port], not {parts.scheme}://…")
+            raise ValueError(
+                f"SMTP_URL must look like smtp[s]://[user:pw@]host[:port], not {parts.scheme}://…"
+            )
         security, default_port = schemes[parts.scheme]
         return cls(
             host=parts.hostname,
@@ -110,7 +112,9 @@ def _text(raw: bytes | str) -> str:
 
 def _by_codes(answers: list[tuple[int, bytes | str]]) -> MailError:
     # The server's words, never the address (the ledger and its page keep no personal info).
-    detail = "SMTP server answered " + "; ".join(f"{code} {_ADDRESS.sub('<address>', _text(text))}" for code, text in answers)
+    detail = "SMTP server answered " + "; ".join(
+        f"{code} {_ADDRESS.sub('<address>', _text(text))}" for code, text in answers
+    )
     if answers and all(500 <= code < 600 for code, _ in answers):
         return PermanentMailError(detail)
     return TransientMailError(detail)

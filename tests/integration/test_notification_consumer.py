@@ -60,8 +60,14 @@ def test_every_event_of_a_session_gives_one_email_and_one_webhook(backend, sink,
         with running(bus.consumer("notification", HANDLERS, build_deps(settings, db))) as consumer:
             _publish(bus, db, people.org_id, list(events.values()))
             duplicate = events["completed"]  # the broker delivers it again
-            publish_raw_body(settings, duplicate.to_json().encode(), duplicate.routing_key, message_id=duplicate.message_id)
-            wait_for(lambda: consumer.stats["handled"] + consumer.stats["duplicate"] == 7, "every delivery", timeout=60)
+            publish_raw_body(
+                settings, duplicate.to_json().encode(), duplicate.routing_key, message_id=duplicate.message_id
+            )
+            wait_for(
+                lambda: consumer.stats["handled"] + consumer.stats["duplicate"] == 7,
+                "every delivery",
+                timeout=60,
+            )
         assert consumer.stats["handled"] == 6 and consumer.stats["duplicate"] == 1
         assert sorted(sink.subjects()) == sorted(
             [
@@ -74,16 +80,15 @@ def test_every_event_of_a_session_gives_one_email_and_one_webhook(backend, sink,
         )
         dispatcher = WebhookDispatcher(db, settings)
         try:
-            wait_for(lambda: dispatcher.run_once(wait_for_attempts=True) == 0 and len(receiver.received) == 5, "the webhooks")
+            wait_for(
+                lambda: dispatcher.run_once(wait_for_attempts=True) == 0 and len(receiver.received) == 5,
+                "the webhooks",
+            )
         finally:
             dispatcher.close()
-        assert sorted(body_json(r)["type"] for r in receiver.received) == [
-            "session.approved",
-            "session.completed",
-            "session.failed",
-            "session.rejected",
-            "session.submitted",
-        ]
+        assert sorted(body_json(r)["type"] for r in receiver.received) == sorted(
+            str(events[name].event) for name in ("submitted", "approved", "rejected", "completed", "failed")
+        )
     finally:
         db.dispose()
 
@@ -94,7 +99,9 @@ def test_smtp_down_then_up_is_retried_by_the_bus_and_sends_one_email(backend, si
         people = seed_people(db)
         with running(bus.consumer("notification", HANDLERS, build_deps(settings, db))) as consumer:
             _publish(bus, db, people.org_id, [session_events(people)["completed"]])
-            wait_for(lambda: consumer.stats["retried"] >= 1, "a retry while the SMTP server is down", timeout=60)
+            wait_for(
+                lambda: consumer.stats["retried"] >= 1, "a retry while the SMTP server is down", timeout=60
+            )
             sink.start()
             wait_for(lambda: consumer.stats["handled"] == 1, "the e-mail once the server is up", timeout=60)
         assert sink.subjects() == ["Your headshots are ready"]

@@ -14,7 +14,6 @@ import email
 import json
 import socket
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -198,11 +197,17 @@ def seed_people(
         s.add_all([org, other])
         s.flush()
         user = User(org_id=org.id, email=email_address, display_name=display_name, role=Role.EMPLOYEE.value)
-        admin = User(org_id=org.id, email="admin@acme.example", display_name="Alex Admin", role=Role.ORG_ADMIN.value)
+        admin = User(
+            org_id=org.id, email="admin@acme.example", display_name="Alex Admin", role=Role.ORG_ADMIN.value
+        )
         s.add_all([user, admin])
         s.flush()
         hs = HeadshotSession(
-            org_id=org.id, user_id=user.id, state="submitted", package_id="executive", full_name="Bea Q. Person"
+            org_id=org.id,
+            user_id=user.id,
+            state="submitted",
+            package_id="executive",
+            full_name="Bea Q. Person",
         )
         s.add(hs)
         uow.commit()
@@ -214,20 +219,27 @@ def session_events(p: People) -> dict[str, Message]:
     ids = {"org_id": p.org_id, "session_id": p.session_id}
     return {
         "submitted": new_message(
-            SESSION_SUBMITTED, **ids, package="executive", format="portrait", styles=["navy:suit", "grey:shirt"], photo_count=4
+            SESSION_SUBMITTED,
+            **ids,
+            package="executive",
+            format="portrait",
+            styles=["navy:suit", "grey:shirt"],
+            photo_count=4,
         ),
         "approved": new_message(SESSION_APPROVED, **ids, auto=False, reviewer_id=p.admin_id),
-        "rejected": new_message(SESSION_REJECTED, **ids, reviewer_id=p.admin_id, reason="Please add a photo without sunglasses."),
+        "rejected": new_message(
+            SESSION_REJECTED, **ids, reviewer_id=p.admin_id, reason="Please add a photo without sunglasses."
+        ),
         "completed": new_message(SESSION_COMPLETED, **ids, headshot_count=12),
         "failed": new_message(SESSION_FAILED, **ids, stage="training", reason="RuntimeError: out of memory"),
-        "invited": new_message(MEMBER_INVITED, org_id=p.org_id, session_id=None, user_id=p.user_id, invited_by=p.admin_id),
+        "invited": new_message(
+            MEMBER_INVITED, org_id=p.org_id, session_id=None, user_id=p.user_id, invited_by=p.admin_id
+        ),
     }
 
 
 def body_json(received: Received) -> Any:
     return json.loads(received.body)
-
-
 
 
 def run_handler(handlers: dict[Any, Any], message: Message, db: Database, deps: dict[str, Any]) -> None:

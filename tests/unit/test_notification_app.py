@@ -35,7 +35,9 @@ def _sign_in(client: FlaskClient, user_id: str) -> None:
 
 def _support(db: Database) -> str:
     with db.uow(all_orgs=True) as uow:
-        user = User(org_id=None, email="support@headshots.example", display_name="Sam", role=Role.SUPPORT.value)
+        user = User(
+            org_id=None, email="support@headshots.example", display_name="Sam", role=Role.SUPPORT.value
+        )
         uow.session.add(user)
         uow.commit()
         return user.id
@@ -73,7 +75,9 @@ def test_the_embedded_mailbox_lists_and_shows_every_email(tmp_path: Path, db: Da
     assert "See my headshots" in frame.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("key", ["..%2F..%2Fheadshots.db", "not-a-key", "00000000-0000-0000-0000-000000000000.ready"])
+@pytest.mark.parametrize(
+    "key", ["..%2F..%2Fheadshots.db", "not-a-key", "00000000-0000-0000-0000-000000000000.ready"]
+)
 def test_anything_but_an_existing_email_is_404(tmp_path: Path, db: Database, key: str):
     settings = Settings(VAR_DIR=str(tmp_path / "var"), DATABASE_URL=db.url, SECRET_KEY="s")
     (tmp_path / "var").mkdir(exist_ok=True)
@@ -88,7 +92,11 @@ def test_outside_the_local_demo_only_support_may_look_and_sees_failed_sends(tmp_
     with SmtpSink() as sink:
         sink.refuse.add("bea@acme.example")
         settings = Settings(
-            VAR_DIR=str(tmp_path / "var"), DATABASE_URL=db.url, SECRET_KEY="s", SMTP_URL=sink.url, HOST="0.0.0.0"
+            VAR_DIR=str(tmp_path / "var"),
+            DATABASE_URL=db.url,
+            SECRET_KEY="s",
+            SMTP_URL=sink.url,
+            HOST="0.0.0.0",
         )
         run_handler(HANDLERS, session_events(people)["completed"], db, build_deps(settings, db))
     client = _client(settings, db)
@@ -104,5 +112,7 @@ def test_outside_the_local_demo_only_support_may_look_and_sees_failed_sends(tmp_
 
 
 def test_a_loopback_host_with_smtp_is_not_the_local_demo(tmp_path: Path, db: Database):
-    settings = Settings(VAR_DIR=str(tmp_path / "var"), DATABASE_URL=db.url, SECRET_KEY="s", SMTP_URL="smtp://x")
+    settings = Settings(
+        VAR_DIR=str(tmp_path / "var"), DATABASE_URL=db.url, SECRET_KEY="s", SMTP_URL="smtp://x"
+    )
     assert _client(settings, db).get("/").status_code == 404

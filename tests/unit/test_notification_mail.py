@@ -18,7 +18,7 @@ from libs.web import read_invite
 from services.notification.handlers import HANDLERS, build_deps
 from services.notification.ledger import SendInProgress, SendKey, SendLedger
 from services.notification.transport import SmtpConfig, TransientMailError
-from tests.support.notification import ManualClock, People, SmtpSink, run_handler, seed_people, session_events
+from tests.support.notification import ManualClock, SmtpSink, run_handler, seed_people, session_events
 
 
 @pytest.fixture(name="db")
@@ -163,7 +163,11 @@ def test_a_refused_address_is_recorded_failed_and_does_not_block_other_emails(tm
     run_handler(HANDLERS, events["completed"], db, deps)  # and not tried again
     # the next e-mail, to someone else, goes out
     invite_admin = new_message(
-        events["invited"].event, org_id=people.org_id, session_id=None, user_id=people.admin_id, invited_by=None
+        events["invited"].event,
+        org_id=people.org_id,
+        session_id=None,
+        user_id=people.admin_id,
+        invited_by=None,
     )
     run_handler(HANDLERS, invite_admin, db, deps)
     failed, sent = _sends(db)
@@ -177,7 +181,9 @@ def test_an_unknown_session_or_a_deactivated_person_is_a_recorded_failure(tmp_pa
     people = seed_people(db)
     deps = build_deps(_settings(tmp_path, db, sink), db)
     sink.start()
-    ghost = new_message(SESSION_COMPLETED, org_id=people.org_id, session_id="no-such-session", headshot_count=1)
+    ghost = new_message(
+        SESSION_COMPLETED, org_id=people.org_id, session_id="no-such-session", headshot_count=1
+    )
     run_handler(HANDLERS, ghost, db, deps)
     other_org = new_message(
         SESSION_COMPLETED, org_id=people.other_org_id, session_id=people.session_id, headshot_count=1
@@ -231,7 +237,9 @@ def test_embedded_mode_writes_one_eml_file_per_email(tmp_path, db):
 def test_a_display_name_cannot_add_headers(tmp_path, db, sink):
     people = seed_people(db, display_name="Eve\r\nBcc: victim@example.com")
     sink.start()
-    run_handler(HANDLERS, session_events(people)["completed"], db, build_deps(_settings(tmp_path, db, sink), db))
+    run_handler(
+        HANDLERS, session_events(people)["completed"], db, build_deps(_settings(tmp_path, db, sink), db)
+    )
     [message] = sink.messages
     assert message["Bcc"] is None
     assert "victim@example.com" not in str(message["To"]).split("<")[-1]
@@ -258,7 +266,9 @@ def test_a_wrong_smtp_url_is_refused():
 def test_the_session_row_is_only_read(tmp_path, db, sink):
     people = seed_people(db)
     sink.start()
-    run_handler(HANDLERS, session_events(people)["completed"], db, build_deps(_settings(tmp_path, db, sink), db))
+    run_handler(
+        HANDLERS, session_events(people)["completed"], db, build_deps(_settings(tmp_path, db, sink), db)
+    )
     with db.session(all_orgs=True) as s:
         hs = s.get(HeadshotSession, people.session_id)
         assert hs is not None and hs.full_name == "Bea Q. Person"  # erasing is intake's job

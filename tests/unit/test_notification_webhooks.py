@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from libs.contracts import SESSION_SUBMITTED
 from libs.db import Database, Organization, WebhookAttempt, WebhookDelivery
 from libs.messaging.testing import wait_for
 from libs.settings import Settings
@@ -92,11 +93,7 @@ def test_every_session_event_reaches_the_endpoint_signed_and_without_personal_in
         dispatcher.close()
 
     assert [body_json(r)["type"] for r in receiver.received] == [
-        "session.submitted",
-        "session.approved",
-        "session.rejected",
-        "session.completed",
-        "session.failed",
+        str(events[name].event) for name in ("submitted", "approved", "rejected", "completed", "failed")
     ]
     for r in receiver.received:
         body = r.body.decode()
@@ -139,7 +136,14 @@ def test_a_failing_endpoint_walks_the_retry_schedule_then_gives_up(tmp_path, db,
     dispatcher = WebhookDispatcher(db, settings, clock=clock)
     try:
         tried_at = []
-        for offset in (timedelta(0), timedelta(0), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=6)):
+        for offset in (
+            timedelta(0),
+            timedelta(0),
+            timedelta(minutes=5),
+            timedelta(minutes=15),
+            timedelta(hours=1),
+            timedelta(hours=6),
+        ):
             if offset:
                 clock.advance(seconds=offset.total_seconds() - 1)
                 assert dispatcher.run_once(wait_for_attempts=True) == 0  # not due yet
@@ -213,7 +217,8 @@ def test_non_public_addresses_are_refused(url):
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://hooks.example.com/", "file:///etc/passwd", "http://user:pw@hooks.example.com/", "http:///x"]
+    "url",
+    ["ftp://hooks.example.com/", "file:///etc/passwd", "http://user:pw@hooks.example.com/", "http:///x"],
 )
 def test_malformed_endpoints_are_refused(url):
     with pytest.raises(RefusedEndpoint):
@@ -303,4 +308,4 @@ def test_an_email_failure_keeps_the_recorded_webhook(tmp_path, db, receiver):
     settings = _settings(tmp_path, db, SMTP_URL=down.url)
     with pytest.raises(TransientMailError):
         run_handler(HANDLERS, session_events(people)["submitted"], db, build_deps(settings, db))
-    assert [d.event for d in _deliveries(db)] == ["session.submitted"]
+    assert [d.event for d in _deliveries(db)] == [str(SESSION_SUBMITTED)]

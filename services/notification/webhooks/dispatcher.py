@@ -23,8 +23,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 
 from libs.db import Database, Organization, WebhookAttempt, WebhookDelivery, utcnow
 from libs.settings import Settings
@@ -120,20 +121,28 @@ class WebhookDispatcher:
                     if org_id in self._busy_orgs:
                         continue  # one attempt per organization at a time: a dead endpoint waits alone
                     # Optimistic claim: only one dispatcher moves this exact due time.
-                    moved = uow.session.execute(
-                        update(WebhookDelivery)
-                        .where(
-                            WebhookDelivery.id == delivery_id,
-                            WebhookDelivery.status == PENDING,
-                            WebhookDelivery.next_attempt_at == due,
-                        )
-                        .values(next_attempt_at=now + self.lease)
-                        .execution_options(synchronize_session=False)
+                    moved = cast(
+                        CursorResult[Any],
+                        uow.session.execute(
+                            update(WebhookDelivery)
+                            .where(
+                                WebhookDelivery.id == delivery_id,
+                                WebhookDelivery.status == PENDING,
+                                WebhookDelivery.next_attempt_at == due,
+                            )
+                            .values(next_attempt_at=now + self.lease)
+                            .execution_options(synchronize_session=False)
+                        ),
                     ).rowcount
                     if moved:
                         self._busy_orgs.add(org_id)
                         claimed.append((delivery_id, org_id))
-            uow.commit()
+            try:
+                uow.commit()
+            except Exception:
+                with self._lock:  # nothing was claimed after all
+                    self._busy_orgs.difference_update(org for _, org in claimed)
+                raise
         return claimed
 
     # --- one attempt -------------------------------------------------------------------------------
@@ -224,10 +233,14 @@ class WebhookDispatcher:
             delivery.last_error = error
             if error is None:
                 delivery.status, delivery.delivered_at, delivery.next_attempt_at = DELIVERED, now, None
-                log.info("webhook %s delivered to %s (%d, %.0f ms)", delivery_id, url, status_code, latency_ms)
+                log.info(
+                    "webhook %s delivered to %s (%d, %.0f ms)", delivery_id, url, status_code, latency_ms
+                )
             elif give_up or delivery.step >= len(RETRY_DELAYS):
                 delivery.status, delivery.next_attempt_at = FAILED, None
-                log.warning("webhook %s given up after %d attempts: %s", delivery_id, delivery.attempts, error)
+                log.warning(
+                    "webhook %s given up after %d attempts: %s", delivery_id, delivery.attempts, error
+                )
             else:
                 delivery.next_attempt_at = now + RETRY_DELAYS[delivery.step]
                 delivery.step += 1
@@ -244,7 +257,9 @@ def attempts_of(db: Database, org_id: str, delivery_id: int) -> list[dict[str, o
     """A delivery's attempts, oldest first, as plain data (for pages and the CLI)."""
     with db.uow(org_id=org_id) as uow:
         rows = uow.session.scalars(
-            select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id).order_by(WebhookAttempt.id)
+            select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id == delivery_id)
+            .order_by(WebhookAttempt.id)
         ).all()
         return [
             {
@@ -256,4 +271,3 @@ def attempts_of(db: Database, org_id: str, delivery_id: int) -> list[dict[str, o
             }
             for a in rows
         ]
-

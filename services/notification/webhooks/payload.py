@@ -1,7 +1,7 @@
 """The webhook body and its signature (documented for receivers in docs/notification.md).
 
-    body = payload(message)                       # JSON text: ids, state, counts; no personal info
-    signature = sign(secret, timestamp, body)     # hex HMAC-SHA256 of f"{timestamp}.{body}"
+body = payload(message)                       # JSON text: ids, state, counts; no personal info
+signature = sign(secret, timestamp, body)     # hex HMAC-SHA256 of f"{timestamp}.{body}"
 """
 
 from __future__ import annotations
@@ -78,7 +78,9 @@ def sign(secret: str, timestamp: int, body: str) -> str:
     return hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
 
 
-def verify(secret: str, timestamp: str, body: str, signature: str, *, now: float, tolerance: int = 300) -> bool:
+def verify(
+    secret: str, timestamp: str, body: str, signature: str, *, now: float, tolerance: int = 300
+) -> bool:
     """What a receiver does (the docs show the same in a standalone snippet)."""
     try:
         age = now - int(timestamp)

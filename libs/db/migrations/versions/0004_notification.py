@@ -28,7 +28,9 @@ def _id() -> sa.Column[Any]:
 def _org(table: str) -> list[Any]:
     return [
         sa.Column("org_id", sa.String(length=36), nullable=False),
-        sa.ForeignKeyConstraint(["org_id"], ["organizations.id"], name=op.f(f"fk_{table}_org_id_organizations")),
+        sa.ForeignKeyConstraint(
+            ["org_id"], ["organizations.id"], name=op.f(f"fk_{table}_org_id_organizations")
+        ),
     ]
 
 
