@@ -4,6 +4,7 @@
     python -m services.notification serve --no-web        # the worker only (distributed mode)
     python -m services.notification webhooks --org ORG_ID # an organization's recent deliveries
     python -m services.notification resend --org ORG_ID 42
+    python -m services.notification preview ready > ready.html   # an e-mail with sample values
 
 Settings come from the environment (``python -m libs.settings`` lists them).
 """
@@ -17,6 +18,8 @@ from sqlalchemy import select
 
 from libs.db import Database, WebhookDelivery, utcnow
 from libs.settings import Settings
+from services.notification.emails import SUBJECTS, render
+from services.notification.samples import sample
 from services.notification.webhooks.deliveries import DeliveryNotFound, resend
 from services.notification.webhooks.dispatcher import attempts_of
 
@@ -26,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m services.notification",
         description="The notification service: e-mails along each person's journey and signed webhooks.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{serve,webhooks,resend}")
+    sub = parser.add_subparsers(dest="command", metavar="{serve,webhooks,resend,preview}")
     serve = sub.add_parser(
         "serve", help="run the worker, the webhook dispatcher and the /mail page (default)"
     )
@@ -37,9 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     again = sub.add_parser("resend", help="send a webhook delivery again (its retry schedule starts over)")
     again.add_argument("--org", required=True, metavar="ORG_ID")
     again.add_argument("delivery_id", type=int)
+    preview = sub.add_parser("preview", help="print one e-mail rendered with sample values (HTML or text)")
+    preview.add_argument("template", choices=sorted(SUBJECTS))
+    preview.add_argument("--text", action="store_true", help="the plain-text part instead of the HTML")
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
+    if args.command == "preview":
+        text, html = render(sample(settings, args.template))
+        print(text if args.text else html, end="")
+        return 0
     if args.command == "webhooks":
         return _list(settings, args.org)
     if args.command == "resend":
@@ -64,13 +74,18 @@ def _list(settings: Settings, org_id: str) -> int:
             rows = uow.session.scalars(
                 select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(50)
             ).all()
-        for d in rows:
-            print(f"{d.id:>6} {d.event:<20} {d.status:<10} attempts={d.attempts} next={d.next_attempt_at}")
-            for a in attempts_of(db, org_id, d.id):
+            lines = [
+                f"{d.id:>6} {d.event:<20} {d.status:<10} attempts={d.attempts} next={d.next_attempt_at}"
+                for d in rows
+            ]
+            ids = [d.id for d in rows]
+        for line, delivery_id in zip(lines, ids, strict=True):
+            print(line)
+            for a in attempts_of(db, org_id, delivery_id):
                 print(
                     f"         {a['attempted_at']} {a['status_code']} {a['latency_ms']} ms {a['error'] or ''}"
                 )
-        if not rows:
+        if not lines:
             print("no webhook deliveries for this organization")
     finally:
         db.dispose()

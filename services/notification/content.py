@@ -25,8 +25,8 @@ _WHAT_HAPPENED = {
     S.TRAINING: "Something went wrong while we were learning your likeness from your photos.",
     S.GENERATING: "Something went wrong while we were creating your headshots, before they were all done.",
 }
-_WHAT_HAPPENED_DEFAULT = "Something went wrong before we could start on your photos."
-_WHAT_TO_DO = (
+WHAT_HAPPENED_DEFAULT = "Something went wrong before we could start on your photos."
+WHAT_TO_DO = (
     "Nothing is lost and you do not need to do anything now: your photos are kept, and our support "
     "team has been told and can start again from where it stopped. You will get an e-mail as soon as "
     "your headshots are ready. If nothing has happened within a working day, ask your administrator."
@@ -88,8 +88,8 @@ def failed(uow: UnitOfWork, settings: Settings, message: Message) -> Email:
     stage = S(message.data["stage"])
     values = {
         "stage": stage_label(stage),
-        "what_happened": _WHAT_HAPPENED.get(stage, _WHAT_HAPPENED_DEFAULT),
-        "what_to_do": _WHAT_TO_DO,
+        "what_happened": _WHAT_HAPPENED.get(stage, WHAT_HAPPENED_DEFAULT),
+        "what_to_do": WHAT_TO_DO,
         "waiting_url": _url(settings, WAITING_PATH, hs),
     }
     return Email("failed", to, values)

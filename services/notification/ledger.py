@@ -111,10 +111,6 @@ class SendLedger:
                 row.sent_at = now
             uow.commit()
 
-    def get(self, key: SendKey) -> EmailSend | None:
-        with self.db.uow(org_id=key.org_id) as uow:
-            return uow.session.scalar(self._query(key))
-
     @staticmethod
     def _query(key: SendKey) -> Select[EmailSend]:
         return select(EmailSend).where(
