@@ -11,9 +11,12 @@ to notify about. Holds no tests itself.
 from __future__ import annotations
 
 import email
+import hashlib
+import hmac
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -236,6 +239,18 @@ def session_events(p: People) -> dict[str, Message]:
             MEMBER_INVITED, org_id=p.org_id, session_id=None, user_id=p.user_id, invited_by=p.admin_id
         ),
     }
+
+
+def verify_headshots_webhook(
+    secret: str, headers: dict[str, str], raw_body: bytes, tolerance: int = 300
+) -> bool:
+    """The receiver's check exactly as docs/notification.md shows it."""
+    timestamp = headers.get("X-Headshots-Timestamp", "")
+    signature = headers.get("X-Headshots-Signature", "")
+    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > tolerance:
+        return False  # missing, or too old / too far in the future: a replay
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + raw_body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature)
 
 
 def body_json(received: Received) -> Any:

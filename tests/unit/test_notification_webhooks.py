@@ -33,6 +33,7 @@ from tests.support.notification import (
     run_handler,
     seed_people,
     session_events,
+    verify_headshots_webhook,
 )
 
 SECRET = "whsec-test"
@@ -100,6 +101,8 @@ def test_every_session_event_reaches_the_endpoint_signed_and_without_personal_in
         timestamp, signature = r.headers["X-Headshots-Timestamp"], r.headers["X-Headshots-Signature"]
         expected = hmac.new(SECRET.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
         assert hmac.compare_digest(signature, expected)
+        assert verify_headshots_webhook(SECRET, r.headers, r.body)  # the docs' snippet
+        assert not verify_headshots_webhook("another-secret", r.headers, r.body)
         assert abs(time.time() - int(timestamp)) < 300
         assert verify(SECRET, timestamp, body, signature, now=time.time())
         assert not verify(SECRET, timestamp, body + " ", signature, now=time.time())
