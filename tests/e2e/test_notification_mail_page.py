@@ -68,7 +68,9 @@ def _not_found(environ: Any, start_response: Any) -> list[bytes]:
 
 def test_a_person_reads_the_ready_email_in_the_browser(page: Page, mail_url: str):
     violations: list[str] = []
-    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.on(
+        "console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None
+    )
     page.goto(mail_url)
     assert page.get_by_role("heading", name="E-mails").is_visible()
     # the stylesheet applied: the list is laid out as cards

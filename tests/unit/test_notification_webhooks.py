@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from libs.contracts import SESSION_SUBMITTED
-from libs.db import Database, Organization, WebhookAttempt, WebhookDelivery
+from libs.db import Database, Organization, WebhookAttempt, WebhookDelivery, utcnow
 from libs.messaging.testing import wait_for
 from libs.settings import Settings
 from services.notification.handlers import HANDLERS, build_deps
@@ -32,6 +32,7 @@ from tests.support.notification import (
     body_json,
     run_handler,
     seed_people,
+    self_signed,
     session_events,
     verify_headshots_webhook,
 )
@@ -312,3 +313,34 @@ def test_an_email_failure_keeps_the_recorded_webhook(tmp_path, db, receiver):
     with pytest.raises(TransientMailError):
         run_handler(HANDLERS, session_events(people)["submitted"], db, build_deps(settings, db))
     assert [d.event for d in _deliveries(db)] == [str(SESSION_SUBMITTED)]
+
+
+def test_https_endpoints_are_called_by_name_with_the_certificate_checked(tmp_path, db, monkeypatch):
+    """The connection goes to the checked address, but TLS (SNI and the certificate check) and the
+    Host header use the endpoint's name."""
+    host = "hooks.example.test"
+    secure = WebhookReceiver(tls=self_signed(tmp_path, host))
+    try:
+        port = secure.server.server_address[1]
+        real = socket.getaddrinfo
+        monkeypatch.setattr(
+            socket, "getaddrinfo", lambda h, *a, **k: real("127.0.0.1" if h == host else h, *a, **k)
+        )
+        people = seed_people(db, webhook_url=f"https://{host}:{port}/in")
+        settings = _settings(tmp_path, db)
+        recorder = WebhookRecorder(db, utcnow)  # real time: the receiver checks the timestamp
+        recorder.record(session_events(people)["completed"])
+        dispatcher = WebhookDispatcher(db, settings)
+        try:
+            dispatcher.run_once(wait_for_attempts=True)  # our certificate is not trusted yet
+            [attempt] = _attempts(db)
+            assert "CERTIFICATE_VERIFY_FAILED" in (attempt.error or "") and secure.received == []
+            monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))  # now it is
+            dispatcher.run_once(wait_for_attempts=True)  # the retry due at once
+        finally:
+            dispatcher.close()
+        [received] = secure.received
+        assert received.headers["Host"] == f"{host}:{port}"
+        assert verify_headshots_webhook(SECRET, received.headers, received.body)
+    finally:
+        secure.close()
