@@ -20,8 +20,7 @@ from libs.db import Database, WebhookDelivery, utcnow
 from libs.settings import Settings
 from services.notification.emails import SUBJECTS, render
 from services.notification.samples import sample
-from services.notification.webhooks.deliveries import DeliveryNotFound, resend
-from services.notification.webhooks.dispatcher import attempts_of
+from services.notification.webhooks.deliveries import DeliveryNotFound, attempts_of, resend
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,34 +37,28 @@ from libs.db import Database, UnitOfWork, utcnow
 from libs.settings import Settings
 from libs.storage import BlobStore
 from services.notification import content
-from services.notification.emails import Email
 from services.notification.ledger import SendKey, SendLedger
 from services.notification.mailer import Mailer
 from services.notification.transport import make_transport
 from services.notification.webhooks.deliveries import WebhookRecorder
 from services.notification.webhooks.dispatcher import WebhookDispatcher
 
-Builder = Callable[[UnitOfWork, Settings, Message], Email]
 
-
-def _mail(
-    message: Message, template: str, build: Builder, uow: UnitOfWork, settings: Settings, mailer: Mailer
-) -> None:
-    key = SendKey(
+def _key(message: Message, template: str) -> SendKey:
+    return SendKey(
         message.org_id,
         message.message_id,
         template,
         session_id=message.session_id,
         user_id=message.data.get("user_id"),
     )
-    mailer.deliver(key, lambda: build(uow, settings, message))
 
 
 def handle_session_submitted(
     message: Message, *, uow: UnitOfWork, settings: Settings, mailer: Mailer, webhooks: WebhookRecorder
 ) -> None:
     webhooks.record(message)
-    _mail(message, "submitted", content.submitted, uow, settings, mailer)
+    mailer.deliver(_key(message, "submitted"), lambda: content.submitted(uow, settings, message))
 
 
 def handle_session_approved(message: Message, *, webhooks: WebhookRecorder) -> None:
@@ -75,25 +69,25 @@ def handle_session_rejected(
     message: Message, *, uow: UnitOfWork, settings: Settings, mailer: Mailer, webhooks: WebhookRecorder
 ) -> None:
     webhooks.record(message)
-    _mail(message, "rejected", content.rejected, uow, settings, mailer)
+    mailer.deliver(_key(message, "rejected"), lambda: content.rejected(uow, settings, message))
 
 
 def handle_session_completed(
     message: Message, *, uow: UnitOfWork, settings: Settings, mailer: Mailer, webhooks: WebhookRecorder
 ) -> None:
     webhooks.record(message)
-    _mail(message, "ready", content.ready, uow, settings, mailer)
+    mailer.deliver(_key(message, "ready"), lambda: content.ready(uow, settings, message))
 
 
 def handle_session_failed(
     message: Message, *, uow: UnitOfWork, settings: Settings, mailer: Mailer, webhooks: WebhookRecorder
 ) -> None:
     webhooks.record(message)
-    _mail(message, "failed", content.failed, uow, settings, mailer)
+    mailer.deliver(_key(message, "failed"), lambda: content.failed(uow, settings, message))
 
 
 def handle_member_invited(message: Message, *, uow: UnitOfWork, settings: Settings, mailer: Mailer) -> None:
-    _mail(message, "invite", content.invite, uow, settings, mailer)
+    mailer.deliver(_key(message, "invite"), lambda: content.invite(uow, settings, message))
 
 
 HANDLERS: dict[EventType, Callable[..., Any]] = {
@@ -106,8 +100,8 @@ HANDLERS: dict[EventType, Callable[..., Any]] = {
 }
 
 
-# A claim older than this belongs to a worker that died mid-send (a send takes a few SMTP timeouts).
 def send_lease(settings: Settings) -> timedelta:
+    """A claim older than this belongs to a worker that died mid-send (a send takes a few SMTP timeouts)."""
     return timedelta(seconds=settings.SMTP_TIMEOUT_SECONDS * 3 + 30)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from libs.contracts import Message
-from libs.db import Database, Organization, WebhookDelivery
+from libs.db import Database, Organization, WebhookAttempt, WebhookDelivery
 from services.notification.webhooks.payload import payload
 
 log = logging.getLogger("headshots.notification.webhooks")
@@ -74,3 +74,23 @@ def resend(db: Database, org_id: str, delivery_id: int, now: datetime) -> Webhoo
         delivery.next_attempt_at = now
         uow.commit()
         return delivery
+
+
+def attempts_of(db: Database, org_id: str, delivery_id: int) -> list[dict[str, object]]:
+    """A delivery's attempts, oldest first, as plain data (for pages and the CLI)."""
+    with db.uow(org_id=org_id) as uow:
+        rows = uow.session.scalars(
+            select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id == delivery_id)
+            .order_by(WebhookAttempt.id)
+        ).all()
+        return [
+            {
+                "attempted_at": a.attempted_at.isoformat(),
+                "status_code": a.status_code,
+                "latency_ms": a.latency_ms,
+                "error": a.error,
+                "response_excerpt": a.response_excerpt,
+            }
+            for a in rows
+        ]

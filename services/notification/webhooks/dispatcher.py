@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -54,6 +55,19 @@ ROUND_LIMIT = 50  # deliveries looked at per round
 
 Clock = Callable[[], datetime]
 Resolver = Callable[..., Target]
+
+
+@dataclass
+class _Outcome:
+    """What one attempt gave: an answer (status, first KB) or an error; give_up ends the schedule."""
+
+    at: datetime
+    url: str
+    status_code: int | None = None
+    excerpt: str | None = None
+    error: str | None = None
+    give_up: bool = False
+    latency_ms: float = 0.0
 
 
 class _GiveUp(Exception):
@@ -166,12 +180,8 @@ class WebhookDispatcher:
             secret = org.webhook_secret if org else None
             body, message_id, event = delivery.body, delivery.message_id, delivery.event
 
-        now = self.clock()
+        outcome = _Outcome(at=self.clock(), url=url)
         started = time.monotonic()
-        status_code: int | None = None
-        excerpt: str | None = None
-        error: str | None = None
-        give_up = False
         try:
             if not url:
                 raise _GiveUp("the organization has no webhook endpoint any more")
@@ -181,7 +191,7 @@ class WebhookDispatcher:
                 target = self.resolve(url, allow_private=self.settings.WEBHOOK_ALLOW_PRIVATE)
             except RefusedEndpoint as exc:
                 raise _GiveUp(str(exc)) from None
-            timestamp = int(now.timestamp())
+            timestamp = int(outcome.at.timestamp())
             headers = {
                 "Content-Type": "application/json",
                 "User-Agent": "Headshots-Webhooks/1",
@@ -191,28 +201,17 @@ class WebhookDispatcher:
                 SIGNATURE_HEADER: sign(secret, timestamp, body),
             }
             answer = http.post(target, body.encode(), headers, self.settings.WEBHOOK_TIMEOUT_SECONDS)
-            status_code, excerpt = answer.status, answer.excerpt
+            outcome.status_code, outcome.excerpt = answer.status, answer.excerpt
             if not 200 <= answer.status < 300:
-                error = f"the endpoint answered {answer.status}"
+                outcome.error = f"the endpoint answered {answer.status}"
         except _GiveUp as exc:
-            error, give_up = str(exc), True
+            outcome.error, outcome.give_up = str(exc), True
         except Exception as exc:  # refused, reset, timeout, TLS, bad answer, DNS
-            error = f"{type(exc).__name__}: {exc}"
-        latency_ms = (time.monotonic() - started) * 1000
-        self._record(delivery_id, org_id, now, url, status_code, latency_ms, error, excerpt, give_up)
+            outcome.error = f"{type(exc).__name__}: {exc}"
+        outcome.latency_ms = (time.monotonic() - started) * 1000
+        self._record(delivery_id, org_id, outcome)
 
-    def _record(
-        self,
-        delivery_id: int,
-        org_id: str,
-        now: datetime,
-        url: str,
-        status_code: int | None,
-        latency_ms: float,
-        error: str | None,
-        excerpt: str | None,
-        give_up: bool,
-    ) -> None:
+    def _record(self, delivery_id: int, org_id: str, outcome: _Outcome) -> None:
         with self.db.uow(org_id=org_id) as uow:
             delivery = uow.get_for_update(WebhookDelivery, delivery_id)
             if delivery is None:
@@ -221,53 +220,37 @@ class WebhookDispatcher:
                 WebhookAttempt(
                     org_id=org_id,
                     delivery_id=delivery_id,
-                    attempted_at=now,
-                    url=url[:500],
-                    status_code=status_code,
-                    latency_ms=round(latency_ms, 1),
-                    error=error,
-                    response_excerpt=excerpt,
+                    attempted_at=outcome.at,
+                    url=outcome.url[:500],
+                    status_code=outcome.status_code,
+                    latency_ms=round(outcome.latency_ms, 1),
+                    error=outcome.error,
+                    response_excerpt=outcome.excerpt,
                 )
             )
             delivery.attempts += 1
-            delivery.last_error = error
-            if error is None:
-                delivery.status, delivery.delivered_at, delivery.next_attempt_at = DELIVERED, now, None
+            delivery.last_error = outcome.error
+            if outcome.error is None:
+                delivery.status, delivery.delivered_at, delivery.next_attempt_at = DELIVERED, outcome.at, None
                 log.info(
-                    "webhook %s delivered to %s (%d, %.0f ms)", delivery_id, url, status_code, latency_ms
+                    "webhook %s delivered to %s (%s, %.0f ms)",
+                    delivery_id,
+                    outcome.url,
+                    outcome.status_code,
+                    outcome.latency_ms,
                 )
-            elif give_up or delivery.step >= len(RETRY_DELAYS):
+            elif outcome.give_up or delivery.step >= len(RETRY_DELAYS):
                 delivery.status, delivery.next_attempt_at = FAILED, None
                 log.warning(
-                    "webhook %s given up after %d attempts: %s", delivery_id, delivery.attempts, error
+                    "webhook %s given up after %d attempts: %s", delivery_id, delivery.attempts, outcome.error
                 )
             else:
-                delivery.next_attempt_at = now + RETRY_DELAYS[delivery.step]
+                delivery.next_attempt_at = outcome.at + RETRY_DELAYS[delivery.step]
                 delivery.step += 1
                 log.warning(
                     "webhook %s attempt failed (%s); next at %s",
                     delivery_id,
-                    error,
+                    outcome.error,
                     delivery.next_attempt_at.isoformat(timespec="seconds"),
                 )
             uow.commit()
-
-
-def attempts_of(db: Database, org_id: str, delivery_id: int) -> list[dict[str, object]]:
-    """A delivery's attempts, oldest first, as plain data (for pages and the CLI)."""
-    with db.uow(org_id=org_id) as uow:
-        rows = uow.session.scalars(
-            select(WebhookAttempt)
-            .where(WebhookAttempt.delivery_id == delivery_id)
-            .order_by(WebhookAttempt.id)
-        ).all()
-        return [
-            {
-                "attempted_at": a.attempted_at.isoformat(),
-                "status_code": a.status_code,
-                "latency_ms": a.latency_ms,
-                "error": a.error,
-                "response_excerpt": a.response_excerpt,
-            }
-            for a in rows
-        ]
