@@ -42,9 +42,20 @@ class Settings:
         "", "Folder of person models (shared by generation workers). Empty: `VAR_DIR/person-models`."
     )
     SMTP_URL: str = _setting(
-        "", "`smtp://user:pw@host:port` for e-mail. Empty: .eml files under `VAR_DIR/mail`."
+        "",
+        "`smtp://user:pw@host:port` (plain), `smtp+starttls://…` (STARTTLS) or `smtps://…` (TLS) for "
+        "e-mail. Empty: .eml files under `VAR_DIR/mail`.",
     )
     MAIL_FROM: str = _setting("Headshots <headshots@localhost>", "Sender of every e-mail.")
+    SMTP_TIMEOUT_SECONDS: float = _setting(10.0, "Seconds an SMTP server may take to answer before we retry.")
+    WEBHOOK_TIMEOUT_SECONDS: float = _setting(
+        10.0, "Seconds a webhook endpoint may take to connect or answer."
+    )
+    WEBHOOK_ALLOW_PRIVATE: bool = _setting(
+        False,
+        "Allow webhook endpoints on loopback, private or link-local addresses (local receivers, tests).",
+    )
+    WEBHOOK_POLL_SECONDS: float = _setting(1.0, "How often the webhook dispatcher looks for due deliveries.")
     # --- web -------------------------------------------------------------------------------------
     HOST: str = _setting("127.0.0.1", "Address the embedded server listens on.")
     PORT: int = _setting(8000, "Port the embedded server listens on.")

@@ -238,6 +238,86 @@ class UploadAttempt(Tenanted, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class EmailSend(Tenanted, Base):
+    """One e-mail the notification service owes for one event: at most one row per (message,
+    template), so a redelivered event finds what became of the first attempt.
+
+    ``status``: ``sending`` (claimed, the SMTP conversation may be under way), ``pending`` (a
+    transient failure; the next delivery of the event tries again), ``sent``, ``failed``
+    (permanent: bad address, 5xx, no such person). Holds ids, never the address or the name.
+    """
+
+    __tablename__ = "email_sends"
+    __table_args__ = (
+        UniqueConstraint("message_id", "template"),
+        Index("ix_email_sends_status", "status", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    message_id: Mapped[str] = mapped_column(String(36))
+    template: Mapped[str] = mapped_column(String(40))
+    session_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    user_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    status: Mapped[str] = mapped_column(String(12))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class WebhookDelivery(Tenanted, Base):
+    """One event owed to an organization's webhook endpoint, delivered outside the event handler.
+
+    ``status``: ``pending`` (``next_attempt_at`` says when), ``delivered``, ``failed`` (given up).
+    ``step`` is the position in the retry schedule of the current series (a resend starts over).
+    The body is fixed when the delivery is recorded, so every attempt sends the same bytes.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("org_id", "message_id"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    message_id: Mapped[str] = mapped_column(String(36))
+    event: Mapped[str] = mapped_column(String(100))
+    session_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class WebhookAttempt(Tenanted, Base):
+    """One try of a webhook delivery: what the endpoint answered (or why there was no answer)."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    delivery_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("webhook_deliveries.id"), index=True
+    )
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    url: Mapped[str] = mapped_column(String(500))
+    status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    response_excerpt: Mapped[str | None] = mapped_column(Text, default=None)  # first 1 KB
+
+
 class OutboxMessage(Base):
     """An event waiting to be published (sent_at null) or already published.
 
@@ -295,6 +375,7 @@ __all__ = [
     "AuditLog",
     "Base",
     "ChosenStyle",
+    "EmailSend",
     "Headshot",
     "HeadshotSession",
     "Organization",
@@ -306,6 +387,8 @@ __all__ = [
     "Tenanted",
     "UploadAttempt",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
     "new_id",
     "utcnow",
 ]
