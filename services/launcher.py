@@ -10,7 +10,7 @@ It finds the services that exist by convention:
   app, mounted at ``WEB_MOUNTS[name]`` under one WSGI server;
 - ``services/<name>/handlers.py`` with ``HANDLERS = {EventType: handler}`` (and optionally
   ``build_deps(settings, db, blobs) -> dict`` for the handlers' keyword arguments) is a worker,
-  run as a consumer thread.
+  run as a consumer thread; its optional ``PERIODIC`` jobs (libs.messaging.periodic) run as threads too.
 
 The outbox relay runs as one more thread, woken after each commit in the embedded mode.
 """
@@ -172,6 +172,8 @@ def start(
             consumer = platform.bus.consumer(name, module.HANDLERS, deps)
             threads.append(consumer.start_in_thread())
             stoppers.append(consumer.stop)
+            for job in getattr(module, "PERIODIC", ()):  # e.g. the ops worker's stuck check
+                threads.append(job.start_in_thread(settings, platform.db, stop))
             log.info("worker %s consuming %s", name, ", ".join(str(e) for e in module.HANDLERS))
 
     server = None
@@ -215,4 +217,6 @@ def print_demo(settings: Settings, demo: DemoData) -> None:
     print(f"\nDemo sign-in links (valid for {settings.INVITE_TTL_SECONDS // 60} minutes):")
     for user in (demo.admin, *demo.employees, demo.other_employee):
         print(f"  {user.role:<10} {user.email:<28} {invite_url(settings, user)}")
+    ops = f"{WEB_MOUNTS['ops']}/invite/"  # support staff sign in to the ops dashboard
+    print(f"  {demo.support.role:<10} {demo.support.email:<28} {invite_url(settings, demo.support, ops)}")
     print()

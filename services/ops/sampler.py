@@ -1,0 +1,66 @@
+"""What the ops worker records every OPS_CHECK_SECONDS: queue depths (for the last hour's chart)
+and the gauges of /metrics (sessions per state, outbox lag, flagged sessions).
+
+    sample_queues(db, settings, now=now)       # one QueueSample row per queue, older than 2 h pruned
+    update_gauges(db, now=now)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+
+from libs.contracts import SessionState
+from libs.db import Database, HeadshotSession, OutboxMessage, QueueSample, StuckCheck
+from libs.settings import Settings
+from libs.web.metrics import OUTBOX_LAG, SESSIONS, STUCK
+from services.ops.queues import queue_stats
+
+KEEP = timedelta(hours=2)
+
+
+def sample_queues(db: Database, settings: Settings, *, now: datetime) -> int:
+    stats = queue_stats(settings)
+    with db.session(all_orgs=True) as db_session:
+        db_session.add_all(
+            QueueSample(sampled_at=now, queue=s.name, ready=s.ready, unacked=s.unacked, consumers=s.consumers)
+            for s in stats
+        )
+        db_session.execute(delete(QueueSample).where(QueueSample.sampled_at < now - KEEP))
+        db_session.commit()
+    return len(stats)
+
+
+def depth_history(db: Database, *, since: datetime) -> dict[str, list[tuple[datetime, int]]]:
+    """Ready + unacked per queue since ``since``, oldest first."""
+    history: dict[str, list[tuple[datetime, int]]] = {}
+    with db.session(all_orgs=True) as db_session:
+        rows = db_session.execute(
+            select(QueueSample.queue, QueueSample.sampled_at, QueueSample.ready, QueueSample.unacked)
+            .where(QueueSample.sampled_at >= since)
+            .order_by(QueueSample.sampled_at)
+        )
+        for queue, at, ready, unacked in rows:
+            history.setdefault(queue, []).append((at, ready + (unacked or 0)))
+    return history
+
+
+def update_gauges(db: Database, *, now: datetime) -> None:
+    with db.session(all_orgs=True) as db_session:
+        counts = dict(
+            db_session.execute(select(HeadshotSession.state, func.count()).group_by(HeadshotSession.state)).all()
+        )
+        oldest = db_session.scalar(select(func.min(OutboxMessage.created_at)).where(OutboxMessage.sent_at.is_(None)))
+        flagged = db_session.scalar(
+            select(func.count())
+            .select_from(StuckCheck)
+            .join(HeadshotSession, HeadshotSession.id == StuckCheck.session_id)
+            .where(StuckCheck.flagged_at.is_not(None), StuckCheck.state == HeadshotSession.state)
+        )
+    for state in SessionState:
+        SESSIONS.labels(state.value).set(counts.get(state.value, 0))
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=now.tzinfo)
+    OUTBOX_LAG.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+    STUCK.set(flagged or 0)
