@@ -341,9 +341,9 @@ class Consumer:
             MESSAGES.labels(queues.name, outcome).inc()
             HANDLER_SECONDS.labels(queues.name).observe(time.monotonic() - started)
             ms = (time.monotonic() - started) * 1000
+            log.info("%s %s %s in %.0f ms", queues.name, outcome, _short(message.message_id), ms)
         finally:
             self.current_session = None
-            log.info("%s %s %s in %.0f ms", queues.name, outcome, _short(message.message_id), ms)
 
     def _decode(self, queues: ConsumerQueues, raw: RawMessage) -> Message:
         if raw.content_type != JSON:
