@@ -84,14 +84,22 @@ class Settings:
     LORA_LEARNING_RATE: float = _setting(1e-4, "Learning rate of person model training.")
     LORA_RESOLUTION: int = _setting(512, "Side of the training crops, in pixels.")
     # --- ops ------------------------------------------------------------------------------------
-    HEARTBEAT_SECONDS: float = _setting(10.0, "How often each consumer writes its heartbeat row (ops: workers).")
+    HEARTBEAT_SECONDS: float = _setting(
+        10.0, "How often each consumer writes its heartbeat row (ops: workers)."
+    )
     WORKER_GONE_SECONDS: int = _setting(60, "A worker silent this long is shown as gone.")
-    OPS_CHECK_SECONDS: float = _setting(30.0, "How often the ops worker samples queues and checks stuck sessions.")
+    OPS_CHECK_SECONDS: float = _setting(
+        30.0, "How often the ops worker samples queues and checks stuck sessions."
+    )
     RABBITMQ_MANAGEMENT_URL: str = _setting(
         "", "RabbitMQ management API, e.g. `http://guest:guest@host:15672`. Empty: passive declares."
     )
-    STUCK_SUBMITTED_SECONDS: int = _setting(600, "Longest a session may wait in `submitted` before ops re-queues it.")
-    STUCK_REVIEW_SECONDS: int = _setting(259200, "Longest in `in_review` (a person decides) before it is flagged.")
+    STUCK_SUBMITTED_SECONDS: int = _setting(
+        600, "Longest a session may wait in `submitted` before ops re-queues it."
+    )
+    STUCK_REVIEW_SECONDS: int = _setting(
+        259200, "Longest in `in_review` (a person decides) before it is flagged."
+    )
     STUCK_QUEUED_SECONDS: int = _setting(900, "Longest in `queued` before ops re-queues it.")
     STUCK_PREPROCESSING_SECONDS: int = _setting(900, "Longest in `preprocessing` without progress.")
     STUCK_TRAINING_SECONDS: int = _setting(3600, "Longest in `training` without progress.")

@@ -182,7 +182,9 @@ class Consumer:
         """Consume until :meth:`stop`, reconnecting with backoff after any connection loss."""
         backoff = 0.2
         log.info("%s consumer starting on %s", self.service, ", ".join(q.name for q in self.queues))
-        beats = threading.Thread(target=self._beat_until_stopped, name=f"heartbeat-{self.service}", daemon=True)
+        beats = threading.Thread(
+            target=self._beat_until_stopped, name=f"heartbeat-{self.service}", daemon=True
+        )
         beats.start()
         try:
             while not self._stop.is_set():

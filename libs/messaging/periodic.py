@@ -40,7 +40,9 @@ class PeriodicJob:
             try:
                 self.run(settings, db, clock())
             except Exception:
-                log.exception("periodic job %r failed; it runs again in %.0f s", self.name, self.every(settings))
+                log.exception(
+                    "periodic job %r failed; it runs again in %.0f s", self.name, self.every(settings)
+                )
 
     def start_in_thread(self, settings: Settings, db: Database, stop: threading.Event) -> threading.Thread:
         thread = threading.Thread(

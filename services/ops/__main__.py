@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
         description="The ops dashboard: sessions across organizations, stuck work, queues, dead letters, workers.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{serve,invite,check}")
-    serve = sub.add_parser("serve", help="run ops alone (web, its worker and periodic checks, the outbox relay)")
+    serve = sub.add_parser(
+        "serve", help="run ops alone (web, its worker and periodic checks, the outbox relay)"
+    )
     serve.add_argument("--host", help="address to listen on (default: HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default: PORT)")
     serve.add_argument("--no-workers", action="store_true", help="web only: no consumer, no periodic checks")
@@ -59,9 +61,17 @@ def _invite(settings: Settings, email: str, name: str) -> int:
             user = uow.session.scalar(select(User).where(User.org_id.is_(None), User.email == email))
             if user is None:
                 if uow.session.scalar(select(User).where(User.email == email)) is not None:
-                    print(f"error: {email} belongs to an organization; support staff need their own address", file=sys.stderr)
+                    print(
+                        f"error: {email} belongs to an organization; support staff need their own address",
+                        file=sys.stderr,
+                    )
                     return 2
-                user = User(org_id=None, email=email, display_name=name or email.split("@")[0], role=Role.SUPPORT.value)
+                user = User(
+                    org_id=None,
+                    email=email,
+                    display_name=name or email.split("@")[0],
+                    role=Role.SUPPORT.value,
+                )
                 uow.session.add(user)
                 uow.commit()
                 print(f"created support user {email}", file=sys.stderr)

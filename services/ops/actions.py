@@ -55,7 +55,13 @@ class DeleteSession:
 
 def audit(uow: UnitOfWork, actor: Actor | None, action: str, hs: HeadshotSession, **detail: object) -> None:
     uow.session.add(
-        AuditLog(org_id=hs.org_id, actor_id=actor.user_id if actor else None, action=action, target=hs.id, detail=detail)
+        AuditLog(
+            org_id=hs.org_id,
+            actor_id=actor.user_id if actor else None,
+            action=action,
+            target=hs.id,
+            detail=detail,
+        )
     )
 
 
@@ -79,7 +85,9 @@ def retry_session(uow: UnitOfWork, actor: Actor, cmd: RetrySession) -> HeadshotS
     hs.move_to(S.QUEUED)
     hs.failure_reason = None
     hs.progress_done = hs.progress_total = 0
-    uow.add_message(new_message(SESSION_APPROVED, org_id=hs.org_id, session_id=hs.id, auto=True, reviewer_id=None))
+    uow.add_message(
+        new_message(SESSION_APPROVED, org_id=hs.org_id, session_id=hs.id, auto=True, reviewer_id=None)
+    )
     _forget_stuck(uow, hs.id)
     audit(uow, actor, "session.retried", hs, to=S.QUEUED.value, previous_reason=previous_reason or "")
     uow.commit()
@@ -96,7 +104,9 @@ def fail_session(uow: UnitOfWork, actor: Actor, cmd: FailSession) -> HeadshotSes
     stage = hs.state
     hs.move_to(S.FAILED)
     hs.failure_reason = reason[:2000]
-    uow.add_message(new_message(SESSION_FAILED, org_id=hs.org_id, session_id=hs.id, stage=stage, reason=reason[:2000]))
+    uow.add_message(
+        new_message(SESSION_FAILED, org_id=hs.org_id, session_id=hs.id, stage=stage, reason=reason[:2000])
+    )
     _forget_stuck(uow, hs.id)
     audit(uow, actor, "session.failed_by_support", hs, to=S.FAILED.value, stage=stage, reason=reason[:2000])
     uow.commit()
@@ -115,7 +125,9 @@ def delete_session(uow: UnitOfWork, actor: Actor, cmd: DeleteSession) -> list[st
     hs.erase_personal_info()
     keys: list[str] = []
     for photo in uow.session.scalars(select(Photo).where(Photo.session_id == hs.id)):
-        keys += [k for k in (photo.original_key, photo.clean_key, photo.prepared_key, photo.training_key) if k]
+        keys += [
+            k for k in (photo.original_key, photo.clean_key, photo.prepared_key, photo.training_key) if k
+        ]
         photo.embedding = None  # a face embedding is personal data too
         photo.face_box = None
     for shot in uow.session.scalars(select(Headshot).where(Headshot.session_id == hs.id)):

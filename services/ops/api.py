@@ -58,7 +58,13 @@ def timeline(session_id: str) -> Any:
             "personal_info_erased": hs.personal_info_erased_at is not None,
             "entries": t.entries,
             "stages": [
-                {"state": s.state, "label": s.label, "started": s.started, "ended": s.ended, "seconds": s.seconds(now)}
+                {
+                    "state": s.state,
+                    "label": s.label,
+                    "started": s.started,
+                    "ended": s.ended,
+                    "seconds": s.seconds(now),
+                }
                 for s in t.stages
             ],
             "photos": t.photos,

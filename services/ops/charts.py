@@ -46,7 +46,9 @@ def _nice_top(peak: int) -> int:
 def line_chart(data: dict[str, list[tuple[datetime, int]]], *, start: datetime, end: datetime) -> Chart:
     """One line per series, the busiest MAX_SERIES first (the others are summed in the table)."""
     span = max((end - start).total_seconds(), 1.0)
-    busiest = sorted(data.items(), key=lambda kv: (-max((v for _, v in kv[1]), default=0), kv[0]))[:MAX_SERIES]
+    busiest = sorted(data.items(), key=lambda kv: (-max((v for _, v in kv[1]), default=0), kv[0]))[
+        :MAX_SERIES
+    ]
     peak = max((v for _, points in busiest for _, v in points), default=0)
     top = _nice_top(max(peak, 1))
     plot_w, plot_h = WIDTH - PAD_LEFT - 10, HEIGHT - PAD_BOTTOM - PAD_TOP
@@ -66,5 +68,8 @@ def line_chart(data: dict[str, list[tuple[datetime, int]]], *, start: datetime, 
         )
         for i, (name, points) in enumerate(busiest)
     ]
-    ticks = [(PAD_LEFT + plot_w * f, f"-{round((1 - f) * span / 60)} min" if f < 1 else "now") for f in (0, 0.25, 0.5, 0.75, 1)]
+    ticks = [
+        (PAD_LEFT + plot_w * f, f"-{round((1 - f) * span / 60)} min" if f < 1 else "now")
+        for f in (0, 0.25, 0.5, 0.75, 1)
+    ]
     return Chart(WIDTH, HEIGHT, top, series, ticks)

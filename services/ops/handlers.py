@@ -28,7 +28,10 @@ def handle_session_failed(message: Message, *, uow: UnitOfWork) -> None:
     """A failed session is no longer stuck: support sees it under "failed" instead."""
     uow.session.execute(delete(StuckCheck).where(StuckCheck.session_id == message.session_id))
     log.warning(
-        "session %s failed at %s: %s", message.session_id, message.data.get("stage"), message.data.get("reason")
+        "session %s failed at %s: %s",
+        message.session_id,
+        message.data.get("stage"),
+        message.data.get("reason"),
     )
 
 
@@ -37,7 +40,9 @@ def handle_model_trained(message: Message, *, uow: UnitOfWork) -> None:
 
 
 def handle_models_retired(message: Message, *, uow: UnitOfWork) -> None:
-    log.info("org %s retired %d person models", message.org_id, len(message.data.get("person_model_ids") or []))
+    log.info(
+        "org %s retired %d person models", message.org_id, len(message.data.get("person_model_ids") or [])
+    )
 
 
 HANDLERS = {

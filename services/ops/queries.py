@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
@@ -19,6 +19,7 @@ from libs.contracts import SessionState
 from libs.db import HeadshotSession, Organization, StuckCheck, User
 
 PAGE_SIZE = 25
+Q = TypeVar("Q", bound=Select)  # type: ignore[type-arg]
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class SessionPage:
     counts: dict[str, int]
 
 
-def _filtered(query: Select[Any], f: SessionFilter, now: datetime, *, with_state: bool) -> Select[Any]:
+def _filtered(query: Q, f: SessionFilter, now: datetime, *, with_state: bool) -> Q:
     if with_state and f.state:
         query = query.where(HeadshotSession.state == f.state)
     if f.org_id:

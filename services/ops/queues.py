@@ -44,7 +44,9 @@ def _vhost(settings: Settings) -> str:
 
 def from_management(settings: Settings, timeout: float = 3.0) -> list[QueueStat]:
     base = urlsplit(settings.RABBITMQ_MANAGEMENT_URL)
-    url = f"{base.scheme}://{base.hostname}:{base.port or 15672}/api/queues/{quote(_vhost(settings), safe='')}"
+    url = (
+        f"{base.scheme}://{base.hostname}:{base.port or 15672}/api/queues/{quote(_vhost(settings), safe='')}"
+    )
     request = urllib.request.Request(url)
     if base.username:
         token = b64encode(f"{unquote(base.username)}:{unquote(base.password or '')}".encode()).decode()

@@ -49,9 +49,13 @@ def depth_history(db: Database, *, since: datetime) -> dict[str, list[tuple[date
 def update_gauges(db: Database, *, now: datetime) -> None:
     with db.session(all_orgs=True) as db_session:
         counts = dict(
-            db_session.execute(select(HeadshotSession.state, func.count()).group_by(HeadshotSession.state)).all()
+            db_session.execute(
+                select(HeadshotSession.state, func.count()).group_by(HeadshotSession.state)
+            ).all()
         )
-        oldest = db_session.scalar(select(func.min(OutboxMessage.created_at)).where(OutboxMessage.sent_at.is_(None)))
+        oldest = db_session.scalar(
+            select(func.min(OutboxMessage.created_at)).where(OutboxMessage.sent_at.is_(None))
+        )
         flagged = db_session.scalar(
             select(func.count())
             .select_from(StuckCheck)

@@ -31,9 +31,9 @@ from sqlalchemy.orm import Session
 
 from libs.contracts import (
     PHOTOS_PROCESSED,
-    ContractError,
     SESSION_APPROVED,
     SESSION_SUBMITTED,
+    ContractError,
     Message,
     SessionState,
     new_message,
@@ -85,9 +85,13 @@ def _reapproved(db_session: Session, hs: HeadshotSession) -> Message:
 
 
 def _reprocessed(db_session: Session, hs: HeadshotSession) -> Message:
-    photos = list(db_session.scalars(select(Photo).where(Photo.session_id == hs.id).order_by(Photo.created_at)))
+    photos = list(
+        db_session.scalars(select(Photo).where(Photo.session_id == hs.id).order_by(Photo.created_at))
+    )
     kept = [p.id for p in photos if p.decision == "kept"] or [p.id for p in photos if p.prepared_key]
-    return new_message(PHOTOS_PROCESSED, org_id=hs.org_id, session_id=hs.id, photo_ids=kept or [p.id for p in photos])
+    return new_message(
+        PHOTOS_PROCESSED, org_id=hs.org_id, session_id=hs.id, photo_ids=kept or [p.id for p in photos]
+    )
 
 
 RESTART: dict[str, Callable[[Session, HeadshotSession], Message]] = {
@@ -106,7 +110,9 @@ class StuckReport:
 
 
 def last_sign_of_life(db_session: Session, hs: HeadshotSession) -> datetime:
-    latest = db_session.scalar(select(func.max(OutboxMessage.created_at)).where(OutboxMessage.session_id == hs.id))
+    latest = db_session.scalar(
+        select(func.max(OutboxMessage.created_at)).where(OutboxMessage.session_id == hs.id)
+    )
     if latest is not None and latest.tzinfo is None:  # SQLite drops the zone in aggregates
         latest = latest.replace(tzinfo=hs.updated_at.tzinfo)
     return max(hs.updated_at, latest) if latest else hs.updated_at
@@ -117,7 +123,9 @@ def _candidates(db: Database, limits: dict[str, int], now: datetime) -> list[str
     with db.session(all_orgs=True) as db_session:
         for state, seconds in limits.items():
             cutoff = now - timedelta(seconds=seconds)
-            query = select(HeadshotSession.id).where(HeadshotSession.state == state, HeadshotSession.updated_at <= cutoff)
+            query = select(HeadshotSession.id).where(
+                HeadshotSession.state == state, HeadshotSession.updated_at <= cutoff
+            )
             ids += list(db_session.scalars(query))
     return ids
 
@@ -146,14 +154,28 @@ def check_stuck(db: Database, settings: Settings, *, now: datetime) -> StuckRepo
             if message is not None:
                 uow.add_message(message)
                 check.requeued_at = now
-                _audit(uow.session, hs, "session.requeued_by_stuck_check", event=message.routing_key, idle_minutes=minutes)
+                _audit(
+                    uow.session,
+                    hs,
+                    "session.requeued_by_stuck_check",
+                    event=message.routing_key,
+                    idle_minutes=minutes,
+                )
                 report.requeued.append(hs.id)
-                log.warning("session %s idle %d min in %s: published %s again", hs.id, minutes, hs.state, message.routing_key)
+                log.warning(
+                    "session %s idle %d min in %s: published %s again",
+                    hs.id,
+                    minutes,
+                    hs.state,
+                    message.routing_key,
+                )
             else:
                 check.flagged_at = now
                 _audit(uow.session, hs, "session.flagged_stuck", state=hs.state, idle_minutes=minutes)
                 report.flagged.append(hs.id)
-                log.warning("session %s still idle in %s after %d min: flagged for support", hs.id, hs.state, minutes)
+                log.warning(
+                    "session %s still idle in %s after %d min: flagged for support", hs.id, hs.state, minutes
+                )
             uow.commit()
     return report
 

@@ -109,7 +109,9 @@ def _summary(routing_key: str, data: dict[str, Any]) -> str:
     if routing_key == PHOTOS_PROCESSED.routing_key:
         return f"{len(data.get('photo_ids') or [])} photos prepared"
     if routing_key == SESSION_SUBMITTED.routing_key:
-        return f"{data.get('photo_count')} photos, {len(data.get('styles') or [])} styles, {data.get('package')}"
+        return (
+            f"{data.get('photo_count')} photos, {len(data.get('styles') or [])} styles, {data.get('package')}"
+        )
     if routing_key == MODEL_TRAINED.routing_key:
         return f"{data.get('engine')} model in {float(data.get('seconds') or 0):.0f} s"
     parts = [f"{k}={v}" for k, v in data.items() if not isinstance(v, list | dict)]
@@ -185,8 +187,8 @@ def load_timeline(db_session: Session, hs: HeadshotSession) -> Timeline:
         if ids
         else []
     )
-    audits = list(
-        db_session.scalars(select(AuditLog).where(AuditLog.target == hs.id).order_by(AuditLog.id))
+    audits = list(db_session.scalars(select(AuditLog).where(AuditLog.target == hs.id).order_by(AuditLog.id)))
+    photos = list(
+        db_session.scalars(select(Photo).where(Photo.session_id == hs.id).order_by(Photo.created_at))
     )
-    photos = list(db_session.scalars(select(Photo).where(Photo.session_id == hs.id).order_by(Photo.created_at)))
     return assemble(outbox, processed, audits, photos, hs.failure_reason)

@@ -128,7 +128,10 @@ def _act(run: Any, done: str) -> Any | None:
 @bp.post("/sessions/<session_id>/retry")
 def retry(session_id: str) -> Any:
     cmd = actions.RetrySession(session_id)
-    _act(lambda uow, actor: actions.retry_session(uow, actor, cmd), "Sent back to the queue: preparation starts again.")
+    _act(
+        lambda uow, actor: actions.retry_session(uow, actor, cmd),
+        "Sent back to the queue: preparation starts again.",
+    )
     return _detail(session_id)
 
 
@@ -141,7 +144,9 @@ def fail(session_id: str) -> Any:
         flash(" ".join(messages) if isinstance(messages, list) else str(messages), "error")
         return _detail(session_id, "#fail")
     cmd = actions.FailSession(session_id, form["reason"])
-    _act(lambda uow, actor: actions.fail_session(uow, actor, cmd), "Marked as failed; the person is told why.")
+    _act(
+        lambda uow, actor: actions.fail_session(uow, actor, cmd), "Marked as failed; the person is told why."
+    )
     return _detail(session_id)
 
 
@@ -151,7 +156,10 @@ def delete(session_id: str) -> Any:
         flash("Tick the box to confirm: deleting removes the photos, headshots and personal info.", "error")
         return _detail(session_id, "#delete")
     cmd = actions.DeleteSession(session_id)
-    keys = _act(lambda uow, actor: actions.delete_session(uow, actor, cmd), "Deleted, with its files and personal info.")
+    keys = _act(
+        lambda uow, actor: actions.delete_session(uow, actor, cmd),
+        "Deleted, with its files and personal info.",
+    )
     blobs = get_blobs()
     for key in keys or []:
         try:

@@ -56,7 +56,9 @@ def queues() -> Any:
     return render_template(
         "queues.html",
         stats=stats,
-        source="management API" if settings.RABBITMQ_MANAGEMENT_URL and not settings.embedded_broker else "passive declares",
+        source="management API"
+        if settings.RABBITMQ_MANAGEMENT_URL and not settings.embedded_broker
+        else "passive declares",
         embedded=settings.embedded_broker,
         work_chart=line_chart(work, start=end - timedelta(hours=1), end=end),
         dead_chart=line_chart(dead, start=end - timedelta(hours=1), end=end),
@@ -129,7 +131,9 @@ def workers() -> Any:
     settings = get_settings()
     current = now()
     with get_db().session(all_orgs=True) as db_session:
-        beats = list(db_session.scalars(select(WorkerHeartbeat).order_by(WorkerHeartbeat.service, WorkerHeartbeat.id)))
+        beats = list(
+            db_session.scalars(select(WorkerHeartbeat).order_by(WorkerHeartbeat.service, WorkerHeartbeat.id))
+        )
     gone_after = timedelta(seconds=settings.WORKER_GONE_SECONDS)
     rows = [(b, current - b.last_seen_at > gone_after) for b in beats]
     return render_template("workers.html", rows=rows, now=current, gone_after=settings.WORKER_GONE_SECONDS)
@@ -138,7 +142,11 @@ def workers() -> Any:
 @bp.get("/mail")
 def mail() -> Any:
     folder = get_settings().mail_dir
-    files = sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True)[:MAIL_LIMIT] if folder.is_dir() else []
+    files = (
+        sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True)[:MAIL_LIMIT]
+        if folder.is_dir()
+        else []
+    )
     parser = BytesHeaderParser()
     rows = []
     for path in files:
@@ -172,8 +180,17 @@ def audit() -> Any:
     if args.get("target"):
         query = query.where(AuditLog.target == args["target"].strip())
     with get_db().session(all_orgs=True) as db_session:
-        rows = list(db_session.scalars(query.order_by(AuditLog.id.desc()).limit(AUDIT_PAGE + 1).offset((page - 1) * AUDIT_PAGE)))
+        rows = list(
+            db_session.scalars(
+                query.order_by(AuditLog.id.desc()).limit(AUDIT_PAGE + 1).offset((page - 1) * AUDIT_PAGE)
+            )
+        )
         orgs = organizations(db_session)
     return render_template(
-        "audit.html", rows=rows[:AUDIT_PAGE], more=len(rows) > AUDIT_PAGE, page=page, orgs=orgs, args=args.to_dict()
+        "audit.html",
+        rows=rows[:AUDIT_PAGE],
+        more=len(rows) > AUDIT_PAGE,
+        page=page,
+        orgs=orgs,
+        args=args.to_dict(),
     )

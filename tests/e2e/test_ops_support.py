@@ -66,10 +66,14 @@ def ops_server(tmp_path: Path, sqlite_url: str) -> Iterator[LiveOps]:
         db.dispose()
 
 
-def test_support_finds_a_failed_session_reads_its_timeline_and_retries_it(page: Page, ops_server: LiveOps) -> None:
+def test_support_finds_a_failed_session_reads_its_timeline_and_retries_it(
+    page: Page, ops_server: LiveOps
+) -> None:
     demo, db = ops_server.demo, ops_server.db
     violations: list[str] = []
-    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.on(
+        "console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None
+    )
     make_session(db, demo, "completed")
     make_session(db, demo, "queued", user=demo.other_employee)
     failed = make_session(
@@ -95,7 +99,9 @@ def test_support_finds_a_failed_session_reads_its_timeline_and_retries_it(page: 
     rows.first.get_by_role("link").click()
 
     timeline = page.locator("#timeline")
-    expect(timeline.locator(".entry .title")).to_have_text(["session.submitted", "session.approved", "session.failed"])
+    expect(timeline.locator(".entry .title")).to_have_text(
+        ["session.submitted", "session.approved", "session.failed"]
+    )
     expect(timeline).to_contain_text("no photo had a usable face at preprocessing")
     expect(page.locator("#failure-reason")).to_have_text("no photo had a usable face")
     expect(page.locator(".stages .stage")).to_have_count(3)

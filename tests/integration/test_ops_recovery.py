@@ -64,15 +64,25 @@ def test_a_lost_message_is_recovered_by_the_stuck_check(stack) -> None:  # type:
     later = datetime.now(UTC) + timedelta(seconds=settings.STUCK_QUEUED_SECONDS)  # the injected clock
     stop = threading.Event()
     with running(bus.consumer("preprocess", {SESSION_APPROVED: start_preparing})):
-        loop = threading.Thread(target=job.run_forever, args=(settings, db, stop), kwargs={"clock": lambda: later})
+        loop = threading.Thread(
+            target=job.run_forever, args=(settings, db, stop), kwargs={"clock": lambda: later}
+        )
         loop.start()
         try:
-            wait_for(lambda: state_of(db, lost) == "preprocessing", "the re-queued session to reach preprocess", timeout=30)
+            wait_for(
+                lambda: state_of(db, lost) == "preprocessing",
+                "the re-queued session to reach preprocess",
+                timeout=30,
+            )
         finally:
             stop.set()
             loop.join(10)
     with db.session(all_orgs=True) as s:
-        handled = s.scalar(select(func.count()).select_from(ProcessedMessage).where(ProcessedMessage.consumer == "preprocess.session.approved"))
+        handled = s.scalar(
+            select(func.count())
+            .select_from(ProcessedMessage)
+            .where(ProcessedMessage.consumer == "preprocess.session.approved")
+        )
     assert handled == 1  # re-queued once, not once per round
 
 
@@ -91,14 +101,22 @@ def test_a_replayed_dead_letter_is_handled_once(stack) -> None:  # type: ignore[
     dead = "ops.session.failed.dead"
     with running(bus.consumer("ops", {SESSION_FAILED: handle_failed})) as consumer:
         with db.uow(all_orgs=True) as uow:
-            message = new_message(SESSION_FAILED, org_id=demo.org_id, session_id=hs, stage="training", reason="x")
+            message = new_message(
+                SESSION_FAILED, org_id=demo.org_id, session_id=hs, stage="training", reason="x"
+            )
             uow.add_message(message)
             uow.commit()
-        wait_for(lambda: [d.message_id for d in list_dead_letters(settings, dead)] == [message.message_id], "the dead letter")
+        wait_for(
+            lambda: [d.message_id for d in list_dead_letters(settings, dead)] == [message.message_id],
+            "the dead letter",
+        )
         broken.clear()  # the cause is fixed; support replays it from the page
         app = create_app(settings, db=db, blobs=LocalBlobStore(settings.blob_dir), checks={})
         support = sign_in(app, settings, demo.support)
-        assert support.post(f"/dead-letters/{dead}/replay", {"message_id": message.message_id}).status_code == 303
+        assert (
+            support.post(f"/dead-letters/{dead}/replay", {"message_id": message.message_id}).status_code
+            == 303
+        )
         wait_for(lambda: consumer.stats["handled"] == 1, "the replayed message to be handled")
         assert support.post(f"/dead-letters/{dead}/replay").status_code == 303  # nothing left to replay
     assert calls == [message.message_id]
@@ -124,22 +142,36 @@ def test_heartbeats_show_the_work_in_hand_and_silence_as_gone(stack) -> None:  #
     with running(bus.consumer("ops", {SESSION_FAILED: slow})) as consumer:
         wait_for(lambda: beat() is not None, "a first heartbeat")
         with db.uow(all_orgs=True) as uow:
-            uow.add_message(new_message(SESSION_FAILED, org_id=demo.org_id, session_id=hs, stage="training", reason="x"))
+            uow.add_message(
+                new_message(SESSION_FAILED, org_id=demo.org_id, session_id=hs, stage="training", reason="x")
+            )
             uow.commit()
         assert inside.wait(30)
-        wait_for(lambda: (b := beat()) is not None and b.current_session_id == hs, "a heartbeat naming the session in hand")
+        wait_for(
+            lambda: (b := beat()) is not None and b.current_session_id == hs,
+            "a heartbeat naming the session in hand",
+        )
         assert hs[:8] in support.get("/workers").get_data(as_text=True)
         release.set()
-        wait_for(lambda: (b := beat()) is not None and b.handled == 1 and b.current_session_id is None, "the count to go up")
+        wait_for(
+            lambda: (b := beat()) is not None and b.handled == 1 and b.current_session_id is None,
+            "the count to go up",
+        )
         assert consumer.stats["handled"] == 1
     # Stopped: no more beats; after WORKER_GONE_SECONDS the page says gone.
-    wait_for(lambda: 'class="worker gone"' in support.get("/workers").get_data(as_text=True), "the worker to show as gone", timeout=30)
+    wait_for(
+        lambda: 'class="worker gone"' in support.get("/workers").get_data(as_text=True),
+        "the worker to show as gone",
+        timeout=30,
+    )
 
 
 def test_the_launcher_prints_a_support_link_that_opens_ops(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     from services import launcher
 
-    settings = Settings(VAR_DIR=str(tmp_path / "var"), PORT=0, SECRET_KEY="launcher-test", OPS_CHECK_SECONDS=0.2)
+    settings = Settings(
+        VAR_DIR=str(tmp_path / "var"), PORT=0, SECRET_KEY="launcher-test", OPS_CHECK_SECONDS=0.2
+    )
     running_ = launcher.start(settings, only={"intake", "ops"}, seed=True)
     try:
         out = capsys.readouterr().out

@@ -1,8 +1,8 @@
 """Helpers shared by the ops tests (unit, integration, e2e). It holds no tests itself.
 
-    hs_id = make_session(db, demo, "failed", events=[(SESSION_SUBMITTED, SUBMITTED)], idle=timedelta(hours=2))
-    support = sign_in_support(app, settings, demo.support)
-    support.post(f"/sessions/{hs_id}/retry")
+hs_id = make_session(db, demo, "failed", events=[(SESSION_SUBMITTED, SUBMITTED)], idle=timedelta(hours=2))
+support = sign_in_support(app, settings, demo.support)
+support.post(f"/sessions/{hs_id}/retry")
 """
 
 from __future__ import annotations
@@ -72,7 +72,11 @@ def make_session(
 def backdate(db: Database, session_id: str, idle: timedelta) -> None:
     then = datetime.now(UTC) - idle
     with db.session(all_orgs=True) as s:
-        s.execute(update(HeadshotSession).where(HeadshotSession.id == session_id).values(updated_at=then, created_at=then))
+        s.execute(
+            update(HeadshotSession)
+            .where(HeadshotSession.id == session_id)
+            .values(updated_at=then, created_at=then)
+        )
         s.execute(update(OutboxMessage).where(OutboxMessage.session_id == session_id).values(created_at=then))
         s.commit()
 
@@ -121,7 +125,9 @@ class OpsClient:
         return self.client.post(path, data=form)
 
 
-def sign_in(app: Flask, settings: Settings, user: User, path: str = f"{WEB_MOUNTS['ops']}/invite/") -> OpsClient:
+def sign_in(
+    app: Flask, settings: Settings, user: User, path: str = f"{WEB_MOUNTS['ops']}/invite/"
+) -> OpsClient:
     """Sign in through a signed link as a browser would, then read the page's CSRF token.
 
     The ops app is tested on its own, so the mount prefix is cut from the link."""

@@ -81,7 +81,9 @@ def test_dead_letters_are_listed_replayed_and_discarded_with_an_audit(
     assert support.post("/dead-letters/nope/replay").status_code == 404
 
 
-def test_queues_page_draws_the_sampled_depths(support: OpsClient, ops_settings: Settings, ops_db: Database, demo: DemoData) -> None:
+def test_queues_page_draws_the_sampled_depths(
+    support: OpsClient, ops_settings: Settings, ops_db: Database, demo: DemoData
+) -> None:
     _dead_letter(ops_settings, ops_db, demo, n=2)
     now = datetime.now(UTC)
     ops_round(ops_settings, ops_db, now - timedelta(minutes=20))
@@ -114,8 +116,31 @@ def test_ops_round_sets_the_metrics_gauges(ops_settings: Settings, ops_db: Datab
 def test_workers_page_shows_alive_and_gone(support: OpsClient, ops_db: Database) -> None:
     now = datetime.now(UTC)
     with ops_db.session(all_orgs=True) as s:
-        s.add(WorkerHeartbeat(id="preprocess@a:1:x", service="preprocess", host="a", pid=1, started_at=now, last_seen_at=now, handled=7, failed=1, current_session_id="11111111-2222-3333-4444-555555555555"))
-        s.add(WorkerHeartbeat(id="generation@b:2:y", service="generation", host="b", pid=2, started_at=now, last_seen_at=now - timedelta(minutes=10), handled=3, failed=0))
+        s.add(
+            WorkerHeartbeat(
+                id="preprocess@a:1:x",
+                service="preprocess",
+                host="a",
+                pid=1,
+                started_at=now,
+                last_seen_at=now,
+                handled=7,
+                failed=1,
+                current_session_id="11111111-2222-3333-4444-555555555555",
+            )
+        )
+        s.add(
+            WorkerHeartbeat(
+                id="generation@b:2:y",
+                service="generation",
+                host="b",
+                pid=2,
+                started_at=now,
+                last_seen_at=now - timedelta(minutes=10),
+                handled=3,
+                failed=0,
+            )
+        )
         s.commit()
     page = support.get("/workers").get_data(as_text=True)
     rows = re.findall(r'<tr class="worker( gone)?">\s*<td>(\w+)</td>', page)
@@ -126,7 +151,9 @@ def test_workers_page_shows_alive_and_gone(support: OpsClient, ops_db: Database)
 def test_mail_page_lists_the_embedded_emails(support: OpsClient, ops_settings: Settings) -> None:
     assert "No e-mail yet" in support.get("/mail").get_data(as_text=True)
     ops_settings.mail_dir.mkdir(parents=True)
-    (ops_settings.mail_dir / "0001-ready.eml").write_text("To: bea@acme.example\nSubject: Your headshots are ready\n\nHello\n")
+    (ops_settings.mail_dir / "0001-ready.eml").write_text(
+        "To: bea@acme.example\nSubject: Your headshots are ready\n\nHello\n"
+    )
     page = support.get("/mail").get_data(as_text=True)
     assert "bea@acme.example" in page and "Your headshots are ready" in page and "0001-ready.eml" in page
 
@@ -145,7 +172,13 @@ def test_audit_log_filters(support: OpsClient, ops_db: Database, demo: DemoData)
     assert support.get("/audit?page=x").status_code == 400
 
 
-def test_cli_invite_prints_a_working_support_link(ops_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], ops_app, demo: DemoData) -> None:  # type: ignore[no-untyped-def]
+def test_cli_invite_prints_a_working_support_link(
+    ops_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    ops_app,
+    demo: DemoData,
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("VAR_DIR", ops_settings.VAR_DIR)
     monkeypatch.setenv("DATABASE_URL", ops_settings.DATABASE_URL)
     monkeypatch.setenv("SECRET_KEY", ops_settings.SECRET_KEY)

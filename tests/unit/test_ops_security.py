@@ -24,15 +24,32 @@ from tests.support.ops import (  # noqa: F401 (fixtures)
     support_fixture,
 )
 
-PAGES = ["/", "/sessions/{hs}", "/queues", "/dead-letters", "/workers", "/mail", "/audit",
-         "/dead-letters/review.session.submitted.dead", "/api/v1/sessions", "/api/v1/sessions/{hs}/timeline",
-         "/api/v1/openapi.json"]
-ACTIONS = ["/sessions/{hs}/retry", "/sessions/{hs}/fail", "/sessions/{hs}/delete",
-           "/dead-letters/review.session.submitted.dead/replay", "/dead-letters/review.session.submitted.dead/discard"]
+PAGES = [
+    "/",
+    "/sessions/{hs}",
+    "/queues",
+    "/dead-letters",
+    "/workers",
+    "/mail",
+    "/audit",
+    "/dead-letters/review.session.submitted.dead",
+    "/api/v1/sessions",
+    "/api/v1/sessions/{hs}/timeline",
+    "/api/v1/openapi.json",
+]
+ACTIONS = [
+    "/sessions/{hs}/retry",
+    "/sessions/{hs}/fail",
+    "/sessions/{hs}/delete",
+    "/dead-letters/review.session.submitted.dead/replay",
+    "/dead-letters/review.session.submitted.dead/discard",
+]
 
 
 @pytest.mark.parametrize("who", ["admin", "employee"])
-def test_org_people_get_403_everywhere(ops_app: Flask, ops_settings: Settings, ops_db: Database, demo: DemoData, who: str) -> None:
+def test_org_people_get_403_everywhere(
+    ops_app: Flask, ops_settings: Settings, ops_db: Database, demo: DemoData, who: str
+) -> None:
     hs = make_session(ops_db, demo, "failed", failure_reason="boom")
     user = demo.admin if who == "admin" else demo.employees[0]
     other = sign_in_other(ops_app, ops_settings, user)
@@ -63,9 +80,13 @@ def test_actions_need_the_csrf_token(support: OpsClient, ops_db: Database, demo:
     assert state_of(ops_db, hs) == "failed" and audit_actions(ops_db) == []
 
 
-def test_the_sign_in_link_is_for_support_staff_only(ops_app: Flask, ops_settings: Settings, demo: DemoData) -> None:
+def test_the_sign_in_link_is_for_support_staff_only(
+    ops_app: Flask, ops_settings: Settings, demo: DemoData
+) -> None:
     client = ops_app.test_client()
-    employee_link = invite_url(ops_settings, demo.employees[0], "/invite/").removeprefix(ops_settings.public_url)
+    employee_link = invite_url(ops_settings, demo.employees[0], "/invite/").removeprefix(
+        ops_settings.public_url
+    )
     assert client.get(employee_link).status_code == 400
     assert client.get("/invite/not-a-token").status_code == 400
     assert client.get("/").status_code == 401
@@ -75,7 +96,9 @@ def test_the_sign_in_link_is_for_support_staff_only(ops_app: Flask, ops_settings
     assert client.get("/").status_code == 200
 
 
-def test_another_org_session_is_visible_to_support_only(support: OpsClient, ops_app: Flask, ops_settings: Settings, ops_db: Database, demo: DemoData) -> None:
+def test_another_org_session_is_visible_to_support_only(
+    support: OpsClient, ops_app: Flask, ops_settings: Settings, ops_db: Database, demo: DemoData
+) -> None:
     theirs = make_session(ops_db, demo, "queued", user=demo.other_employee)
     assert support.get(f"/sessions/{theirs}").status_code == 200
     assert support.get("/sessions/00000000-0000-0000-0000-000000000000").status_code == 404

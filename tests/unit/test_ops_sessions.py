@@ -25,22 +25,33 @@ from tests.support.ops import (  # noqa: F401 (fixtures)
     support_fixture,
 )
 
-FAILED = [(SESSION_SUBMITTED, SUBMITTED), (SESSION_FAILED, {"stage": "preprocessing", "reason": "no usable photo"})]
+FAILED = [
+    (SESSION_SUBMITTED, SUBMITTED),
+    (SESSION_FAILED, {"stage": "preprocessing", "reason": "no usable photo"}),
+]
 
 
-def test_list_filters_counts_and_searches_across_orgs(support: OpsClient, ops_db: Database, demo: DemoData) -> None:
+def test_list_filters_counts_and_searches_across_orgs(
+    support: OpsClient, ops_db: Database, demo: DemoData
+) -> None:
     failed = make_session(ops_db, demo, "failed", failure_reason="no usable photo", idle=timedelta(hours=3))
     queued = make_session(ops_db, demo, "queued")
     theirs = make_session(ops_db, demo, "failed", user=demo.other_employee, failure_reason="GPU lost")
 
     everything = support.get("/api/v1/sessions").json
-    assert everything["total"] == 3 and everything["counts"]["failed"] == 2 and everything["counts"]["queued"] == 1
+    assert (
+        everything["total"] == 3
+        and everything["counts"]["failed"] == 2
+        and everything["counts"]["queued"] == 1
+    )
 
     only_failed = support.get("/api/v1/sessions?state=failed").json
     assert {s["id"] for s in only_failed["sessions"]} == {failed, theirs}
     assert only_failed["counts"]["queued"] == 1  # the tabs keep counting every state
 
-    assert [s["id"] for s in support.get(f"/api/v1/sessions?org={demo.other_org_id}").json["sessions"]] == [theirs]
+    assert [s["id"] for s in support.get(f"/api/v1/sessions?org={demo.other_org_id}").json["sessions"]] == [
+        theirs
+    ]
     assert [s["id"] for s in support.get("/api/v1/sessions?older_than_hours=1").json["sessions"]] == [failed]
     assert [s["id"] for s in support.get(f"/api/v1/sessions?q={queued[:8]}").json["sessions"]] == [queued]
     person = demo.other_employee.id
@@ -65,8 +76,12 @@ def test_list_pages_through_many_sessions(support: OpsClient, ops_db: Database, 
     assert "older →" in support.get("/").get_data(as_text=True)
 
 
-def test_session_page_shows_the_timeline_and_the_reason(support: OpsClient, ops_db: Database, demo: DemoData) -> None:
-    hs = make_session(ops_db, demo, "failed", events=FAILED, failure_reason="no usable photo", full_name="Bea Employee")
+def test_session_page_shows_the_timeline_and_the_reason(
+    support: OpsClient, ops_db: Database, demo: DemoData
+) -> None:
+    hs = make_session(
+        ops_db, demo, "failed", events=FAILED, failure_reason="no usable photo", full_name="Bea Employee"
+    )
     page = support.get(f"/sessions/{hs}").get_data(as_text=True)
     assert "session.submitted" in page and "session.failed" in page
     assert "no usable photo" in page and "Bea Employee" in page  # the name is shown while it exists
@@ -75,10 +90,15 @@ def test_session_page_shows_the_timeline_and_the_reason(support: OpsClient, ops_
     timeline = support.get(f"/api/v1/sessions/{hs}/timeline").json
     assert [e["title"] for e in timeline["entries"]] == ["session.submitted", "session.failed"]
     assert [s["state"] for s in timeline["stages"]] == ["submitted", "failed"]
-    assert timeline["session"]["org_name"] == "Acme Corporation" and timeline["failure_reason"] == "no usable photo"
+    assert (
+        timeline["session"]["org_name"] == "Acme Corporation"
+        and timeline["failure_reason"] == "no usable photo"
+    )
 
 
-def test_retry_sends_a_failed_session_back_to_the_queue(support: OpsClient, ops_db: Database, demo: DemoData) -> None:
+def test_retry_sends_a_failed_session_back_to_the_queue(
+    support: OpsClient, ops_db: Database, demo: DemoData
+) -> None:
     hs = make_session(ops_db, demo, "failed", events=FAILED, failure_reason="no usable photo")
     response = support.post(f"/sessions/{hs}/retry")
     assert response.status_code == 303
@@ -108,13 +128,36 @@ def test_fail_needs_a_reason_and_tells_everyone(support: OpsClient, ops_db: Data
     assert audit_actions(ops_db, hs) == ["session.failed_by_support"]
 
 
-def test_delete_removes_files_and_personal_info(support: OpsClient, ops_db: Database, ops_blobs: LocalBlobStore, demo: DemoData) -> None:
+def test_delete_removes_files_and_personal_info(
+    support: OpsClient, ops_db: Database, ops_blobs: LocalBlobStore, demo: DemoData
+) -> None:
     hs = make_session(ops_db, demo, "completed", full_name="Bea Employee")
     photo_key = ops_blobs.put(b"photo", kind="photos", ext="jpg")
     shot_key = ops_blobs.put(b"shot", kind="headshots", ext="jpg")
     with ops_db.uow(org_id=demo.org_id) as uow:
-        uow.session.add(Photo(org_id=demo.org_id, session_id=hs, original_key=photo_key, clean_key=photo_key, width=1, height=1, embedding=[0.1]))
-        uow.session.add(Headshot(org_id=demo.org_id, session_id=hs, style_id="navy:suit", index_in_style=0, blob_key=shot_key, width=1, height=1, seed=1))
+        uow.session.add(
+            Photo(
+                org_id=demo.org_id,
+                session_id=hs,
+                original_key=photo_key,
+                clean_key=photo_key,
+                width=1,
+                height=1,
+                embedding=[0.1],
+            )
+        )
+        uow.session.add(
+            Headshot(
+                org_id=demo.org_id,
+                session_id=hs,
+                style_id="navy:suit",
+                index_in_style=0,
+                blob_key=shot_key,
+                width=1,
+                height=1,
+                seed=1,
+            )
+        )
         uow.commit()
 
     assert support.post(f"/sessions/{hs}/delete").status_code == 303  # no confirmation: nothing happens

@@ -52,26 +52,44 @@ def test_a_queued_session_with_no_message_is_requeued_once_then_flagged(
     assert hs not in check_stuck(ops_db, ops_settings, now=now + 3 * HOUR).flagged
 
 
-def test_progress_events_keep_a_long_stage_alive(ops_db: Database, ops_settings: Settings, demo: DemoData) -> None:
+def test_progress_events_keep_a_long_stage_alive(
+    ops_db: Database, ops_settings: Settings, demo: DemoData
+) -> None:
     limit = ops_settings.STUCK_GENERATING_SECONDS
     hs = make_session(ops_db, demo, "generating", idle=timedelta(seconds=limit * 2))
     with ops_db.uow(all_orgs=True) as uow:  # a headshot came out a minute ago: alive
         from libs.contracts import new_message
 
-        uow.add_message(new_message(SESSION_PROGRESS, org_id=demo.org_id, session_id=hs, stage="generating", done=3, total=9))
+        uow.add_message(
+            new_message(
+                SESSION_PROGRESS, org_id=demo.org_id, session_id=hs, stage="generating", done=3, total=9
+            )
+        )
         uow.commit()
     report = check_stuck(ops_db, ops_settings, now=datetime.now(UTC) + timedelta(seconds=60))
     assert report.requeued == [] and report.flagged == []
 
 
-def test_each_stage_restarts_with_its_own_event(ops_db: Database, ops_settings: Settings, demo: DemoData) -> None:
+def test_each_stage_restarts_with_its_own_event(
+    ops_db: Database, ops_settings: Settings, demo: DemoData
+) -> None:
     long_ago = timedelta(days=10)
-    submitted = make_session(ops_db, demo, "submitted", events=[(SESSION_SUBMITTED, SUBMITTED)], idle=long_ago)
+    submitted = make_session(
+        ops_db, demo, "submitted", events=[(SESSION_SUBMITTED, SUBMITTED)], idle=long_ago
+    )
     training = make_session(ops_db, demo, "training", idle=long_ago)
     with ops_db.uow(all_orgs=True) as uow:
         for decision in ("kept", "dropped", "kept"):
             uow.session.add(
-                Photo(org_id=demo.org_id, session_id=training, original_key="o", clean_key="c", width=1, height=1, decision=decision)
+                Photo(
+                    org_id=demo.org_id,
+                    session_id=training,
+                    original_key="o",
+                    clean_key="c",
+                    width=1,
+                    height=1,
+                    decision=decision,
+                )
             )
         uow.commit()
     review = make_session(ops_db, demo, "in_review", idle=long_ago)
@@ -85,7 +103,9 @@ def test_each_stage_restarts_with_its_own_event(ops_db: Database, ops_settings: 
     assert len(json.loads(processed.body)["data"]["photo_ids"]) == 2  # the kept photos
 
 
-def test_a_session_that_moved_on_starts_a_fresh_check(ops_db: Database, ops_settings: Settings, demo: DemoData) -> None:
+def test_a_session_that_moved_on_starts_a_fresh_check(
+    ops_db: Database, ops_settings: Settings, demo: DemoData
+) -> None:
     hs = make_session(ops_db, demo, "queued", idle=timedelta(days=1))
     check_stuck(ops_db, ops_settings, now=datetime.now(UTC))
     with ops_db.uow(all_orgs=True) as uow:

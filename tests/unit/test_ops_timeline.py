@@ -48,15 +48,33 @@ def test_events_stages_and_actions_in_order() -> None:
     approved = _row(SESSION_APPROVED, T0 + timedelta(seconds=30), auto=True, reviewer_id=None)
     progress = _row(SESSION_PROGRESS, T0 + timedelta(seconds=40), stage="preprocessing", done=1, total=4)
     processed = _row(PHOTOS_PROCESSED, T0 + timedelta(seconds=100), photo_ids=["a", "b"])
-    failed = _row(SESSION_FAILED, T0 + timedelta(seconds=400), sent=False, stage="training", reason="GPU out of memory")
+    failed = _row(
+        SESSION_FAILED, T0 + timedelta(seconds=400), sent=False, stage="training", reason="GPU out of memory"
+    )
     handled = [
-        ProcessedMessage(consumer="notification.session.submitted", message_id=submitted.message_id, processed_at=T0 + timedelta(seconds=2)),
-        ProcessedMessage(consumer="review.session.submitted", message_id=submitted.message_id, processed_at=T0 + timedelta(seconds=1)),
+        ProcessedMessage(
+            consumer="notification.session.submitted",
+            message_id=submitted.message_id,
+            processed_at=T0 + timedelta(seconds=2),
+        ),
+        ProcessedMessage(
+            consumer="review.session.submitted",
+            message_id=submitted.message_id,
+            processed_at=T0 + timedelta(seconds=1),
+        ),
     ]
-    retried = AuditLog(action="session.retried", target="hs", actor_id="u", detail={"to": "queued"}, created_at=T0 + timedelta(seconds=500))
+    retried = AuditLog(
+        action="session.retried",
+        target="hs",
+        actor_id="u",
+        detail={"to": "queued"},
+        created_at=T0 + timedelta(seconds=500),
+    )
     photos = [Photo(id="p1", decision="dropped", decision_reason="eyes closed", quality_score=0.2)]
 
-    t = assemble([failed, submitted, approved, progress, processed], handled, [retried], photos, "GPU out of memory")
+    t = assemble(
+        [failed, submitted, approved, progress, processed], handled, [retried], photos, "GPU out of memory"
+    )
 
     assert [e.title for e in t.entries] == [
         "session.submitted",
@@ -67,9 +85,15 @@ def test_events_stages_and_actions_in_order() -> None:
         "session.retried",
     ]
     first = t.entries[0]
-    assert [h.consumer for h in first.handled_by] == ["review.session.submitted", "notification.session.submitted"]
+    assert [h.consumer for h in first.handled_by] == [
+        "review.session.submitted",
+        "notification.session.submitted",
+    ]
     assert first.detail == "4 photos, 1 styles, executive"
-    assert t.entries[4].publish_error == "broker unreachable" and t.entries[4].detail == "GPU out of memory at training"
+    assert (
+        t.entries[4].publish_error == "broker unreachable"
+        and t.entries[4].detail == "GPU out of memory at training"
+    )
     assert [(s.state, s.seconds(T0)) for s in t.stages[:-1]] == [
         ("submitted", 30.0),
         ("queued", 10.0),
@@ -84,14 +108,26 @@ def test_events_stages_and_actions_in_order() -> None:
 
 def test_model_trained_starts_generating_and_unknown_bodies_do_not_break_it() -> None:
     trained = _row(MODEL_TRAINED, T0, person_model_id="m", engine="studio", seconds=12.4)
-    broken = OutboxMessage(message_id="x", routing_key="session.progress", org_id="o", session_id="hs", body="not json", created_at=T0 + timedelta(seconds=1))
+    broken = OutboxMessage(
+        message_id="x",
+        routing_key="session.progress",
+        org_id="o",
+        session_id="hs",
+        body="not json",
+        created_at=T0 + timedelta(seconds=1),
+    )
     t = assemble([trained, broken], [], [], [])
     assert t.entries[0].detail == "studio model in 12 s" and t.entries[0].state == "generating"
     assert t.entries[1].state is None and t.entries[1].detail == ""
 
 
 def test_load_timeline_reads_one_session_only(ops_db: Database, demo: DemoData) -> None:
-    mine = make_session(ops_db, demo, "queued", events=[(SESSION_SUBMITTED, SUBMITTED), (SESSION_APPROVED, {"auto": True, "reviewer_id": None})])
+    mine = make_session(
+        ops_db,
+        demo,
+        "queued",
+        events=[(SESSION_SUBMITTED, SUBMITTED), (SESSION_APPROVED, {"auto": True, "reviewer_id": None})],
+    )
     make_session(ops_db, demo, "submitted", events=[(SESSION_SUBMITTED, SUBMITTED)], user=demo.other_employee)
     with ops_db.session(all_orgs=True) as s:
         from libs.db import HeadshotSession

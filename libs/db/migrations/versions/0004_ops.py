@@ -34,7 +34,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "queue_samples",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
         sa.Column("sampled_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("queue", sa.String(length=200), nullable=False),
         sa.Column("ready", sa.Integer(), nullable=False),
