@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 
 from libs.contracts import SessionState
-from libs.db import Database, HeadshotSession, OutboxMessage, QueueSample, StuckCheck
+from libs.db import Database, HeadshotSession, OutboxMessage, ProcessedMessage, QueueSample, StuckCheck
 from libs.settings import Settings
 from libs.web.metrics import OUTBOX_LAG, SESSIONS, STUCK
 from services.ops.queues import queue_stats
@@ -44,6 +44,30 @@ def depth_history(db: Database, *, since: datetime) -> dict[str, list[tuple[date
         for queue, at, ready, unacked in rows:
             history.setdefault(queue, []).append((at, ready + (unacked or 0)))
     return history
+
+
+def throughput_history(
+    db: Database, *, since: datetime, end: datetime, bucket: timedelta = timedelta(minutes=5)
+) -> dict[str, list[tuple[datetime, int]]]:
+    """Messages handled per consumer queue in each ``bucket`` since ``since`` (from processed_messages,
+    so it is the same in every mode and survives restarts). Each point sits at its bucket's end."""
+    buckets = max(1, int((end - since) / bucket))
+    counts: dict[str, list[int]] = {}
+    with db.session(all_orgs=True) as db_session:
+        rows = db_session.execute(
+            select(ProcessedMessage.consumer, ProcessedMessage.processed_at).where(
+                ProcessedMessage.processed_at >= since
+            )
+        )
+        for consumer, at in rows:
+            if at.tzinfo is None:
+                at = at.replace(tzinfo=since.tzinfo)
+            index = min(int((at - since) / bucket), buckets - 1)
+            counts.setdefault(consumer, [0] * buckets)[index] += 1
+    return {
+        consumer: [(since + bucket * (i + 1), n) for i, n in enumerate(values)]
+        for consumer, values in counts.items()
+    }
 
 
 def update_gauges(db: Database, *, now: datetime) -> None:

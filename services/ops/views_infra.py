@@ -25,7 +25,7 @@ from services.ops.access import require_support
 from services.ops.charts import line_chart
 from services.ops.queries import organizations
 from services.ops.queues import queue_stats
-from services.ops.sampler import depth_history
+from services.ops.sampler import depth_history, throughput_history
 
 bp = Blueprint("ops_infra", __name__)
 log = logging.getLogger("headshots.ops")
@@ -50,7 +50,9 @@ def queues() -> Any:
     except BrokerUnavailable as exc:
         raise _broker_down(exc) from None
     end = now()
-    history = depth_history(get_db(), since=end - timedelta(hours=1))
+    start = end - timedelta(hours=1)
+    history = depth_history(get_db(), since=start)
+    handled = throughput_history(get_db(), since=start, end=end)
     work = {q: points for q, points in history.items() if not q.endswith((".retry", ".dead"))}
     dead = {q: points for q, points in history.items() if q.endswith(".dead")}
     return render_template(
@@ -60,8 +62,9 @@ def queues() -> Any:
         if settings.RABBITMQ_MANAGEMENT_URL and not settings.embedded_broker
         else "passive declares",
         embedded=settings.embedded_broker,
-        work_chart=line_chart(work, start=end - timedelta(hours=1), end=end),
-        dead_chart=line_chart(dead, start=end - timedelta(hours=1), end=end),
+        work_chart=line_chart(work, start=start, end=end),
+        dead_chart=line_chart(dead, start=start, end=end),
+        throughput_chart=line_chart(handled, start=start, end=end),
         samples=sum(len(p) for p in history.values()),
     )
 

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from libs.contracts import SESSION_FAILED, new_message
-from libs.db import Database, QueueSample, WorkerHeartbeat
+from libs.db import Database, ProcessedMessage, QueueSample, WorkerHeartbeat
 from libs.db.demo import DemoData
 from libs.messaging import Bus, Permanent, list_dead_letters, queue_depths
 from libs.messaging.testing import running, wait_for
@@ -88,7 +88,18 @@ def test_queues_page_draws_the_sampled_depths(
     now = datetime.now(UTC)
     ops_round(ops_settings, ops_db, now - timedelta(minutes=20))
     ops_round(ops_settings, ops_db, now)
+    with ops_db.session(all_orgs=True) as s:  # handled messages make the throughput chart
+        s.add_all(
+            ProcessedMessage(
+                consumer="preprocess.session.approved",
+                message_id=str(i),
+                processed_at=now - timedelta(minutes=1),
+            )
+            for i in range(7)
+        )
+        s.commit()
     page = support.get("/queues").get_data(as_text=True)
+    assert 'preprocess.session.approved <span class="muted small">now 7, peak 7' in page  # the last 5 minutes
     assert "<svg" in page and "<polyline" in page and f"{DEAD} <span" in page  # in the legend
     assert "style=" not in page and "<script>" not in page  # the strict CSP allows neither
     assert re.search(rf"<code>{DEAD}</code></td><td>2<", page)
