@@ -100,7 +100,7 @@ def test_support_finds_a_failed_session_reads_its_timeline_and_retries_it(
 
     timeline = page.locator("#timeline")
     expect(timeline.locator(".entry .title")).to_have_text(
-        ["session.submitted", "session.approved", "session.failed"]
+        [SESSION_SUBMITTED.routing_key, SESSION_APPROVED.routing_key, SESSION_FAILED.routing_key]
     )
     expect(timeline).to_contain_text("no photo had a usable face at preprocessing")
     expect(page.locator("#failure-reason")).to_have_text("no photo had a usable face")

@@ -83,12 +83,15 @@ def test_session_page_shows_the_timeline_and_the_reason(
         ops_db, demo, "failed", events=FAILED, failure_reason="no usable photo", full_name="Bea Employee"
     )
     page = support.get(f"/sessions/{hs}").get_data(as_text=True)
-    assert "session.submitted" in page and "session.failed" in page
+    assert SESSION_SUBMITTED.routing_key in page and SESSION_FAILED.routing_key in page
     assert "no usable photo" in page and "Bea Employee" in page  # the name is shown while it exists
     assert 'id="retry"' in page
 
     timeline = support.get(f"/api/v1/sessions/{hs}/timeline").json
-    assert [e["title"] for e in timeline["entries"]] == ["session.submitted", "session.failed"]
+    assert [e["title"] for e in timeline["entries"]] == [
+        SESSION_SUBMITTED.routing_key,
+        SESSION_FAILED.routing_key,
+    ]
     assert [s["state"] for s in timeline["stages"]] == ["submitted", "failed"]
     assert (
         timeline["session"]["org_name"] == "Acme Corporation"

@@ -77,11 +77,11 @@ def test_events_stages_and_actions_in_order() -> None:
     )
 
     assert [e.title for e in t.entries] == [
-        "session.submitted",
-        "session.approved",
-        "session.progress",
-        "photos.processed",
-        "session.failed",
+        SESSION_SUBMITTED.routing_key,
+        SESSION_APPROVED.routing_key,
+        SESSION_PROGRESS.routing_key,
+        PHOTOS_PROCESSED.routing_key,
+        SESSION_FAILED.routing_key,
         "session.retried",
     ]
     first = t.entries[0]
@@ -110,7 +110,7 @@ def test_model_trained_starts_generating_and_unknown_bodies_do_not_break_it() ->
     trained = _row(MODEL_TRAINED, T0, person_model_id="m", engine="studio", seconds=12.4)
     broken = OutboxMessage(
         message_id="x",
-        routing_key="session.progress",
+        routing_key=SESSION_PROGRESS.routing_key,
         org_id="o",
         session_id="hs",
         body="not json",
@@ -135,7 +135,7 @@ def test_load_timeline_reads_one_session_only(ops_db: Database, demo: DemoData) 
         hs = s.get(HeadshotSession, mine)
         assert hs is not None
         t = load_timeline(s, hs)
-    assert [e.title for e in t.entries] == ["session.submitted", "session.approved"]
+    assert [e.title for e in t.entries] == [SESSION_SUBMITTED.routing_key, SESSION_APPROVED.routing_key]
     assert [s.state for s in t.stages] == ["submitted", "queued"]
 
 
