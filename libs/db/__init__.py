@@ -1,6 +1,6 @@
 """Database: models, engine and unit of work, tenant scoping, migrations."""
 
-from libs.db.database import Database, UnitOfWork, make_engine
+from libs.db.database import OUTBOX_CHANNEL, Database, UnitOfWork, make_engine
 from libs.db.models import (
     AuditLog,
     Base,
@@ -25,6 +25,7 @@ from libs.db.models import (
 from libs.db.tenancy import CrossTenantWrite, scope_session, session_org
 
 __all__ = [
+    "OUTBOX_CHANNEL",
     "AuditLog",
     "Base",
     "ChosenStyle",

@@ -26,6 +26,10 @@ from libs.db.tenancy import scope_session
 
 T = TypeVar("T")
 
+# PostgreSQL NOTIFY channel a transaction that wrote outbox rows signals on commit: relays in other
+# processes LISTEN on it, so they publish at once instead of at their next poll.
+OUTBOX_CHANNEL = "headshots_outbox"
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
@@ -86,6 +90,7 @@ class UnitOfWork:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.committed = False
+        self._notifying = False
 
     def add_message(self, message: Message) -> OutboxMessage:
         row = OutboxMessage(
@@ -97,6 +102,10 @@ class UnitOfWork:
             created_at=message.occurred_at,
         )
         self.session.add(row)
+        if not self._notifying and self.session.get_bind().dialect.name == "postgresql":
+            # Delivered only if (and when) this transaction commits; once per transaction is enough.
+            self.session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+            self._notifying = True
         return row
 
     def get_for_update(self, model: type[T], ident: Any) -> T | None:
@@ -129,9 +138,11 @@ class UnitOfWork:
     def commit(self) -> None:
         self.session.commit()
         self.committed = True
+        self._notifying = False
 
     def rollback(self) -> None:
         self.session.rollback()
+        self._notifying = False
 
     def close(self) -> None:
         if self.session.in_transaction() and not self.committed:

@@ -31,9 +31,8 @@ from typing import Any
 from sqlalchemy import Row, event, select, update
 from sqlalchemy.orm import Session
 
-from libs.db import Database, OutboxMessage, utcnow
-from libs.messaging.errors import PublishError
-from libs.messaging.publisher import Publisher
+from libs.db import OUTBOX_CHANNEL, Database, OutboxMessage, utcnow
+from libs.messaging.publisher import Outgoing, Publisher
 from libs.settings import Settings
 
 log = logging.getLogger("headshots.messaging.relay")
@@ -87,16 +86,16 @@ class OutboxRelay:
     def _publish_in_order(
         self, rows: Sequence[Row[int, str, str, str]]
     ) -> tuple[list[int], tuple[int, str] | None]:
-        """Publish rows until the first failure; return the ids sent and (id, error) of the failure."""
-        sent: list[int] = []
-        for row in rows:
-            try:
-                self.publisher.publish_raw(row.body, routing_key=row.routing_key, message_id=row.message_id)
-            except PublishError as exc:
-                log.warning("outbox row %s (%s) not published, will retry: %s", row.id, row.routing_key, exc)
-                return sent, (row.id, str(exc))
-            sent.append(row.id)
-        return sent, None
+        """Publish the rows (confirms awaited together); return the ids confirmed, in order up to
+        the first failure, and (id, error) of that failure: it and every later row stay unsent."""
+        batch = [Outgoing(row.body, row.routing_key, row.message_id) for row in rows]
+        done, error = self.publisher.publish_many(batch)
+        sent = [row.id for row in rows[:done]]
+        if error is None:
+            return sent, None
+        failed = rows[done]
+        log.warning("outbox row %s (%s) not published, will retry: %s", failed.id, failed.routing_key, error)
+        return sent, (failed.id, error)
 
     @staticmethod
     def _mark(session: Session, sent: list[int], failure: tuple[int, str] | None) -> None:
@@ -117,6 +116,8 @@ class OutboxRelay:
         down) are logged and retried with a growing pause; they never end the loop."""
         log.info("outbox relay started (poll every %g s)", self.settings.OUTBOX_POLL_SECONDS)
         failures = 0
+        if self.db.dialect == "postgresql":
+            threading.Thread(target=self._listen, args=(stop,), name="outbox-listen", daemon=True).start()
         try:
             while not stop.is_set():
                 self._wake.clear()
@@ -145,6 +146,30 @@ class OutboxRelay:
             if remaining <= 0:
                 return
             self._wake.wait(min(remaining, 0.1))
+
+    def _listen(self, stop: threading.Event) -> None:
+        """PostgreSQL: wake on the NOTIFY that every committed outbox write sends (from any
+        process). The poll stays as the safety net; a lost connection is reopened with backoff."""
+        pause = 0.5
+        while not stop.is_set():
+            try:
+                raw = self.db.engine.raw_connection()
+                try:
+                    conn: Any = raw.driver_connection
+                    conn.autocommit = True
+                    conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
+                    pause = 0.5
+                    while not stop.is_set():
+                        for _ in conn.notifies(timeout=0.5, stop_after=1):
+                            self.notify()
+                finally:
+                    raw.invalidate()  # a LISTENing connection must not go back to the pool
+            except Exception as exc:
+                if stop.is_set():
+                    return
+                log.info("outbox listener reconnecting in %.1f s after %r", pause, exc)
+                stop.wait(pause)
+                pause = min(pause * 2, 10.0)
 
     def notify(self) -> None:
         """Wake the relay now (a producer has just committed outbox rows)."""

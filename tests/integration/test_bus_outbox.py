@@ -207,3 +207,67 @@ def test_two_relays_publish_a_thousand_rows_exactly_once(
     assert len(ids) == 1000
     assert set(ids) == {m.message_id for m in messages}  # each row once: no loss, no duplicate
     db.dispose()
+
+
+@pytest.mark.timeout(60)
+def test_a_relay_wakes_on_a_commit_made_in_another_process(
+    amqp_url: str, pg_url: str, settings: Settings
+) -> None:
+    # The relay polls once a minute and is not hooked to the producer's commits (as when intake
+    # and the relay are separate processes): only PostgreSQL's NOTIFY can wake it in time.
+    config = settings.replace(BROKER_URL=amqp_url, DATABASE_URL=pg_url, OUTBOX_POLL_SECONDS=60.0)
+    relay_db, producer_db = Database(pg_url), Database(pg_url)
+    Bus(config, relay_db).declare(services=["review"])
+    relay = OutboxRelay(relay_db, Publisher(config), config)
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        time.sleep(1.0)  # the first round is over and the listener is up: the relay now waits
+        message = submitted()
+        commit(producer_db, message)
+        wait_for(lambda: unsent(producer_db) == 0, "the row to be published before the next poll", timeout=30)
+        assert [m.message_id for m in review_messages(config)] == [message.message_id]
+    finally:
+        stop.set()
+        thread.join(10)
+        relay.close()
+        relay_db.dispose()
+        producer_db.dispose()
+
+
+@pytest.mark.timeout(60)
+def test_a_refused_message_in_a_batch_stops_the_round_there_and_keeps_the_order(
+    amqp_url: str, pg_url: str, settings: Settings
+) -> None:
+    # A queue that refuses publishes beyond 5 messages makes the broker nack the 6th on: the round
+    # marks exactly the first five sent, records the error on the 6th, and leaves the rest unsent.
+    import pika
+
+    from libs.contracts import EXCHANGE
+    from libs.messaging.testing import pika_parameters
+
+    config = settings.replace(BROKER_URL=amqp_url, DATABASE_URL=pg_url, OUTBOX_BATCH=10)
+    db = Database(pg_url)
+    Bus(config, db).declare(services=["review"])
+    connection = pika.BlockingConnection(pika_parameters(amqp_url))
+    channel = connection.channel()
+    channel.queue_declare(
+        "test.full", durable=True, arguments={"x-max-length": 5, "x-overflow": "reject-publish"}
+    )
+    channel.queue_bind("test.full", EXCHANGE, routing_key=SESSION_SUBMITTED.routing_key)
+    connection.close()
+    messages = [submitted(n) for n in range(1, 11)]
+    commit(db, *messages)
+    relay = OutboxRelay(db, Publisher(config), config)
+    try:
+        assert relay.run_once() == 5
+    finally:
+        relay.close()
+    with db.session(all_orgs=True) as session:
+        rows = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+    assert [r.sent_at is not None for r in rows] == [True] * 5 + [False] * 5
+    assert rows[5].attempts == 1 and "nack" in (rows[5].last_error or "")
+    assert rows[5].message_id == messages[5].message_id
+    assert all(r.attempts == 0 for r in rows[6:])
+    db.dispose()

@@ -170,3 +170,14 @@ def test_get_for_update_serialises_writers_and_stays_tenant_scoped(db):
         assert row.state == "onboarding"
     with db.uow(org_id=a.id) as uow:
         assert uow.get_for_update(HeadshotSession, sb.id) is None
+
+
+def test_the_migrations_build_exactly_the_models(db):
+    """Every column, index and constraint of libs/db/models.py exists in the migrated database and
+    nothing else does: a model changed without a migration (or the reverse) fails here."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
