@@ -103,8 +103,11 @@ def create_app(
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Any:
-        if exc.status in (401, 403) and not wants_json():
-            return render_template("denied.html", status=exc.status, message=exc.message), exc.status
+        # Pages get an error page in the ops look (libs/web's plain one has an inline style,
+        # which the strict CSP blocks); API clients get the one JSON shape.
+        if not wants_json():
+            page = render_template("error.html", status=exc.status, message=exc.message, fields=exc.fields)
+            return page, exc.status
         return error_response(exc.status, exc.code, exc.message, exc.fields or None)
 
     @app.after_request

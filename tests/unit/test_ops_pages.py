@@ -56,7 +56,10 @@ def _dead_letter(ops_settings: Settings, ops_db: Database, demo: DemoData, n: in
 def test_dead_letters_are_listed_replayed_and_discarded_with_an_audit(
     support: OpsClient, ops_settings: Settings, ops_db: Database, demo: DemoData
 ) -> None:
+    labels = {"queue": "ops.session.failed", "outcome": "dead_lettered"}
+    before = REGISTRY.get_sample_value("headshots_messages_total", labels) or 0
     first, second, third = _dead_letter(ops_settings, ops_db, demo, n=3)
+    assert REGISTRY.get_sample_value("headshots_messages_total", labels) == before + 3  # /metrics counts them
     overview = support.get("/dead-letters").get_data(as_text=True)
     assert re.search(rf"{DEAD}</code></a></td><td>3<", overview)
     listing = support.get(f"/dead-letters/{DEAD}").get_data(as_text=True)

@@ -123,3 +123,19 @@ def test_a_session_that_moved_on_starts_a_fresh_check(
     with ops_db.session(all_orgs=True) as s:
         check = s.get(StuckCheck, hs)
         assert check is not None and check.state == "preprocessing" and check.flagged_at is None
+
+
+def test_a_failed_or_trained_session_is_no_longer_stuck(
+    ops_db: Database, ops_settings: Settings, demo: DemoData
+) -> None:
+    from libs.contracts import SESSION_FAILED, new_message
+    from services.ops.handlers import handle_session_failed
+
+    hs = make_session(ops_db, demo, "in_review", idle=timedelta(days=10))
+    assert check_stuck(ops_db, ops_settings, now=datetime.now(UTC)).flagged == [hs]
+    message = new_message(SESSION_FAILED, org_id=demo.org_id, session_id=hs, stage="in_review", reason="x")
+    with ops_db.uow(org_id=demo.org_id) as uow:
+        handle_session_failed(message, uow=uow)
+        uow.commit()
+    with ops_db.session(all_orgs=True) as s:
+        assert s.get(StuckCheck, hs) is None
