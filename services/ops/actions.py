@@ -13,8 +13,15 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 
-from libs.contracts import SESSION_APPROVED, SESSION_FAILED, SessionState, can_transition, new_message
-from libs.db import AuditLog, Headshot, HeadshotSession, Photo, StuckCheck, UnitOfWork
+from libs.contracts import (
+    MODELS_RETIRED,
+    SESSION_APPROVED,
+    SESSION_FAILED,
+    SessionState,
+    can_transition,
+    new_message,
+)
+from libs.db import AuditLog, Headshot, HeadshotSession, PersonModel, Photo, StuckCheck, UnitOfWork
 
 S = SessionState
 IN_FLIGHT = frozenset({S.SUBMITTED, S.IN_REVIEW, S.QUEUED, S.PREPROCESSING, S.TRAINING, S.GENERATING})
@@ -132,7 +139,26 @@ def delete_session(uow: UnitOfWork, actor: Actor, cmd: DeleteSession) -> list[st
         photo.face_box = None
     for shot in uow.session.scalars(select(Headshot).where(Headshot.session_id == hs.id)):
         keys += [k for k in (shot.blob_key, shot.thumb_key) if k]
+    # The person model learned from the photos goes too: generation deletes its files on models.retired.
+    models = list(
+        uow.session.scalars(
+            select(PersonModel.id).where(PersonModel.session_id == hs.id, PersonModel.retired_at.is_(None))
+        )
+    )
+    if models:
+        uow.add_message(
+            new_message(MODELS_RETIRED, org_id=hs.org_id, session_id=None, person_model_ids=models)
+        )
     _forget_stuck(uow, hs.id)
-    audit(uow, actor, "session.deleted", hs, to=S.DELETED.value, previous=previous, files=len(keys))
+    audit(
+        uow,
+        actor,
+        "session.deleted",
+        hs,
+        to=S.DELETED.value,
+        previous=previous,
+        files=len(keys),
+        models=len(models),
+    )
     uow.commit()
     return keys

@@ -12,12 +12,21 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 
 from libs.contracts import SessionState
-from libs.db import Database, HeadshotSession, OutboxMessage, ProcessedMessage, QueueSample, StuckCheck
+from libs.db import (
+    Database,
+    HeadshotSession,
+    OutboxMessage,
+    ProcessedMessage,
+    QueueSample,
+    StuckCheck,
+    WorkerHeartbeat,
+)
 from libs.settings import Settings
 from libs.web.metrics import OUTBOX_LAG, SESSIONS, STUCK
 from services.ops.queues import queue_stats
 
 KEEP = timedelta(hours=2)
+FORGET_WORKERS = timedelta(days=1)  # a worker gone this long leaves the Workers page
 
 
 def sample_queues(db: Database, settings: Settings, *, now: datetime) -> int:
@@ -28,6 +37,7 @@ def sample_queues(db: Database, settings: Settings, *, now: datetime) -> int:
             for s in stats
         )
         db_session.execute(delete(QueueSample).where(QueueSample.sampled_at < now - KEEP))
+        db_session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.last_seen_at < now - FORGET_WORKERS))
         db_session.commit()
     return len(stats)
 

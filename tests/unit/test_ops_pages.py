@@ -127,7 +127,9 @@ def test_ops_round_sets_the_metrics_gauges(ops_settings: Settings, ops_db: Datab
     assert REGISTRY.get_sample_value("headshots_outbox_lag_seconds") >= 90  # type: ignore[operator]
 
 
-def test_workers_page_shows_alive_and_gone(support: OpsClient, ops_db: Database) -> None:
+def test_workers_page_shows_alive_and_gone(
+    support: OpsClient, ops_db: Database, ops_settings: Settings
+) -> None:
     now = datetime.now(UTC)
     with ops_db.session(all_orgs=True) as s:
         s.add(
@@ -160,6 +162,25 @@ def test_workers_page_shows_alive_and_gone(support: OpsClient, ops_db: Database)
     rows = re.findall(r'<tr class="worker( gone)?">\s*<td>(\w+)</td>', page)
     assert rows == [(" gone", "generation"), ("", "preprocess")]
     assert "11111111" in page
+    with ops_db.session(all_orgs=True) as s:  # gone for two days: forgotten by the next round
+        s.add(
+            WorkerHeartbeat(
+                id="old@c:3:z",
+                service="old",
+                host="c",
+                pid=3,
+                started_at=now,
+                last_seen_at=now - timedelta(days=2),
+            )
+        )
+        s.commit()
+    ops_round(ops_settings, ops_db, now)
+    assert [
+        r[1]
+        for r in re.findall(
+            r'<tr class="worker( gone)?">\s*<td>(\w+)</td>', support.get("/workers").get_data(as_text=True)
+        )
+    ] == ["generation", "preprocess"]
 
 
 def test_mail_page_lists_the_embedded_emails(support: OpsClient, ops_settings: Settings) -> None:

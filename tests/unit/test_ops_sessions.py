@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from libs.contracts import SESSION_APPROVED, SESSION_FAILED, SESSION_SUBMITTED
-from libs.db import Database, Headshot, HeadshotSession, Photo
+from sqlalchemy import select
+
+from libs.contracts import MODELS_RETIRED, SESSION_APPROVED, SESSION_FAILED, SESSION_SUBMITTED
+from libs.db import Database, Headshot, HeadshotSession, OutboxMessage, PersonModel, Photo
 from libs.db.demo import DemoData
 from libs.storage import LocalBlobStore
 from services.ops.queries import PAGE_SIZE
@@ -151,6 +153,7 @@ def test_delete_removes_files_and_personal_info(
                 embedding=[0.1],
             )
         )
+        uow.session.add(PersonModel(org_id=demo.org_id, session_id=hs, engine="studio", path="m/1"))
         uow.session.add(
             Headshot(
                 org_id=demo.org_id,
@@ -178,6 +181,11 @@ def test_delete_removes_files_and_personal_info(
     assert "Bea Employee" not in page and "erased" in page
     assert "Bea Employee" not in json.dumps(support.get(f"/api/v1/sessions/{hs}/timeline").json)
     assert audit_actions(ops_db, hs) == ["session.deleted"]
+    with ops_db.session(all_orgs=True) as s:  # the person model is retired through generation
+        retired = s.scalars(
+            select(OutboxMessage).where(OutboxMessage.routing_key == MODELS_RETIRED.routing_key)
+        ).all()
+        assert [len(json.loads(r.body)["data"]["person_model_ids"]) for r in retired] == [1]
 
 
 def test_actions_on_a_missing_session_answer_404(support: OpsClient) -> None:
