@@ -9,6 +9,7 @@ Domain errors only (no HTTP here): :class:`SessionNotFound`, :class:`ActionRefus
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
@@ -22,7 +23,9 @@ from libs.contracts import (
     new_message,
 )
 from libs.db import AuditLog, Headshot, HeadshotSession, PersonModel, Photo, StuckCheck, UnitOfWork
+from libs.storage import BlobNotFound, BlobStore
 
+log = logging.getLogger("headshots.ops")
 S = SessionState
 IN_FLIGHT = frozenset({S.SUBMITTED, S.IN_REVIEW, S.QUEUED, S.PREPROCESSING, S.TRAINING, S.GENERATING})
 
@@ -162,3 +165,15 @@ def delete_session(uow: UnitOfWork, actor: Actor, cmd: DeleteSession) -> list[st
     )
     uow.commit()
     return keys
+
+
+def remove_files(blobs: BlobStore, keys: list[str], session_id: str) -> int:
+    """Delete a deleted session's files; one that is already gone or fails is logged, not fatal
+    (the session is deleted either way; a leftover file is found by its key in the log)."""
+    removed = 0
+    for key in keys:
+        try:
+            removed += bool(blobs.delete(key))
+        except (BlobNotFound, OSError) as exc:
+            log.warning("session %s: could not delete file %s: %s", session_id, key, exc)
+    return removed

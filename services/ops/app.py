@@ -99,7 +99,9 @@ def create_app(
         for value in messages.values() if isinstance(messages, dict) else ():
             if isinstance(value, dict):
                 fields.update(value)
-        return error_response(400, "bad_filter", "Please fix the marked fields.", fields or None)
+        if isinstance(messages, dict) and set(messages) == {"query"}:
+            return error_response(400, "bad_filter", "Please fix the filter.", fields or None)
+        return error_response(422, "validation_failed", "Please fix the marked fields.", fields or None)
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Any:

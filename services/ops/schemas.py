@@ -8,6 +8,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, fields, post_load, pre_load, validate
 
 from libs.contracts import SessionState
+from libs.web import csrf_token
 from services.ops.queries import SessionFilter
 
 STATES = [s.value for s in SessionState]
@@ -58,6 +59,18 @@ class FailSchema(Schema):
     )
 
 
+class DeleteSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    confirm = fields.Boolean(
+        required=True,
+        validate=validate.Equal(
+            True, error="Confirm: deleting removes the photos, headshots and personal info."
+        ),
+    )
+
+
 class SessionRowSchema(Schema):
     id = fields.String()
     org_id = fields.String()
@@ -76,6 +89,9 @@ class SessionPageSchema(Schema):
     page = fields.Integer()
     pages = fields.Integer()
     counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    csrf_token = fields.Function(
+        lambda _: csrf_token(), metadata={"description": "send as X-CSRF-Token on writes"}
+    )
 
 
 class HandledSchema(Schema):

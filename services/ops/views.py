@@ -15,7 +15,6 @@ from marshmallow import ValidationError
 
 from libs.contracts import STAGES, SessionState
 from libs.db import HeadshotSession, Role, User
-from libs.storage import BlobNotFound
 from libs.web import ApiError, TokenInvalid, get_blobs, get_db, get_settings, login, logout, read_invite
 from services.ops import actions
 from services.ops.access import require_support
@@ -160,10 +159,5 @@ def delete(session_id: str) -> Any:
         lambda uow, actor: actions.delete_session(uow, actor, cmd),
         "Deleted, with its files and personal info.",
     )
-    blobs = get_blobs()
-    for key in keys or []:
-        try:
-            blobs.delete(key)
-        except (BlobNotFound, OSError) as exc:  # already gone, or a store hiccup: logged, not fatal
-            log.warning("session %s: could not delete file %s: %s", session_id, key, exc)
+    actions.remove_files(get_blobs(), keys or [], session_id)
     return _detail(session_id)

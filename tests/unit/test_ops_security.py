@@ -43,6 +43,9 @@ ACTIONS = [
     "/sessions/{hs}/delete",
     "/dead-letters/review.session.submitted.dead/replay",
     "/dead-letters/review.session.submitted.dead/discard",
+    "/api/v1/sessions/{hs}/retry",
+    "/api/v1/sessions/{hs}/fail",
+    "/api/v1/sessions/{hs}/delete",
 ]
 
 

@@ -198,3 +198,30 @@ def test_actions_on_a_missing_session_answer_404(support: OpsClient) -> None:
 def test_openapi_document_lists_the_ops_api(support: OpsClient) -> None:
     doc = support.get("/api/v1/openapi.json").json
     assert "/api/v1/sessions" in doc["paths"] and "/api/v1/sessions/{session_id}/timeline" in doc["paths"]
+
+
+def test_the_api_acts_like_the_pages(support: OpsClient, ops_db: Database, demo: DemoData) -> None:
+    failed = make_session(ops_db, demo, "failed", failure_reason="boom")
+    moving = make_session(ops_db, demo, "generating")
+    token = support.get("/api/v1/sessions").json["csrf_token"]
+    headers = {"X-CSRF-Token": token}
+    api = support.client
+
+    assert api.post(f"/api/v1/sessions/{failed}/retry").status_code == 400  # no CSRF token
+    retried = api.post(f"/api/v1/sessions/{failed}/retry", headers=headers)
+    assert retried.status_code == 200 and retried.json["state"] == "queued"
+    refused = api.post(f"/api/v1/sessions/{failed}/retry", headers=headers)
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "action_refused"
+
+    no_reason = api.post(f"/api/v1/sessions/{moving}/fail", json={"reason": ""}, headers=headers)
+    assert no_reason.status_code == 422 and "reason" in no_reason.json["error"]["fields"]
+    failed_now = api.post(f"/api/v1/sessions/{moving}/fail", json={"reason": "dead node"}, headers=headers)
+    assert failed_now.json["state"] == "failed" and failed_now.json["failure_reason"] == "dead node"
+
+    unconfirmed = api.post(f"/api/v1/sessions/{moving}/delete", json={"confirm": False}, headers=headers)
+    assert unconfirmed.status_code == 422 and state_of(ops_db, moving) == "failed"
+    deleted = api.post(f"/api/v1/sessions/{moving}/delete", json={"confirm": True}, headers=headers)
+    assert deleted.status_code == 200 and deleted.json["state"] == "deleted"
+    missing = api.post("/api/v1/sessions/nope/retry", headers=headers)
+    assert missing.status_code == 404
+    assert audit_actions(ops_db) == ["session.retried", "session.failed_by_support", "session.deleted"]
