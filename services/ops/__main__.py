@@ -89,9 +89,16 @@ def _check(settings: Settings) -> int:
     configure_logging(settings)
     from services.ops.handlers import ops_round
 
+    if settings.database_url.startswith("sqlite"):
+        upgrade(settings.database_url)  # the embedded database is ours to create
     db = Database(settings.database_url)
     try:
-        ops_round(settings, db, datetime.now(UTC))
+        report = ops_round(settings, db, datetime.now(UTC))
+        print(f"stuck check: {len(report.requeued)} re-queued, {len(report.flagged)} flagged")
+        for session_id in report.requeued:
+            print(f"  re-queued {session_id}")
+        for session_id in report.flagged:
+            print(f"  flagged   {session_id} (see {settings.public_url}/ops/sessions/{session_id})")
     finally:
         db.dispose()
     return 0

@@ -19,7 +19,7 @@ from libs.db import Database, StuckCheck, UnitOfWork
 from libs.messaging.periodic import PeriodicJob
 from libs.settings import Settings
 from services.ops.sampler import sample_queues, update_gauges
-from services.ops.stuck import check_stuck
+from services.ops.stuck import StuckReport, check_stuck
 
 log = logging.getLogger("headshots.ops")
 
@@ -52,7 +52,7 @@ HANDLERS = {
 }
 
 
-def ops_round(settings: Settings, db: Database, now: datetime) -> None:
+def ops_round(settings: Settings, db: Database, now: datetime) -> StuckReport:
     """One round of the ops worker: each part runs even if another failed."""
     try:
         sample_queues(db, settings, now=now)
@@ -64,6 +64,7 @@ def ops_round(settings: Settings, db: Database, now: datetime) -> None:
             log.info("stuck check: %d re-queued, %d flagged", len(report.requeued), len(report.flagged))
     finally:
         update_gauges(db, now=now)
+    return report
 
 
 PERIODIC = (PeriodicJob("ops checks", every=lambda s: s.OPS_CHECK_SECONDS, run=ops_round),)

@@ -207,12 +207,13 @@ def test_audit_log_filters(support: OpsClient, ops_db: Database, demo: DemoData)
     assert support.get("/audit?page=x").status_code == 400
 
 
-def test_cli_invite_prints_a_working_support_link(
+def test_cli_invite_and_check(
     ops_settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     ops_app,
     demo: DemoData,
+    ops_db: Database,
 ) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("VAR_DIR", ops_settings.VAR_DIR)
     monkeypatch.setenv("DATABASE_URL", ops_settings.DATABASE_URL)
@@ -225,6 +226,10 @@ def test_cli_invite_prints_a_working_support_link(
     assert client.get("/").status_code == 200
     assert ops_main(["invite", "--email", demo.employees[0].email]) == 2  # an org member is not support
     assert ops_main(["invite", "--email", "nonsense"]) == 2
+    capsys.readouterr()
+    stuck = make_session(ops_db, demo, "queued", idle=timedelta(days=1))
+    assert ops_main(["check"]) == 0
+    assert f"1 re-queued, 0 flagged\n  re-queued {stuck}" in capsys.readouterr().out
     with pytest.raises(SystemExit) as help_exit:
         ops_main(["--help"])
     assert help_exit.value.code == 0
