@@ -61,7 +61,7 @@ def ops_round(settings: Settings, db: Database, now: datetime) -> StuckReport:
     try:
         report = check_stuck(db, settings, now=now)
         if report.requeued or report.flagged:
-            log.info("stuck check: %d re-queued, %d flagged", len(report.requeued), len(report.flagged))
+            log.warning("stuck check: %d re-queued, %d flagged", len(report.requeued), len(report.flagged))
     finally:
         update_gauges(db, now=now)
     return report

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from libs.contracts import (
@@ -119,12 +119,29 @@ def last_sign_of_life(db_session: Session, hs: HeadshotSession) -> datetime:
 
 
 def _candidates(db: Database, limits: dict[str, int], now: datetime) -> list[str]:
+    """Sessions due for a decision, found in SQL so a quiet round costs a few index lookups: idle
+    past the limit (no row change, no outbox event since the cutoff), and neither flagged already
+    nor re-queued within the last limit. Each is checked again under its row lock."""
     ids: list[str] = []
     with db.session(all_orgs=True) as db_session:
         for state, seconds in limits.items():
             cutoff = now - timedelta(seconds=seconds)
+            recent_event = (
+                select(OutboxMessage.id)
+                .where(OutboxMessage.session_id == HeadshotSession.id, OutboxMessage.created_at > cutoff)
+                .exists()
+            )
+            settled = (
+                select(StuckCheck.session_id)
+                .where(
+                    StuckCheck.session_id == HeadshotSession.id,
+                    StuckCheck.state == state,
+                    or_(StuckCheck.flagged_at.is_not(None), StuckCheck.requeued_at > cutoff),
+                )
+                .exists()
+            )
             query = select(HeadshotSession.id).where(
-                HeadshotSession.state == state, HeadshotSession.updated_at <= cutoff
+                HeadshotSession.state == state, HeadshotSession.updated_at <= cutoff, ~recent_event, ~settled
             )
             ids += list(db_session.scalars(query))
     return ids
@@ -162,7 +179,7 @@ def check_stuck(db: Database, settings: Settings, *, now: datetime) -> StuckRepo
                     idle_minutes=minutes,
                 )
                 report.requeued.append(hs.id)
-                log.warning(
+                log.info(
                     "session %s idle %d min in %s: published %s again",
                     hs.id,
                     minutes,
