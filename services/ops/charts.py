@@ -44,11 +44,11 @@ def _nice_top(peak: int) -> int:
 
 
 def line_chart(data: dict[str, list[tuple[datetime, int]]], *, start: datetime, end: datetime) -> Chart:
-    """One line per series, the busiest MAX_SERIES first (the others are summed in the table)."""
+    """One line per series that was ever above zero, the busiest MAX_SERIES (every queue is in the table)."""
     span = max((end - start).total_seconds(), 1.0)
-    busiest = sorted(data.items(), key=lambda kv: (-max((v for _, v in kv[1]), default=0), kv[0]))[
-        :MAX_SERIES
-    ]
+    # Flat-zero lines would hide each other along the axis: an empty queue is not drawn.
+    moving = {name: points for name, points in data.items() if any(v for _, v in points)}
+    busiest = sorted(moving.items(), key=lambda kv: (-max(v for _, v in kv[1]), kv[0]))[:MAX_SERIES]
     peak = max((v for _, points in busiest for _, v in points), default=0)
     top = _nice_top(max(peak, 1))
     plot_w, plot_h = WIDTH - PAD_LEFT - 10, HEIGHT - PAD_BOTTOM - PAD_TOP

@@ -149,3 +149,4 @@ def test_chart_scales_lines_into_the_plot() -> None:
     assert x0 == chart.plot_left and y0 == chart.plot_bottom  # 0 at the start: bottom-left
     assert x1 == chart.width - 10 and chart.plot_top < y1 < chart.plot_bottom
     assert line_chart({}, start=T0, end=end).series == []
+    assert line_chart({"idle": [(T0, 0), (end, 0)]}, start=T0, end=end).series == []  # flat zero: not drawn
