@@ -10,7 +10,8 @@ It finds the services that exist by convention:
   app, mounted at ``WEB_MOUNTS[name]`` under one WSGI server;
 - ``services/<name>/handlers.py`` with ``HANDLERS = {EventType: handler}`` (and optionally
   ``build_deps(settings, db, blobs) -> dict`` for the handlers' keyword arguments) is a worker,
-  run as a consumer thread; its optional ``PERIODIC`` jobs (libs.messaging.periodic) run as threads too.
+  run as a consumer thread; its optional ``run_background(settings, db, stop_event)`` runs in one
+  more thread until the stop event is set.
 
 The outbox relay runs as one more thread, woken after each commit in the embedded mode.
 """
@@ -172,9 +173,17 @@ def start(
             consumer = platform.bus.consumer(name, module.HANDLERS, deps)
             threads.append(consumer.start_in_thread())
             stoppers.append(consumer.stop)
-            for job in getattr(module, "PERIODIC", ()):  # e.g. the ops worker's stuck check
-                threads.append(job.start_in_thread(settings, platform.db, stop))
             log.info("worker %s consuming %s", name, ", ".join(str(e) for e in module.HANDLERS))
+            background = getattr(module, "run_background", None)
+            if background is not None:  # a loop of the worker beside its consumer (e.g. webhook retries)
+                t = threading.Thread(
+                    target=background,
+                    args=(settings, platform.db, stop),
+                    name=f"{name}-background",
+                    daemon=True,
+                )
+                t.start()
+                threads.append(t)
 
     server = None
     urls: dict[str, str] = {}

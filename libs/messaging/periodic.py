@@ -1,11 +1,13 @@
-"""Periodic jobs of a worker service, run by the launcher next to its consumer.
+"""A periodic job of a worker service, run beside its consumer.
 
-    PERIODIC = (PeriodicJob("ops checks", every=lambda s: s.OPS_CHECK_SECONDS, run=tick),)
+    CHECKS = PeriodicJob("ops checks", every=lambda s: s.OPS_CHECK_SECONDS, run=tick)
 
     def tick(settings, db, now): ...        # ``now`` comes from an injectable clock
 
-The launcher starts one thread per job (``run_forever``); tests call ``job.run(...)`` directly with
-the time they want. An exception is logged and the next round runs as usual: a broken round must
+    def run_background(settings, db, stop):  # handlers.py: the launcher runs it in a thread
+        CHECKS.run_forever(settings, db, stop)
+
+Tests call ``job.run(...)`` directly with the time they want, or ``run_forever(..., clock=...)``. An exception is logged and the next round runs as usual: a broken round must
 not stop the checks for good.
 """
 
@@ -43,10 +45,3 @@ class PeriodicJob:
                 log.exception(
                     "periodic job %r failed; it runs again in %.0f s", self.name, self.every(settings)
                 )
-
-    def start_in_thread(self, settings: Settings, db: Database, stop: threading.Event) -> threading.Thread:
-        thread = threading.Thread(
-            target=self.run_forever, args=(settings, db, stop), name=f"periodic-{self.name}", daemon=True
-        )
-        thread.start()
-        return thread

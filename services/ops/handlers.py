@@ -3,13 +3,14 @@
 Events (SUBSCRIPTIONS["ops"]): being a consumer records each one in processed_messages, which the
 session timeline shows; the handlers themselves only keep the stuck-work records current and log.
 
-Periodic (PERIODIC, run by the launcher every OPS_CHECK_SECONDS): sample queue depths for the
+Periodic (``run_background``, a thread the launcher starts; a round every OPS_CHECK_SECONDS): sample queue depths for the
 Queues page chart, update the /metrics gauges, and check for stuck sessions (services/ops/stuck.py).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime
 
 from sqlalchemy import delete
@@ -67,4 +68,9 @@ def ops_round(settings: Settings, db: Database, now: datetime) -> StuckReport:
     return report
 
 
-PERIODIC = (PeriodicJob("ops checks", every=lambda s: s.OPS_CHECK_SECONDS, run=ops_round),)
+OPS_CHECKS = PeriodicJob("ops checks", every=lambda s: s.OPS_CHECK_SECONDS, run=ops_round)
+
+
+def run_background(settings: Settings, db: Database, stop: threading.Event) -> None:
+    """The launcher runs this beside the ops consumer: one round every OPS_CHECK_SECONDS until stop."""
+    OPS_CHECKS.run_forever(settings, db, stop)

@@ -26,7 +26,7 @@ from libs.messaging.testing import running, wait_for
 from libs.settings import Settings
 from libs.storage import LocalBlobStore
 from services.ops.app import create_app
-from services.ops.handlers import PERIODIC
+from services.ops.handlers import OPS_CHECKS
 from tests.support.ops import make_session, sign_in, state_of
 
 pytestmark = pytest.mark.integration
@@ -60,7 +60,7 @@ def test_a_lost_message_is_recovered_by_the_stuck_check(stack) -> None:  # type:
     settings, db, bus, demo = stack
     # Approved, but its message never reached preprocess (say the broker lost it): nothing moves.
     lost = make_session(db, demo, "queued", idle=timedelta(seconds=30))
-    [job] = PERIODIC
+    job = OPS_CHECKS
     later = datetime.now(UTC) + timedelta(seconds=settings.STUCK_QUEUED_SECONDS)  # the injected clock
     stop = threading.Event()
     with running(bus.consumer("preprocess", {SESSION_APPROVED: start_preparing})):
@@ -180,7 +180,7 @@ def test_the_launcher_prints_a_support_link_that_opens_ops(tmp_path, capsys) -> 
         browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         with browser.open(link.group(1), timeout=10) as page:  # follows the redirect with the cookie
             assert page.status == 200 and page.url.endswith("/ops/") and b"Sessions" in page.read()
-        assert any(t.name == "periodic-ops checks" and t.is_alive() for t in running_.threads)
+        assert any(t.name == "ops-background" and t.is_alive() for t in running_.threads)
         wait_for(lambda: _samples(running_.platform.db) > 0, "the ops worker's first queue sample")
     finally:
         running_.shutdown()
