@@ -226,4 +226,6 @@ def print_demo(settings: Settings, demo: DemoData) -> None:
     print(f"\nDemo sign-in links (valid for {settings.INVITE_TTL_SECONDS // 60} minutes):")
     for user in (demo.admin, *demo.employees, demo.other_employee):
         print(f"  {user.role:<10} {user.email:<28} {invite_url(settings, user)}")
+    ops = f"{WEB_MOUNTS['ops']}/invite/"  # support staff sign in to the ops dashboard
+    print(f"  {demo.support.role:<10} {demo.support.email:<28} {invite_url(settings, demo.support, ops)}")
     print()

@@ -371,6 +371,50 @@ class AuditLog(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class WorkerHeartbeat(Base):
+    """One consumer process (or thread, embedded) saying it is alive, every HEARTBEAT_SECONDS."""
+
+    __tablename__ = "worker_heartbeats"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)  # service@host:pid:instance
+    service: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    handled: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    current_session_id: Mapped[str | None] = mapped_column(String(36), default=None)
+
+
+class QueueSample(Base):
+    """A queue's depth at one moment, sampled by the ops worker for the last hour's chart."""
+
+    __tablename__ = "queue_samples"
+    __table_args__ = (Index("ix_queue_samples_time", "sampled_at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    sampled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    queue: Mapped[str] = mapped_column(String(200))
+    ready: Mapped[int] = mapped_column(Integer, default=0)
+    unacked: Mapped[int | None] = mapped_column(Integer, default=None)
+    consumers: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class StuckCheck(Base):
+    """What the stuck check did about a session in one state: re-queued it once, then flagged it."""
+
+    __tablename__ = "stuck_checks"
+
+    session_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(36), index=True)
+    state: Mapped[str] = mapped_column(String(20))
+    requeued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    flagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
 __all__ = [
     "AuditLog",
     "Base",
@@ -383,12 +427,15 @@ __all__ = [
     "PersonModel",
     "Photo",
     "ProcessedMessage",
+    "QueueSample",
     "Role",
+    "StuckCheck",
     "Tenanted",
     "UploadAttempt",
     "User",
     "WebhookAttempt",
     "WebhookDelivery",
+    "WorkerHeartbeat",
     "new_id",
     "utcnow",
 ]
