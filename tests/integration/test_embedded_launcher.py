@@ -65,7 +65,14 @@ def test_a_signal_at_any_moment_stops_services_cleanly(tmp_path, moment, sig):
         (["-m", "services.intake", "serve"], None, SIGINT),
         (["-m", "services.intake", "serve"], r"intake at http", SIGTERM),
     ],
-    ids=["run-only-first", "run-only-serving", "relay-first", "relay-running", "intake-first", "intake-serving"],
+    ids=[
+        "run-only-first",
+        "run-only-serving",
+        "relay-first",
+        "relay-running",
+        "intake-first",
+        "intake-serving",
+    ],
 )
 def test_every_serving_command_stops_cleanly(tmp_path, args, pattern, sig):
     proc = start_command(args, tmp_path, signals_blocked=pattern is None)

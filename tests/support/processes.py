@@ -67,7 +67,9 @@ def read_until(proc: subprocess.Popen[str], pattern: str, timeout: float = 120) 
     raise AssertionError(f"never saw {pattern!r}; output was:\n{''.join(seen)}")
 
 
-def stop_with(proc: subprocess.Popen[str], sig: signal.Signals, *, seen: str = "", timeout: float = 90) -> str:
+def stop_with(
+    proc: subprocess.Popen[str], sig: signal.Signals, *, seen: str = "", timeout: float = 90
+) -> str:
     """Send ``sig`` and check the clean stop: exit status 0, "Stopped." and no traceback.
 
     ``timeout`` only bounds a hang (the launcher gives up on a stuck part after 20 s)."""
