@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 from werkzeug.serving import make_server
 
 from libs.db import Database, User
@@ -37,6 +37,9 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 PHONE = {"width": 390, "height": 844}
+# expect() waits for a condition up to this long (Playwright's default is 5 s): on a busy 2-core
+# machine checking an uploaded photo's face alone has taken longer. A bound, not a speed target.
+expect.set_options(timeout=30_000)
 # Runs in every page before its own scripts (Playwright injects it outside the page's CSP) and
 # reports each violation the page causes, including refused inline styles and scripts.
 REPORT_CSP_VIOLATIONS = """
@@ -70,7 +73,7 @@ def page(browser: Browser) -> Iterator[Page]:
     """A fresh browser context (no cookies) sized like a phone."""
     context = browser.new_context(viewport=PHONE, device_scale_factor=1)
     tab = context.new_page()
-    tab.set_default_timeout(10_000)
+    tab.set_default_timeout(30_000)
     errors: list[str] = []
     violations: list[str] = []
     context.add_init_script(REPORT_CSP_VIOLATIONS)
