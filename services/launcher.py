@@ -113,6 +113,7 @@ class Running:
     threads: list[threading.Thread]
     stoppers: list[Callable[[], None]]
     urls: dict[str, str]
+    closers: list[Callable[[], None]] = field(default_factory=list)  # after the threads ended
 
     def shutdown(self) -> list[str]:
         """Stop every part; return the names of threads still running after STOP_SECONDS."""
@@ -125,8 +126,10 @@ class Running:
         for t in self.threads:
             t.join(max(0.0, deadline - time.monotonic()))
         stuck = [t.name for t in self.threads if t.is_alive()]
-        if not stuck:
-            self.platform.db.dispose()  # never under a thread still using the database
+        if not stuck:  # never under a thread still using them
+            for close in self.closers:
+                close()
+            self.platform.db.dispose()
         return stuck
 
     def _stop_http(self, deadline: float) -> None:
@@ -197,6 +200,7 @@ def start(
     platform.bus.declare()
     if relay and not stop.is_set():
         outbox = platform.bus.relay()
+        running.closers.append(outbox.close)  # unhooks its commit listeners from SQLAlchemy
         t = threading.Thread(target=outbox.run_forever, args=(stop,), name="outbox-relay", daemon=True)
         t.start()
         running.threads.append(t)
