@@ -17,10 +17,12 @@ The outbox relay runs as one more thread, woken after each commit in the embedde
 Stopping: a command's ``main`` calls :func:`services.stopping.catch_stop_signals` first, so Ctrl-C
 and SIGTERM only set the ``stop`` event it passes to :func:`start`. ``start`` checks it between its
 steps (migrations, topology, threads, demo data) and :func:`run_until_stopped` then stops whatever
-was started: every thread is joined before the process exits, because an interpreter that exits
-with worker threads still inside SQLite or a socket can deadlock in its own finalization (daemon
-threads are frozen wherever they hold a lock) — that, and KeyboardInterrupt escaping from the
-middle of ``start``, is what made Ctrl-C hang or end with a traceback.
+was started, within one overall deadline: every thread is joined before the process exits. (Before,
+Ctrl-C was only caught once the final wait began and SIGTERM killed the process outright until
+then; a KeyboardInterrupt escaping from ``start`` let the interpreter exit with the relay, consumer
+and HTTP threads still running, which Python stops abruptly wherever they are; and the HTTP
+server's ``shutdown()`` had no bound at all.) If a part is still stuck at the deadline, the process
+says which and exits anyway, rather than leave the interpreter to wait on it.
 """
 
 from __future__ import annotations
@@ -236,7 +238,7 @@ def run_until_stopped(running: Running) -> None:
 
     The caller should have called :func:`services.stopping.catch_stop_signals` first thing and
     passed its event to :func:`start`; if it did not, the signals are caught from here on."""
-    signalled = running.stop if stopping.catching() else stopping.catch_stop_signals()
+    signalled = stopping.catch_stop_signals()  # idempotent: the same process-wide event
     while not (running.stop.is_set() or signalled.is_set()):
         running.stop.wait(0.2)
     print("Stopping…", flush=True)

@@ -38,11 +38,6 @@ def catch_stop_signals() -> threading.Event:
     return _stop
 
 
-def catching() -> bool:
-    """True when :func:`catch_stop_signals` handles SIGINT in this process."""
-    return signal.getsignal(signal.SIGINT) is _request_stop
-
-
 def _request_stop(_signum: int, _frame: FrameType | None) -> None:
     # Only set a flag: a signal handler runs between two bytecodes of the main thread, wherever
     # it is, so anything more (printing, stopping threads) could break the code it interrupted.
