@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from libs.settings import Settings
-from libs.web import configure_logging
+from services.stopping import catch_stop_signals
 
 
 def main(argv: list[str] | None = None) -> int:
+    # First, before anything heavy is imported or started: Ctrl-C / SIGTERM only ask to stop.
+    stop = catch_stop_signals()
     parser = argparse.ArgumentParser(
         prog="python -m services",
         description="Start the headshot product. With no command: every service in one process (embedded mode), "
@@ -30,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("seed", help="create the demo data and print sign-in links, then exit")
     args = parser.parse_args(argv)
 
+    from libs.settings import Settings
+    from libs.web import configure_logging
+
     settings = Settings.from_env()
     configure_logging(settings)
     from services import launcher  # imported after logging is set up
@@ -44,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         launcher.print_demo(settings, seed_demo(Database(settings.database_url)))
         return 0
     if args.command == "relay":
-        running = launcher.start(settings, web=False, workers=False, relay=True)
+        running = launcher.start(settings, web=False, workers=False, relay=True, stop=stop)
     elif args.command == "run":
         only = set(args.only.split(",")) if args.only else None
         running = launcher.start(
@@ -54,15 +58,17 @@ def main(argv: list[str] | None = None) -> int:
             workers=not args.no_workers,
             relay=not args.no_relay,
             seed=args.seed,
+            stop=stop,
         )
     else:
-        running = launcher.start(settings, seed=True)
+        running = launcher.start(settings, seed=True, stop=stop)
 
-    for name, url in running.urls.items():
-        print(f"  {name:<12} {url}")
-    if running.server is not None:
-        print(f"  {'health':<12} {running.platform.settings.public_url}/healthz")
-    print("Press Ctrl-C to stop.", flush=True)
+    if not stop.is_set():
+        for name, url in running.urls.items():
+            print(f"  {name:<12} {url}")
+        if running.server is not None:
+            print(f"  {'health':<12} {running.platform.settings.public_url}/healthz")
+        print("Press Ctrl-C to stop.", flush=True)
 
     launcher.run_until_stopped(running)
     return 0

@@ -14,6 +14,16 @@ It finds the services that exist by convention:
   more thread until the stop event is set.
 
 The outbox relay runs as one more thread, woken after each commit in the embedded mode.
+
+Stopping: a command's ``main`` calls :func:`services.stopping.catch_stop_signals` first, so Ctrl-C
+and SIGTERM only set the ``stop`` event it passes to :func:`start`. ``start`` checks it between its
+steps (migrations, topology, threads, demo data) and :func:`run_until_stopped` then stops whatever
+was started, within one overall deadline: every thread is joined before the process exits. (Before,
+Ctrl-C was only caught once the final wait began and SIGTERM killed the process outright until
+then; a KeyboardInterrupt escaping from ``start`` let the interpreter exit with the relay, consumer
+and HTTP threads still running, which Python stops abruptly wherever they are; and the HTTP
+server's ``shutdown()`` had no bound at all.) If a part is still stuck at the deadline, the process
+says which and exits anyway, rather than leave the interpreter to wait on it.
 """
 
 from __future__ import annotations
@@ -21,8 +31,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
-import signal
+import os
+import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -39,9 +51,14 @@ from libs.messaging import Bus, check_broker
 from libs.settings import Settings
 from libs.storage import BlobStore, make_blob_store
 from libs.web import create_base_app, invite_url
-from services import SERVICE_NAMES, WEB_MOUNTS
+from services import SERVICE_NAMES, WEB_MOUNTS, stopping
 
 log = logging.getLogger("headshots.launcher")
+
+# How long stopping may take in all. Each part stops within a second (consumers drain in 0.25 s
+# steps, the relay waits in 0.1 s steps, the HTTP server polls every 0.5 s); this bound is only
+# for a part stuck in something we do not control (a handler in a long call, a dead socket).
+STOP_SECONDS = 20.0
 
 
 def _optional_module(name: str) -> ModuleType | None:
@@ -99,16 +116,35 @@ class Running:
     threads: list[threading.Thread]
     stoppers: list[Callable[[], None]]
     urls: dict[str, str]
+    closers: list[Callable[[], None]] = field(default_factory=list)  # after the threads ended
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> list[str]:
+        """Stop every part; return the names of threads still running after STOP_SECONDS."""
         self.stop.set()
         for stopper in self.stoppers:
             stopper()
+        deadline = time.monotonic() + STOP_SECONDS
         if self.server is not None:
-            self.server.shutdown()
+            self._stop_http(deadline)
         for t in self.threads:
-            t.join(timeout=10)
-        self.platform.db.dispose()
+            t.join(max(0.0, deadline - time.monotonic()))
+        stuck = [t.name for t in self.threads if t.is_alive()]
+        if not stuck:  # never under a thread still using them
+            for close in self.closers:
+                close()
+            self.platform.db.dispose()
+        return stuck
+
+    def _stop_http(self, deadline: float) -> None:
+        assert self.server is not None
+        http = next((t for t in self.threads if t.name == "http"), None)
+        if http is None:  # bound, never served (stopped during start): just close the socket
+            self.server.server_close()
+            return
+        # socketserver's shutdown() waits without a bound for serve_forever to notice; serve_forever
+        # checks every 0.5 s, so ask from a helper thread and wait for the loop itself, bounded.
+        threading.Thread(target=self.server.shutdown, name="http-shutdown", daemon=True).start()
+        http.join(max(0.0, deadline - time.monotonic()))
 
 
 def platform_app(platform: Platform, mounted: dict[str, str]) -> Flask:
@@ -151,70 +187,82 @@ def start(
     workers: bool = True,
     relay: bool = True,
     seed: bool = False,
+    stop: threading.Event | None = None,
 ) -> Running:
-    """Start the chosen parts in background threads and return a handle to stop them."""
+    """Start the chosen parts in background threads and return a handle to stop them.
+
+    ``stop`` (usually from :func:`services.stopping.catch_stop_signals`) is checked between the
+    steps: once it is set nothing more is started, and the handle stops what already runs."""
     platform = Platform(settings)
+    running = Running(platform, None, stop or threading.Event(), [], [], {})
+    stop = running.stop
     if settings.database_url.startswith("sqlite"):
         upgrade(settings.database_url)  # the embedded database is ours to create
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
-    stoppers: list[Callable[[], None]] = []
-
+    if stop.is_set():
+        return running
     platform.bus.declare()
-    if relay:
+    if relay and not stop.is_set():
         outbox = platform.bus.relay()
+        running.closers.append(outbox.close)  # unhooks its commit listeners from SQLAlchemy
         t = threading.Thread(target=outbox.run_forever, args=(stop,), name="outbox-relay", daemon=True)
         t.start()
-        threads.append(t)
-    if workers:
-        for name, module in worker_services(only).items():
-            build_deps = getattr(module, "build_deps", None)
-            deps = build_deps(settings, platform.db, platform.blobs) if build_deps else {}
-            consumer = platform.bus.consumer(name, module.HANDLERS, deps)
-            threads.append(consumer.start_in_thread())
-            stoppers.append(consumer.stop)
-            log.info("worker %s consuming %s", name, ", ".join(str(e) for e in module.HANDLERS))
-            background = getattr(module, "run_background", None)
-            if background is not None:  # a loop of the worker beside its consumer (e.g. webhook retries)
-                t = threading.Thread(
-                    target=background,
-                    args=(settings, platform.db, stop),
-                    name=f"{name}-background",
-                    daemon=True,
-                )
-                t.start()
-                threads.append(t)
+        running.threads.append(t)
+    for name, module in (worker_services(only) if workers else {}).items():
+        if stop.is_set():
+            break
+        build_deps = getattr(module, "build_deps", None)
+        deps = build_deps(settings, platform.db, platform.blobs) if build_deps else {}
+        consumer = platform.bus.consumer(name, module.HANDLERS, deps)
+        running.stoppers.append(consumer.stop)  # before the thread starts: stop() is never missed
+        running.threads.append(consumer.start_in_thread())
+        log.info("worker %s consuming %s", name, ", ".join(str(e) for e in module.HANDLERS))
+        background = getattr(module, "run_background", None)
+        if background is not None:  # a loop of the worker beside its consumer (e.g. webhook retries)
+            t = threading.Thread(
+                target=background, args=(settings, platform.db, stop), name=f"{name}-background", daemon=True
+            )
+            t.start()
+            running.threads.append(t)
 
-    server = None
-    urls: dict[str, str] = {}
-    if web:
+    if web and not stop.is_set():
         # Bind first so that port 0 (any free port, used by tests) is known before links are built.
-        server = make_server(settings.HOST, settings.PORT, _not_ready, threaded=True)
+        server = running.server = make_server(settings.HOST, settings.PORT, _not_ready, threaded=True)
         if settings.PORT == 0:
             settings = platform.settings = settings.replace(PORT=server.server_port)
-        server.app, urls = build_wsgi(platform, only)
-        t = threading.Thread(target=server.serve_forever, name="http", daemon=True)
-        t.start()
-        threads.append(t)
+        server.app, running.urls = build_wsgi(platform, only)
+        if not stop.is_set():
+            t = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+            t.start()
+            running.threads.append(t)
 
-    running = Running(platform, server, stop, threads, stoppers, urls)
-    if seed:
+    if seed and not stop.is_set():
+        log.info("creating the demo data")
         print_demo(settings, seed_demo(platform.db))
     return running
 
 
 def run_until_stopped(running: Running) -> None:
-    """Block until Ctrl-C or SIGTERM, then stop everything cleanly (messages in hand are finished)."""
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
-        while not stopped.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+    """Block until Ctrl-C or SIGTERM, then stop everything cleanly (messages in hand are finished).
+
+    The caller should have called :func:`services.stopping.catch_stop_signals` first thing and
+    passed its event to :func:`start`; if it did not, the signals are caught from here on."""
+    signalled = stopping.catch_stop_signals()  # idempotent: the same process-wide event
+    while not (running.stop.is_set() or signalled.is_set()):
+        running.stop.wait(0.2)
     print("Stopping…", flush=True)
-    running.shutdown()
+    stuck = running.shutdown()
     print("Stopped.", flush=True)
+    if stuck:
+        # Exiting the interpreter normally would wait on (or deadlock in) these threads.
+        log.error("still running after %.0f s, left behind: %s", STOP_SECONDS, ", ".join(stuck))
+        _exit_now(0)
+
+
+def _exit_now(code: int) -> None:
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _not_ready(environ: Any, start_response: Any) -> list[bytes]:

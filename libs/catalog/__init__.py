@@ -88,6 +88,11 @@ class Package:
     def allows_format(self, format_id: str) -> bool:
         return format_id in self.formats
 
+    @property
+    def default_format(self) -> str:
+        """The first format listed: what a session gets until the person picks another."""
+        return self.formats[0]
+
 
 def style_id(backdrop_id: str, clothing_id: str) -> str:
     return f"{backdrop_id}:{clothing_id}"
@@ -99,6 +104,7 @@ class Catalog:
     backdrops: tuple[Backdrop, ...]
     clothing: tuple[Clothing, ...]
     packages: tuple[Package, ...]
+    default_package_id: str = ""  # `default_package` in the TOML; empty: the first package
 
     # --- lookups (each raises CatalogError naming what is unknown) ------------------------------
     def format(self, format_id: str) -> Format:
@@ -125,6 +131,10 @@ class Catalog:
         except CatalogError:
             return False
         return True
+
+    def default_package(self) -> Package:
+        """The package an organization gets unless it chose another."""
+        return self.package(self.default_package_id) if self.default_package_id else self.packages[0]
 
     def all_styles(self) -> list[Style]:
         return [Style(b, c) for b in self.backdrops for c in self.clothing]
@@ -217,7 +227,10 @@ def parse_catalog(data: dict[str, Any]) -> Catalog:
             raise CatalogError(f"{where}: a package needs at least one format")
         packages.append(Package(p["id"], _require(p, "label", str, where), max_styles, per_style, fmts, pre))
 
-    return Catalog(tuple(formats), tuple(backdrops), tuple(clothing), tuple(packages))
+    default = data.get("default_package", "")
+    if not isinstance(default, str) or (default and default not in {p.id for p in packages}):
+        raise CatalogError(f"default_package {default!r} is not one of the [[packages]]")
+    return Catalog(tuple(formats), tuple(backdrops), tuple(clothing), tuple(packages), default)
 
 
 def load_catalog(path: Path | str = CATALOG_FILE) -> Catalog:

@@ -22,6 +22,7 @@ from libs.imaging.checks import CheckedPhoto, check_photo
 from libs.imaging.decode import load_rgb, sniff_format
 from libs.imaging.errors import REASONS, PhotoRejected
 from libs.imaging.faces import FaceBox, detect_faces, face_distance, face_embedding
+from libs.imaging.identity import odd_ones_out, same_person
 from libs.imaging.limits import PhotoLimits
 from libs.imaging.transforms import crop_face, encode_jpeg, resize_long_side
 
@@ -38,6 +39,8 @@ __all__ = [
     "face_distance",
     "face_embedding",
     "load_rgb",
+    "odd_ones_out",
     "resize_long_side",
+    "same_person",
     "sniff_format",
 ]

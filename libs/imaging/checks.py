@@ -36,7 +36,6 @@ XMP, ICC, comments) and no bytes appended after the image survive.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,7 +43,8 @@ import numpy as np
 
 from libs.imaging.decode import decode_rgb, open_image
 from libs.imaging.errors import PhotoRejected
-from libs.imaging.faces import WORK_LONG_SIDE, FaceBox, detect_faces, face_distance, face_embedding
+from libs.imaging.faces import WORK_LONG_SIDE, FaceBox, detect_faces, face_embedding
+from libs.imaging.identity import same_person
 from libs.imaging.limits import PhotoLimits
 from libs.imaging.transforms import encode_jpeg
 
@@ -95,10 +95,8 @@ def check_photo(data: bytes, limits: PhotoLimits, others: Sequence[Sequence[floa
         )
 
     embedding = face_embedding(rgb, face)
-    if others:
-        distance = statistics.median(face_distance(embedding, other) for other in others)
-        if distance > limits.same_person_distance:
-            raise PhotoRejected("different_person")
+    if not same_person(embedding, others, limits.same_person_distance):
+        raise PhotoRejected("different_person")
 
     return CheckedPhoto(
         clean_jpeg=encode_jpeg(rgb),

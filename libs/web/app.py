@@ -23,6 +23,7 @@ from libs.web.csrf import install_csrf
 from libs.web.errors import register_error_handlers
 from libs.web.health import ReadyCheck, install_health
 from libs.web.metrics import install_metrics
+from libs.web.security import install_security_headers
 
 
 def configure_logging(settings: Settings) -> None:
@@ -64,10 +65,12 @@ def create_base_app(
     )
     db = db or Database(settings.database_url)
     app.extensions["headshots.db"] = db
-    app.extensions["headshots.blobs"] = blobs or make_blob_store(settings)
+    blobs = blobs or make_blob_store(settings)
+    app.extensions["headshots.blobs"] = blobs
     app.extensions["headshots.settings"] = settings
     app.extensions["headshots.service"] = service
     register_error_handlers(app)
+    install_security_headers(app, blobs)
     install_csrf(app)
     install_metrics(app, service)
     all_checks: dict[str, ReadyCheck] = {"database": db.ping}

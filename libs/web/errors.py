@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template_string, request
+from flask import Blueprint, Flask, Response, jsonify, render_template_string, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("headshots.web")
@@ -48,12 +48,13 @@ _CODES = {
     429: "too_many_requests",
 }
 
+# No inline style or script (the Content-Security-Policy forbids both): the look comes from
+# libs/web/static/error.css, served by every app, and "Go back" is a plain link.
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{{ status }} · Headshots</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:34rem;margin:4rem auto;padding:0 1rem;color:#1d2330}
-h1{font-size:1.4rem}ul{color:#a12a2a}a{color:#2350c8}</style></head><body>
+<link rel="stylesheet" href="{{ url_for('headshots_web.static', filename='error.css') }}"></head><body>
 <h1>{{ message }}</h1>{% if fields %}<ul>{% for f, msgs in fields.items() %}<li><b>{{ f }}</b>: {{ msgs|join(' ') }}</li>{% endfor %}</ul>{% endif %}
-<p><a href="javascript:history.back()">Go back</a></p></body></html>"""
+<p><a href="{{ back }}">Go back</a></p></body></html>"""
 
 
 def wants_json() -> bool:
@@ -73,13 +74,38 @@ def error_response(status: int, code: str, message: str, fields: dict[str, Any] 
         response = jsonify({"error": body})
     else:
         response = Response(
-            render_template_string(_PAGE, status=status, message=message, fields=fields or {})
+            render_template_string(
+                _PAGE, status=status, message=message, fields=_flat(fields or {}), back=_back_url()
+            )
         )
     response.status_code = status
     return response
 
 
+def _flat(fields: dict[str, Any], prefix: str = "") -> dict[str, list[str]]:
+    """{"styles": {"0": ["Too long."]}} -> {"styles.0": ["Too long."]}: one line per message."""
+    flat: dict[str, list[str]] = {}
+    for name, value in fields.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{key}."))
+        else:
+            flat[key] = [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)]
+    return flat
+
+
+def _back_url() -> str:
+    """The page the person came from when it is ours, else this app's home page."""
+    referrer = request.referrer or ""
+    return referrer if referrer.startswith(request.host_url) else request.script_root + "/"
+
+
 def register_error_handlers(app: Flask) -> None:
+    # Serves error.css for the error page at /_web/error.css, whatever the app's own static files.
+    app.register_blueprint(
+        Blueprint("headshots_web", __name__, static_folder="static", static_url_path="/_web")
+    )
+
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
         return error_response(exc.status, exc.code, exc.message, exc.fields)

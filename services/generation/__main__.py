@@ -8,6 +8,10 @@ Subcommands (each one a ``cmd_*`` function registered in :func:`build_parser`):
       python -m services.generation render --photos photos/ --engine studio \\
           --styles navy:suit,office:blazer --package executive --format portrait --out out/
 
+  ``--package`` defaults to the catalog's default package and ``--format`` to the package's
+  default format. The photos must show one person (the check intake makes at upload); a folder
+  mixing people is refused naming the odd photo out, unless ``--allow-mixed`` is given.
+
   Settings not given as options come from the environment (``libs.settings``), e.g.
   ``INFERENCE_STEPS=20 python -m services.generation render ... --engine diffusion --model-dir m/``.
 """
@@ -23,8 +27,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from libs.catalog import CatalogError, default_catalog
+from libs.imaging import PhotoLimits
 from libs.settings import Settings
 from services.generation.engines import ENGINES, EngineError, PersonAttributes, Progress, make_engine
+from services.generation.identity import different_people
 from services.generation.plan import plan_shots
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -70,10 +76,17 @@ def cmd_render(args: argparse.Namespace) -> int:
     if args.steps:
         overrides["INFERENCE_STEPS"] = args.steps
     settings = Settings.from_env(**overrides)
+    if not args.allow_mixed:
+        odd = different_people(photos, PhotoLimits.from_settings(settings).same_person_distance)
+        if odd:
+            print(f"error: {odd}; render one person at a time, or pass --allow-mixed", file=sys.stderr)
+            return 2
+    catalog = default_catalog()
+    package = catalog.package(args.package) if args.package else catalog.default_package()
     plan = plan_shots(
-        default_catalog(),
-        package_id=args.package,
-        format_id=args.format,
+        catalog,
+        package_id=package.id,
+        format_id=args.format or package.default_format,
         styles=[s.strip() for s in args.styles.split(",") if s.strip()],
         session_key=args.session_key,
         size=args.size,
@@ -116,8 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--photos", required=True, help="folder of prepared photos of one person")
     render.add_argument("--engine", choices=ENGINES, default="studio", help="(default: studio)")
     render.add_argument("--styles", default="", help="chosen styles, e.g. navy:suit,office:blazer")
-    render.add_argument("--package", required=True, help="catalog package id, e.g. executive")
-    render.add_argument("--format", required=True, help="catalog format id, e.g. portrait")
+    render.add_argument(
+        "--package",
+        help=f"catalog package id, e.g. executive (default: {default_catalog().default_package().id})",
+    )
+    render.add_argument("--format", help="catalog format id, e.g. portrait (default: the package's first)")
+    render.add_argument(
+        "--allow-mixed", action="store_true", help="render even if the photos seem to show different people"
+    )
     render.add_argument("--out", required=True, help="folder the PNG headshots are written to")
     render.add_argument("--model-dir", help="diffusion base model folder or .safetensors (MODEL_DIR)")
     render.add_argument("--size", type=_size, help="override the format's size, e.g. 256x320")

@@ -11,12 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sqlalchemy import select
-
-from libs.db import Database, Organization, Role, User
-from libs.db.migrate import upgrade
-from libs.settings import Settings
-from libs.web import configure_logging, invite_url
+from libs.settings import Settings  # standard library only: quick to import
+from services.stopping import catch_stop_signals
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     invite.add_argument("--email", required=True, help="the employee's e-mail address")
     invite.add_argument("--name", default="", help="display name, for a new employee")
     args = parser.parse_args(argv)
-
+    if args.command == "serve":
+        # Before anything heavy is imported or started: Ctrl-C / SIGTERM only ask to stop.
+        catch_stop_signals()
     settings = Settings.from_env()
     if args.command == "invite":
         return _invite(settings, args.org, args.email.strip().lower(), args.name.strip())
@@ -44,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _invite(settings: Settings, slug: str, email: str, name: str) -> int:
+    from sqlalchemy import select
+
+    from libs.db import Database, Organization, Role, User
+    from libs.db.migrate import upgrade
+    from libs.web import invite_url
+
     if settings.database_url.startswith("sqlite"):
         upgrade(settings.database_url)  # the embedded database is ours to create
     if "@" not in email:
@@ -81,11 +85,15 @@ def _invite(settings: Settings, slug: str, email: str, name: str) -> int:
 
 
 def _serve(settings: Settings, *, workers: bool, relay: bool) -> int:
+    from libs.web import configure_logging
+
     configure_logging(settings)
     from services import launcher  # after logging is configured; it imports the messaging stack
 
-    running = launcher.start(settings, only={"intake"}, web=True, workers=workers, relay=relay)
-    print(f"intake at {running.platform.settings.public_url}/  (Ctrl-C to stop)", flush=True)
+    stop = catch_stop_signals()  # the same event main() installed
+    running = launcher.start(settings, only={"intake"}, web=True, workers=workers, relay=relay, stop=stop)
+    if not stop.is_set():
+        print(f"intake at {running.platform.settings.public_url}/  (Ctrl-C to stop)", flush=True)
     launcher.run_until_stopped(running)
     return 0
 

@@ -12,17 +12,16 @@ from typing import Any
 
 from flask import url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from libs.db import HeadshotSession, Photo, UnitOfWork
 from libs.web import csrf_token, get_blobs, get_db, get_settings
+from libs.web.api import ErrorSchema, ServiceBlueprint
 from services.intake import onboarding
 from services.intake.context import catalog, current_actor
 from services.intake.schemas import (
     EYE_COLORS,
     GENDERS,
     GLASSES,
-    ErrorSchema,
     PersonalInfoOutSchema,
     PersonalInfoSchema,
     PhotoSchema,
@@ -34,7 +33,7 @@ from services.intake.schemas import (
     UploadSchema,
 )
 
-blp = Blueprint(
+blp = ServiceBlueprint(
     "sessions",
     __name__,
     url_prefix="/api/v1/sessions",

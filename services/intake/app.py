@@ -12,30 +12,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, render_template
-from flask_smorest import Api
 from werkzeug.exceptions import UnprocessableEntity
 
 from libs.db import Database
 from libs.settings import Settings
 from libs.storage import BlobStore
 from libs.web import create_base_app, error_response
+from libs.web.api import ServiceApi
 from libs.web.errors import wants_json
 from libs.web.health import ReadyCheck
 from services.intake import api, views
 from services.intake.onboarding import IntakeError
-from services.intake.schemas import ErrorSchema
 
 API_VERSION = "1"
-
-
-class IntakeApi(Api):
-    """flask-smorest's Api, minus its own error handlers: the app keeps libs/web's error shape
-    (``{"error": {"status", "code", "message", "fields"}}``) for pages and API alike."""
-
-    ERROR_SCHEMA = ErrorSchema
-
-    def _register_error_handlers(self) -> None:
-        pass
 
 
 def create_app(
@@ -85,14 +74,13 @@ def create_app(
     @app.after_request
     def _private(response: Response) -> Response:
         # Pages and answers show personal info and photos: keep them out of shared and back-button
-        # caches (thumbnails and downloads set their own short private caching).
+        # caches (thumbnails and downloads set their own short private caching). The security
+        # headers (CSP, frame and sniffing rules) come from libs/web for every app.
         response.headers.setdefault("Cache-Control", "private, no-store")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
 
     app.register_blueprint(views.bp)
-    smorest = IntakeApi(app)
+    smorest = ServiceApi(app)
     smorest.register_blueprint(api.blp)
     return app
 

@@ -368,21 +368,3 @@ class SessionSchema(Schema):
     csrf_token = fields.String(
         metadata={"description": "Send it back as the X-CSRF-Token header on every write."}
     )
-
-
-class ErrorBodySchema(Schema):
-    status = fields.Integer(metadata={"example": 422})
-    code = fields.String(metadata={"example": "no_face"})
-    message = fields.String(metadata={"example": "We couldn't find a face in this photo."})
-    fields_ = fields.Dict(
-        data_key="fields",
-        keys=fields.String(),
-        values=fields.List(fields.String()),
-        metadata={"description": "Per-field messages (validation errors only)."},
-    )
-
-
-class ErrorSchema(Schema):
-    """Every error the API answers: ``{"error": {"status", "code", "message", "fields"?}}``."""
-
-    error = fields.Nested(ErrorBodySchema)

@@ -37,23 +37,16 @@ from libs.web import (
     sign,
     unsign,
 )
-from services.intake import onboarding
+from services.intake import onboarding, swatches
 from services.intake.context import catalog, current_actor, signed_in
 from services.intake.onboarding import Actor, IntakeError
 from services.intake.schemas import EYE_COLORS, GENDERS, GLASSES, SubmissionSchema
 
 bp = Blueprint("intake", __name__)
+bp.add_app_template_global(swatches.backdrop_class, "backdrop_class")
+bp.add_app_template_global(swatches.eye_class, "eye_class")
 
 S = SessionState
-# Display-only colours for the eye-colour choices.
-EYE_SWATCHES = {
-    "brown": "#6b4226",
-    "hazel": "#8e7618",
-    "amber": "#c68a12",
-    "green": "#3f7d3a",
-    "blue": "#3b6fb6",
-    "grey": "#8a949e",
-}
 RESULT_PURPOSE = "result"
 # Errors are listed in the order the page asks: photos first, then the submission form's fields.
 FIELD_ORDER = {name: i for i, name in enumerate(["photos", *SubmissionSchema().fields])}
@@ -206,12 +199,11 @@ def _page_context(
         "errors": flat_errors(errors or {}),
         "backdrops": list(by_backdrop.values()),
         "style_labels": {s.id: s.label for s in cat.all_styles()},
-        "style_colors": {s.id: s.backdrop.colors for s in cat.all_styles()},
+        "style_backdrops": {s.id: s.backdrop.id for s in cat.all_styles()},
         "preselected": [cat.style(sid) for sid in rules.package.preselected],
         "formats": [cat.format(fid) for fid in rules.package.formats],
         "genders": GENDERS,
         "eye_colors": EYE_COLORS,
-        "eye_swatches": EYE_SWATCHES,
         "glasses_choices": GLASSES,
         "rejection_reason": onboarding.rejection_reason(uow, session),
     }
@@ -295,7 +287,7 @@ def results(session_id: str) -> Any:
             {
                 "style_id": sid,
                 "label": label,
-                "colors": cat.style(sid).backdrop.colors if cat.is_style(sid) else ("#cccccc",),
+                "backdrop": cat.style(sid).backdrop.id if cat.is_style(sid) else "",
                 "headshots": [
                     {"url": download_url(settings, session, actor, shot), "shot": shot} for shot in shots
                 ],
@@ -362,4 +354,12 @@ def _attachment(data: bytes, mimetype: str, filename: str, *, inline: bool = Fal
     disposition = "inline" if inline and request.args.get("download") is None else "attachment"
     response.headers["Content-Disposition"] = f'{disposition}; filename="{filename}"'
     response.headers["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+@bp.get("/swatches.css")
+def swatches_css() -> Response:
+    """The backdrop and eye colours as classes (the CSP refuses inline style attributes)."""
+    response = Response(swatches.stylesheet(catalog()), mimetype="text/css")
+    response.headers["Cache-Control"] = "public, max-age=3600"
     return response

@@ -4,7 +4,8 @@ Playwright's sync API, and the intake app served on a random local port.
     def test_x(page, intake_server):
         page.goto(intake_server.invite(intake_server.demo.employees[0]))
 
-Pages fail their test on any uncaught JavaScript error.
+Pages fail their test on any uncaught JavaScript error and on any Content-Security-Policy
+violation (an inline script or style, a foreign source: what the strict policy of libs/web refuses).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 from werkzeug.serving import make_server
 
 from libs.db import Database, User
@@ -36,6 +37,17 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 PHONE = {"width": 390, "height": 844}
+# expect() waits for a condition up to this long (Playwright's default is 5 s): on a busy 2-core
+# machine checking an uploaded photo's face alone has taken longer. A bound, not a speed target.
+expect.set_options(timeout=30_000)
+# Runs in every page before its own scripts (Playwright injects it outside the page's CSP) and
+# reports each violation the page causes, including refused inline styles and scripts.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline"} ` +
+                `at ${e.sourceFile || document.URL}:${e.lineNumber} ${e.sample || ""}`);
+});
+"""
 
 
 @pytest.fixture(scope="session")
@@ -61,12 +73,22 @@ def page(browser: Browser) -> Iterator[Page]:
     """A fresh browser context (no cookies) sized like a phone."""
     context = browser.new_context(viewport=PHONE, device_scale_factor=1)
     tab = context.new_page()
-    tab.set_default_timeout(10_000)
+    tab.set_default_timeout(30_000)
     errors: list[str] = []
+    violations: list[str] = []
+    context.add_init_script(REPORT_CSP_VIOLATIONS)
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.on("console", lambda msg: _collect_csp(msg.text, violations))
     yield tab
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not violations, f"Content-Security-Policy violations: {violations}"
+
+
+def _collect_csp(text: str, violations: list[str]) -> None:
+    # Our listener's reports, and Chromium's own console line for what it refused.
+    if text.startswith("CSP violation") or "Content Security Policy" in text:
+        violations.append(text)
 
 
 @dataclass

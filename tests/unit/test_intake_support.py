@@ -33,6 +33,7 @@ from libs.settings import Settings
 from libs.storage import LocalBlobStore
 from libs.web import invite_url
 from services.intake.app import create_app
+from tests.support.openapi import OpenApiCheckedClient
 
 SESSION_PATH = re.compile(r"/sessions/([0-9a-f-]{36})")
 
@@ -109,7 +110,9 @@ def blobs_fixture(intake_settings: Settings) -> LocalBlobStore:
 
 @pytest.fixture(name="app")
 def app_fixture(intake_settings: Settings, db: Database, blobs: LocalBlobStore) -> Flask:
-    return create_app(intake_settings, db=db, blobs=blobs, checks={})
+    app = create_app(intake_settings, db=db, blobs=blobs, checks={})
+    app.test_client_class = OpenApiCheckedClient  # every API answer a test sees matches the document
+    return app
 
 
 @dataclass

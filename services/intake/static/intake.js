@@ -277,10 +277,9 @@
     var styles = chosenStyles();
     if (!styles.length) dd.appendChild(el("span", "missing", "None chosen yet"));
     styles.forEach(function (box) {
-      var tag = el("span", "tag", box.dataset.label);
-      tag.style.margin = "0 0.3rem 0.3rem 0";
+      var tag = el("span", "tag tag-gap", box.dataset.label);
       var sw = box.closest(".backdrop").querySelector(".swatch").cloneNode();
-      sw.className = "swatch";
+      sw.classList.remove("big");
       tag.prepend(sw);
       dd.appendChild(tag);
     });

@@ -1,0 +1,90 @@
+"""Every web app the launcher finds (and the platform app that answers when no service owns '/')
+sends the strict Content-Security-Policy and the anti-framing headers, on pages, JSON and errors
+alike; new services are covered by being found, not by being listed here."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from libs.settings import Settings
+from libs.storage import LocalBlobStore
+from libs.web.security import blob_origin, content_security_policy
+from services import launcher
+
+POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'self'; object-src 'none'"
+)
+
+
+def _platform(settings: Settings, **_: object) -> Flask:
+    return launcher.platform_app(launcher.Platform(settings), {})
+
+
+APPS: dict[str, Callable[..., Flask]] = {**launcher.web_services(), "platform": _platform}
+
+
+@pytest.fixture(params=sorted(APPS))
+def app(request: pytest.FixtureRequest, settings: Settings, sqlite_url: str) -> Flask:
+    settings = settings.replace(DATABASE_URL=sqlite_url)
+    return APPS[request.param](settings, blobs=LocalBlobStore(settings.blob_dir), checks={})
+
+
+def test_the_apps_found_include_intake():
+    assert "intake" in APPS  # the discovery itself works, so the list below is not empty by mistake
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz", "/no-such-page", "/api/v1/no-such-thing"])
+def test_every_answer_carries_the_security_headers(app, path):
+    response = app.test_client().get(path, headers={"Accept": "text/html"})
+    assert response.headers["Content-Security-Policy"] == POLICY
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_the_error_page_works_under_the_policy(app):
+    client = app.test_client()
+    response = client.get("/no-such-page", headers={"Accept": "text/html"})
+    assert response.status_code == 404
+    html = response.get_data(as_text=True)
+    assert not re.search(r"<style|<script|\sstyle=|\son\w+=|javascript:", html), html
+    css = re.search(r'<link rel="stylesheet" href="([^"]+)"', html)
+    assert css, html
+    sheet = client.get(css.group(1))
+    assert sheet.status_code == 200 and sheet.mimetype == "text/css"
+
+
+def test_images_may_come_from_the_blob_stores_origin():
+    policy = content_security_policy("https://blobs.example.com")
+    assert "img-src 'self' data: blob: https://blobs.example.com;" in policy
+    assert "script-src 'self';" in policy  # only images widen
+
+
+def test_the_blob_stores_public_url_gives_its_origin():
+    class SignedUrlStore(LocalBlobStore):
+        public_url = "https://blobs.example.com:9000/headshots"
+
+    assert blob_origin(SignedUrlStore("unused")) == "https://blobs.example.com:9000"
+    assert blob_origin(LocalBlobStore("unused")) is None
+
+
+# What the policy refuses in markup: inline scripts and styles, style attributes, event handlers.
+INLINE = re.compile(r"<script(?![^>]*\ssrc=)[^>]*>|<style|\sstyle=|\son[a-z]+=|javascript:", re.IGNORECASE)
+
+
+def test_no_template_of_any_service_has_inline_script_or_style():
+    templates = sorted(Path(launcher.__file__).parent.glob("*/templates/**/*.html"))
+    assert templates, "no templates found"
+    offenders = [
+        f"{path.relative_to(path.parents[2])}:{n}: {line.strip()}"
+        for path in templates
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if INLINE.search(line)
+    ]
+    assert not offenders, "\n".join(offenders)
