@@ -38,6 +38,10 @@ from libs.settings import Settings
 
 log = logging.getLogger("headshots.messaging.relay")
 
+# Every published row carries its outbox id: the gateway tags live events with it, so a waiting
+# page that reconnects can ask for what came after the last id it saw.
+OUTBOX_ID_HEADER = "x-outbox-id"
+
 
 class OutboxRelay:
     def __init__(self, db: Database, publisher: Publisher, settings: Settings) -> None:
@@ -91,7 +95,12 @@ class OutboxRelay:
         sent: list[int] = []
         for row in rows:
             try:
-                self.publisher.publish_raw(row.body, routing_key=row.routing_key, message_id=row.message_id)
+                self.publisher.publish_raw(
+                    row.body,
+                    routing_key=row.routing_key,
+                    message_id=row.message_id,
+                    headers={OUTBOX_ID_HEADER: row.id},
+                )
             except PublishError as exc:
                 log.warning("outbox row %s (%s) not published, will retry: %s", row.id, row.routing_key, exc)
                 return sent, (row.id, str(exc))
