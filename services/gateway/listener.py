@@ -85,8 +85,9 @@ class EventListener:
             )
             consumer.consume()
             self.stats["connections"] += 1
-            if self.stats["connections"] > 1:
-                self.rooms.catch_up()  # what was published while we were away
+            # Pages that followed while this queue did not exist (start-up, a lost connection)
+            # get what was published meanwhile from the outbox.
+            self.rooms.catch_up()
             self._ready.set()
             log.info("gateway %s listening on %s", self.instance, self.queue_name)
             while not self._stop.is_set():

@@ -103,7 +103,8 @@ class Rooms:
                 for event in events:
                     self._emit("event", event, session_id)
                     self._last_sent[session_id] = event["id"]
-        log.info("caught up %d followed sessions after a broker reconnection", len(followed))
+        if followed:
+            log.info("caught up %d followed sessions from the outbox", len(followed))
 
     def _emit(self, name: str, payload: dict[str, Any], to: str) -> None:
         self.socketio.emit(name, payload, to=to, namespace=NAMESPACE)

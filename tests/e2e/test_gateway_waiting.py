@@ -28,8 +28,7 @@ from libs.db.demo import DemoData, seed_demo
 from libs.settings import Settings
 from libs.storage import BlobStore
 from libs.web import invite_url
-from services import launcher
-from tests.support.gateway import event, new_session, record, stored_headshot
+from tests.support.gateway import event, new_session, record, start_product, stored_headshot
 
 S = SessionState
 
@@ -50,10 +49,8 @@ def live(tmp_path: Path, sqlite_url: str) -> Iterator[Live]:
         DATABASE_URL=sqlite_url,
         BROKER_URL=f"memory://{uuid.uuid4().hex[:8]}/",
         SECRET_KEY="e2e-secret",
-        HOST="127.0.0.1",
-        PORT=0,
     )
-    running = launcher.start(settings, only={"intake", "gateway"})
+    running = start_product(settings)
     platform = running.platform
     try:
         yield Live(

@@ -15,8 +15,15 @@ from libs.db import Database
 from libs.db.demo import DemoData, seed_demo
 from libs.messaging.testing import wait_for
 from libs.settings import Settings
-from services import launcher
-from tests.support.gateway import ProgressPage, event, new_session, record, signed_in_cookie, token_for
+from tests.support.gateway import (
+    ProgressPage,
+    event,
+    new_session,
+    record,
+    signed_in_cookie,
+    start_product,
+    token_for,
+)
 
 S = SessionState
 
@@ -31,7 +38,7 @@ class Stack:
 
 @pytest.fixture
 def stack(backend: Settings) -> Iterator[Stack]:
-    running = launcher.start(backend.replace(HOST="127.0.0.1", PORT=0), only={"intake", "gateway"})
+    running = start_product(backend)
     settings = running.platform.settings
     try:
         yield Stack(settings, running.platform.db, seed_demo(running.platform.db), settings.public_url)

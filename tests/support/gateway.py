@@ -157,3 +157,15 @@ class ProgressPage:
     def close(self) -> None:
         if self.client.connected:
             self.client.disconnect()
+
+
+def start_product(settings: Settings, only: frozenset[str] = frozenset({"intake", "gateway"})) -> Any:
+    """The launcher's server with intake and the gateway, once the gateway consumes its queue."""
+    from services import launcher
+
+    running = launcher.start(settings.replace(HOST="127.0.0.1", PORT=0), only=set(only))
+    for task in running.platform.background:
+        if not task.wait_ready(30):
+            running.shutdown()
+            raise AssertionError("the gateway did not start listening")
+    return running
