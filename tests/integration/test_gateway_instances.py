@@ -35,9 +35,9 @@ def test_two_gateway_processes_each_deliver_every_event(amqp_url: str, pg_url: s
     pages: list[ProgressPage] = []
     try:
         with gateway_process(settings) as first, gateway_process(settings) as second:
-            a = ProgressPage(first, mine, token=token_for(settings, db, mine))
-            b = ProgressPage(second, mine, token=token_for(settings, db, mine))
-            c = ProgressPage(second, theirs, token=token_for(settings, db, theirs))
+            a = ProgressPage(first.url, mine, token=token_for(settings, db, mine))
+            b = ProgressPage(second.url, mine, token=token_for(settings, db, mine))
+            c = ProgressPage(second.url, theirs, token=token_for(settings, db, theirs))
             pages = [a, b, c]
             for page in pages:
                 page.connect(transports=["polling"])

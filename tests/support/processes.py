@@ -1,8 +1,8 @@
 """Gateway processes for tests and the benchmark: ``python -m services.gateway`` on a free port,
 with the environment's settings replaced by the ones given.
 
-    with gateway_process(settings) as url:      # http://127.0.0.1:<port>
-        ...
+    with gateway_process(settings) as gateway:      # gateway.url: http://127.0.0.1:<port>
+        ...                                          # gateway.pid: for memory figures
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import requests
 
@@ -36,8 +37,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class RunningGateway:
+    url: str
+    pid: int
+
+
 @contextmanager
-def gateway_process(settings: Settings, timeout: float = 60.0) -> Iterator[str]:
+def gateway_process(settings: Settings, timeout: float = 60.0) -> Iterator[RunningGateway]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "services.gateway"],
         cwd=ROOT,
@@ -49,7 +56,7 @@ def gateway_process(settings: Settings, timeout: float = 60.0) -> Iterator[str]:
     try:
         url = _wait_for_url(proc, timeout)
         _wait_listening(url, timeout)
-        yield url
+        yield RunningGateway(url, proc.pid)
     finally:
         proc.terminate()
         try:
