@@ -8,7 +8,9 @@ Every pushed event has the same shape, live or replayed::
      "data": {"headshot_id": "…", "style": "navy:suit", "done": 3, "total": 12}}
 
 Ids grow with every row of the outbox (all sessions share it), so "what came after id N" is one
-indexed query (``ix_outbox_session``).
+indexed query (``ix_outbox_session``). Rows count once committed, published or not: a row the relay
+has published but not yet marked sent may already have gone by live, and a page must not miss it.
+The live copy that follows a replayed row is a duplicate the page drops by id.
 """
 
 from __future__ import annotations
@@ -41,13 +43,12 @@ def pushed(outbox_id: int, message: Message) -> dict[str, Any]:
 def events_after(
     db_session: Session, session_id: str, after_id: int, limit: int = MAX_REPLAY
 ) -> list[dict[str, Any]]:
-    """The session's published events with an outbox id above ``after_id``, oldest first."""
+    """The session's committed events with an outbox id above ``after_id``, oldest first."""
     rows = db_session.execute(
         select(OutboxMessage.id, OutboxMessage.body)
         .where(
             OutboxMessage.session_id == session_id,
             OutboxMessage.id > after_id,
-            OutboxMessage.sent_at.is_not(None),
         )
         .order_by(OutboxMessage.id)
         .limit(limit)
@@ -62,11 +63,10 @@ def events_after(
 
 
 def last_event_id(db_session: Session, session_id: str) -> int:
-    """The newest published outbox id of the session (0 when none): a fresh page's cursor."""
+    """The newest outbox id of the session (0 when none): a fresh page's cursor. The state is read
+    after it, so it already includes every event up to it."""
     found = db_session.scalar(
-        select(func.max(OutboxMessage.id)).where(
-            OutboxMessage.session_id == session_id, OutboxMessage.sent_at.is_not(None)
-        )
+        select(func.max(OutboxMessage.id)).where(OutboxMessage.session_id == session_id)
     )
     return int(found or 0)
 

@@ -21,6 +21,8 @@ from libs.contracts import (
     PHOTOS_PROCESSED,
     SESSION_APPROVED,
     SESSION_COMPLETED,
+    SESSION_FAILED,
+    SESSION_REJECTED,
     SessionState,
 )
 from libs.db import Database, HeadshotSession, utcnow
@@ -42,8 +44,13 @@ class Live:
     demo: DemoData
 
 
+SOCKETIO_JS = Path(__file__).resolve().parents[2] / "services/intake/static/vendor/socket.io.min.js"
+
+
 @pytest.fixture
 def live(tmp_path: Path, sqlite_url: str) -> Iterator[Live]:
+    if not SOCKETIO_JS.is_file():
+        pytest.fail(f"{SOCKETIO_JS} is missing: fetch it with `make vendor` (npm registry)", pytrace=False)
     settings = Settings(
         VAR_DIR=str(tmp_path / "var"),
         DATABASE_URL=sqlite_url,
@@ -74,8 +81,8 @@ def _bar(page: Page) -> int:
     return int(page.get_attribute("#progress", "aria-valuenow") or 0)
 
 
-def _open_waiting(page: Page, live: Live, sid: str) -> None:
-    page.goto(invite_url(live.settings, live.demo.employees[0]))
+def _open_waiting(page: Page, live: Live, sid: str, who: int = 0) -> None:
+    page.goto(invite_url(live.settings, live.demo.employees[who]))
     page.wait_for_url(f"**/sessions/{sid}/waiting")
     page.wait_for_selector("#waiting[data-transport=live]")
 
@@ -165,3 +172,28 @@ def test_without_the_socketio_client_the_page_polls(page: Page, live: Live) -> N
     page.wait_for_selector("#waiting[data-transport=polling]")
     record(live.db, event(PHOTOS_PROCESSED, org, sid, photo_ids=["p"]), state=S.TRAINING)
     page.wait_for_selector("#stage-list li.current[data-state=training]", timeout=20_000)
+
+
+def test_a_rejection_goes_back_to_onboarding_and_a_failure_says_what_to_do(page: Page, live: Live) -> None:
+    bea, carl = live.demo.employees
+    org = str(bea.org_id)
+    failing = new_session(live.db, carl, S.GENERATING)
+    _open_waiting(page, live, failing, who=1)
+    reason = "The person model could not be trained from these photos."
+    with live.db.uow(org_id=org) as uow:
+        hs = uow.session.get(HeadshotSession, failing)
+        assert hs is not None
+        hs.state, hs.failure_reason = S.FAILED, reason
+        uow.add_message(event(SESSION_FAILED, org, failing, stage="generating", reason=reason))
+        uow.commit()
+    page.wait_for_selector("#problem:not([hidden])")
+    assert page.text_content("#problem-reason") == reason
+    assert "you don't need to upload anything again" in (page.text_content("#problem-next") or "")
+
+    sent_back = new_session(live.db, bea, S.IN_REVIEW)
+    _open_waiting(page, live, sent_back)
+    why = "Please upload photos without sunglasses."
+    message = event(SESSION_REJECTED, org, sent_back, reviewer_id=live.demo.admin.id, reason=why)
+    record(live.db, message, state=S.REJECTED)  # intake's handler moves it back to onboarding
+    page.wait_for_url(f"**/sessions/{sent_back}")
+    assert why in page.content()

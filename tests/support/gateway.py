@@ -141,8 +141,15 @@ class ProgressPage:
         assert answer == {"ok": True}, answer
 
     def events(self) -> list[dict[str, Any]]:
+        """The events as a page keeps them: an id seen before (in a replay, then live) is dropped."""
+        seen: set[int] = set()
+        kept = []
         with self._lock:
-            return [payload for name, payload in self.received if name == "event"]
+            for name, payload in self.received:
+                if name == "event" and payload["id"] not in seen:
+                    seen.add(payload["id"])
+                    kept.append(payload)
+        return kept
 
     def states(self) -> list[dict[str, Any]]:
         with self._lock:

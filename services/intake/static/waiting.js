@@ -7,7 +7,7 @@
   var root = document.getElementById("waiting");
   if (!root) return;
   var d = root.dataset;
-  var POLL_MS = 3000;
+  var POLL_MS = 2000;
   var QUEUE_REFRESH_MS = 15000;
   var ETA_TICK_MS = 20000;
 
@@ -44,11 +44,12 @@
     done: parseInt(d.done, 10) || 0,
     total: parseInt(d.total, 10) || 0,
     lastId: null,
+    floor: 0,  // events up to the last state's id are already in it
     seen: {},
     durations: null,
     etaEnd: null,
     queue: null,
-    reason: null
+    reason: document.getElementById("problem-reason").textContent.trim() || null
   };
   var shown = {};
   Array.prototype.forEach.call(thumbs.querySelectorAll("li"), function (li) { shown[li.dataset.headshotId] = true; });
@@ -175,7 +176,7 @@
 
   function applyState(s) {
     if (!s) return;
-    model.lastId = typeof s.id === "number" ? s.id : model.lastId;
+    if (typeof s.id === "number") { model.lastId = Math.max(model.lastId || 0, s.id); model.floor = s.id; }
     moveTo(s.state);
     model.done = s.progress ? s.progress.done : 0;
     model.total = s.progress ? s.progress.total : 0;
@@ -190,7 +191,7 @@
   }
 
   function applyEvent(e) {
-    if (!e || typeof e.id !== "number" || model.seen[e.id]) return;  // a replayed duplicate
+    if (!e || typeof e.id !== "number" || model.seen[e.id] || e.id <= model.floor) return;  // already shown
     model.seen[e.id] = true;
     model.lastId = Math.max(model.lastId || 0, e.id);
     var data = e.data || {};
@@ -256,7 +257,6 @@
   // --- live (websocket gateway) ---------------------------------------------------------------
   function connectLive() {
     if (typeof window.io !== "function") { root.dataset.transport = "polling"; startPolling(); return; }
-    var failures = 0;
     var socket = window.io("/progress", {
       path: d.gatewayPath.replace(/\/$/, "") + "/socket.io",
       // A function: read again at every reconnection (the token may be replaced by then).
@@ -264,7 +264,6 @@
       reconnectionDelayMax: 10000
     });
     socket.on("connect", function () {
-      failures = 0;
       root.dataset.transport = "live";
       $("connection").textContent = "";
       if (model.state !== "rejected") stopPolling();
@@ -273,12 +272,12 @@
     socket.on("state", applyState);
     socket.on("event", applyEvent);
     socket.on("connect_error", function (err) {
-      failures += 1;
+      // Poll while the live connection is not there (Socket.IO keeps retrying; "connect" stops it).
       if (err && err.message === "unauthorized") {
         socket.close();  // it will not get better by retrying; the status API still may
         root.dataset.transport = "polling";
       }
-      if (failures >= 2 || root.dataset.transport === "polling") startPolling();
+      startPolling();
     });
     socket.on("disconnect", function () {
       $("connection").textContent = "Reconnecting…";
