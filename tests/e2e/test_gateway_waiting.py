@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -197,3 +198,24 @@ def test_a_rejection_goes_back_to_onboarding_and_a_failure_says_what_to_do(page:
     record(live.db, message, state=S.REJECTED)  # intake's handler moves it back to onboarding
     page.wait_for_url(f"**/sessions/{sent_back}")
     assert why in page.content()
+
+
+def test_with_no_gateway_at_all_the_page_polls_intake(page: Page, intake_server: Any) -> None:
+    bea = intake_server.demo.employees[0]
+    sid = new_session(intake_server.db, bea, S.SUBMITTED)
+    page.goto(intake_server.invite(bea))
+    page.wait_for_url(f"**/sessions/{sid}/waiting")
+    with intake_server.db.uow(org_id=bea.org_id) as uow:  # state only, as the status API shows it
+        hs = uow.session.get(HeadshotSession, sid)
+        assert hs is not None
+        hs.state, hs.progress_done, hs.progress_total = S.GENERATING, 3, 12
+        uow.commit()
+    page.wait_for_selector("#stage-list li.current[data-state=generating]")
+    assert page.get_attribute("#waiting", "data-transport") != "live"
+    assert "3 of 12" in (page.text_content("#progress-text") or "")
+    with intake_server.db.uow(org_id=bea.org_id) as uow:
+        hs = uow.session.get(HeadshotSession, sid)
+        assert hs is not None
+        hs.state = S.COMPLETED
+        uow.commit()
+    page.wait_for_url(f"**/sessions/{sid}/results")
