@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit test-integration test-e2e lint format bench migrate up down clean venv browser servers
+.PHONY: help run test test-unit test-integration test-e2e lint format bench migrate up down clean venv browser servers vendor
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,6 +27,19 @@ $(STAMP): requirements.txt requirements-torch.txt pyproject.toml
 
 venv: $(STAMP) ## Create .venv and install the pinned packages (quick when already done)
 
+# The Socket.IO browser client for the waiting page, from the npm registry (never committed; the
+# page falls back to polling without it).
+SOCKETIO_JS := services/intake/static/vendor/socket.io.min.js
+SOCKETIO_CLIENT := socket.io-client@4
+
+vendor: $(SOCKETIO_JS) ## Fetch the Socket.IO browser client into intake's static/vendor (gitignored)
+
+$(SOCKETIO_JS):
+	@mkdir -p $(@D)
+	@tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent $(SOCKETIO_CLIENT) >/dev/null && tar xzf socket.io-client-*.tgz) \
+	  && cp $$tmp/package/dist/socket.io.min.js $@ && rm -rf $$tmp && echo "fetched $(SOCKETIO_CLIENT) into $@" \
+	  || { rm -rf $$tmp; echo "warning: could not fetch $(SOCKETIO_CLIENT); the waiting page will poll instead"; }
+
 browser: ## Install Debian's Chromium for the browser tests if it is missing
 	@test -x $(CHROMIUM) || { echo "installing chromium (Debian package)"; apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
@@ -36,11 +49,11 @@ servers: ## Make sure PostgreSQL and RabbitMQ are running (starts them if they a
 migrate: venv ## Apply database migrations (DATABASE_URL, default the embedded SQLite file)
 	$(PY) -m libs.db.migrate
 
-run: venv ## Set up and start the whole product in its embedded mode (one process)
+run: venv vendor ## Set up and start the whole product in its embedded mode (one process)
 	$(PY) -m libs.db.migrate
 	$(PY) -m services
 
-test: venv browser servers ## Set up and run every test (unit, integration on real servers, e2e in Chromium)
+test: venv vendor browser servers ## Set up and run every test (unit, integration on real servers, e2e in Chromium)
 	$(PY) -m pytest -n 2 --timeout 300 -q $(PYTEST_ARGS)
 
 test-unit: venv ## Only the unit tests (no servers)
@@ -49,7 +62,7 @@ test-unit: venv ## Only the unit tests (no servers)
 test-integration: venv servers ## Only the integration tests (real RabbitMQ + PostgreSQL)
 	$(PY) -m pytest -n 2 -q tests/integration $(PYTEST_ARGS)
 
-test-e2e: venv browser ## Only the browser tests
+test-e2e: venv vendor browser ## Only the browser tests
 	$(PY) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
 lint: venv ## ruff check, ruff format --check, mypy on libs/ and services/

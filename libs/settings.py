@@ -66,6 +66,13 @@ class Settings:
     SECURE_COOKIES: bool = _setting(False, "Mark cookies Secure (set true behind HTTPS).")
     INVITE_TTL_SECONDS: int = _setting(7200, "How long an invite link stays valid.")
     RESULT_URL_TTL_SECONDS: int = _setting(3600, "How long a signed result image URL stays valid.")
+    PROGRESS_TOKEN_TTL_SECONDS: int = _setting(
+        900, "How long the token a waiting page uses to listen to live progress stays valid."
+    )
+    GATEWAY_PATH: str = _setting(
+        "/gateway",
+        "Path on this host where browsers reach the websocket gateway (Socket.IO at GATEWAY_PATH/socket.io).",
+    )
     UPLOADS_PER_MINUTE: int = _setting(30, "Photo uploads allowed per person per minute.")
     LOG_LEVEL: str = _setting("INFO", "Python logging level.")
     # --- photos ----------------------------------------------------------------------------------

@@ -98,6 +98,9 @@ class Platform:
     db: Database = field(init=False)
     blobs: BlobStore = field(init=False)
     bus: Bus = field(init=False)
+    # Tasks a web app needs running beside it (the gateway's event listener): objects with
+    # start() -> Thread and stop(), listed by the app in app.extensions["headshots.background"].
+    background: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.db = Database(self.settings.database_url)
@@ -170,6 +173,8 @@ def build_wsgi(platform: Platform, only: set[str] | None = None) -> tuple[Any, d
         name: factory(platform.settings, db=platform.db, blobs=platform.blobs, checks=platform.checks())
         for name, factory in web_services(only).items()
     }
+    for app in apps.values():
+        platform.background.extend(app.extensions.get("headshots.background", ()))
     base = platform.settings.public_url
     urls = {name: f"{base}{WEB_MOUNTS[name]}/" for name in apps}
     root = apps.pop("intake", None) if WEB_MOUNTS.get("intake") == "" else None
@@ -230,6 +235,11 @@ def start(
         if settings.PORT == 0:
             settings = platform.settings = settings.replace(PORT=server.server_port)
         server.app, running.urls = build_wsgi(platform, only)
+        for task in platform.background:
+            if stop.is_set():
+                break
+            running.stoppers.append(task.stop)
+            running.threads.append(task.start())
         if not stop.is_set():
             t = threading.Thread(target=server.serve_forever, name="http", daemon=True)
             t.start()

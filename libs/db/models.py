@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -216,6 +217,8 @@ class Headshot(Tenanted, Base):
     seed: Mapped[int] = mapped_column(BigInteger)
     # Face-embedding likeness to the person's uploads (1 = identical; null when not scored).
     likeness: Mapped[float | None] = mapped_column(Float, default=None)
+    # Marked by the person on the results page (their picks, downloadable together).
+    favourite: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     session: Mapped[HeadshotSession] = relationship(back_populates="headshots")

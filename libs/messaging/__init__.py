@@ -17,7 +17,7 @@ from libs.messaging.deadletters import (
 )
 from libs.messaging.errors import BrokerUnavailable, MessagingError, Permanent, PublishError
 from libs.messaging.publisher import Publisher
-from libs.messaging.relay import OutboxRelay
+from libs.messaging.relay import OUTBOX_ID_HEADER, OutboxRelay
 from libs.messaging.topology import (
     ConsumerQueues,
     all_consumer_queues,
@@ -29,6 +29,7 @@ from libs.messaging.topology import (
 )
 
 __all__ = [
+    "OUTBOX_ID_HEADER",
     "BrokerUnavailable",
     "Bus",
     "Consumer",

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -49,6 +49,7 @@ class Outgoing:
     body: str
     routing_key: str
     message_id: str
+    headers: dict[str, Any] = field(default_factory=dict)
 
 
 class _Confirms:
@@ -175,7 +176,7 @@ class Publisher:
                         item.body.encode(),
                         content_type=JSON,
                         content_encoding="utf-8",
-                        headers={},
+                        headers=item.headers,
                         properties={
                             "delivery_mode": PERSISTENT,
                             "message_id": item.message_id,
@@ -210,7 +211,9 @@ class Publisher:
     def _publish_one_by_one(self, batch: Sequence[Outgoing]) -> tuple[int, str | None]:
         for done, item in enumerate(batch):
             try:
-                self.publish_raw(item.body, routing_key=item.routing_key, message_id=item.message_id)
+                self.publish_raw(
+                    item.body, routing_key=item.routing_key, message_id=item.message_id, headers=item.headers
+                )
             except PublishError as exc:
                 return done, str(exc)
         return len(batch), None

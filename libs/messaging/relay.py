@@ -37,6 +37,10 @@ from libs.settings import Settings
 
 log = logging.getLogger("headshots.messaging.relay")
 
+# Every published row carries its outbox id: the gateway tags live events with it, so a waiting
+# page that reconnects can ask for what came after the last id it saw.
+OUTBOX_ID_HEADER = "x-outbox-id"
+
 
 class OutboxRelay:
     def __init__(self, db: Database, publisher: Publisher, settings: Settings) -> None:
@@ -88,7 +92,9 @@ class OutboxRelay:
     ) -> tuple[list[int], tuple[int, str] | None]:
         """Publish the rows (confirms awaited together); return the ids confirmed, in order up to
         the first failure, and (id, error) of that failure: it and every later row stay unsent."""
-        batch = [Outgoing(row.body, row.routing_key, row.message_id) for row in rows]
+        batch = [
+            Outgoing(row.body, row.routing_key, row.message_id, {OUTBOX_ID_HEADER: row.id}) for row in rows
+        ]
         done, error = self.publisher.publish_many(batch)
         sent = [row.id for row in rows[:done]]
         if error is None:

@@ -18,9 +18,11 @@ from libs.web.auth import (
 )
 from libs.web.csrf import csrf_token
 from libs.web.errors import ApiError, error_response, not_found
+from libs.web.live import ProgressClaims, progress_token, read_progress_token
 
 __all__ = [
     "ApiError",
+    "ProgressClaims",
     "TokenInvalid",
     "configure_logging",
     "create_base_app",
@@ -35,6 +37,8 @@ __all__ = [
     "login_required",
     "logout",
     "not_found",
+    "progress_token",
+    "read_progress_token",
     "read_invite",
     "require_user",
     "sign",

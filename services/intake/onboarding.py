@@ -493,7 +493,8 @@ def status(session: HeadshotSession) -> dict[str, Any]:
     """What the waiting page polls.
 
     ``{"session_id": "…", "state": "generating", "stage": "Creating your headshots",
-    "progress": {"done": 3, "total": 12}, "submitted_at": "…", "completed_at": null}``
+    "progress": {"done": 3, "total": 12}, "submitted_at": "…", "completed_at": null,
+    "headshots": [{"id": "…", "style": "navy:suit"}]}``
     """
     return {
         "session_id": session.id,
@@ -502,6 +503,7 @@ def status(session: HeadshotSession) -> dict[str, Any]:
         "progress": {"done": session.progress_done, "total": session.progress_total},
         "submitted_at": session.submitted_at,
         "completed_at": session.completed_at,
+        "headshots": [{"id": h.id, "style": h.style_id} for h in session.headshots],
     }
 
 

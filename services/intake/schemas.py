@@ -293,6 +293,11 @@ class ProgressSchema(Schema):
     total = fields.Integer(metadata={"example": 12})
 
 
+class HeadshotRefSchema(Schema):
+    id = fields.String()
+    style = fields.String(metadata={"example": "navy:suit"})
+
+
 class StatusSchema(Schema):
     session_id = fields.String()
     state = fields.String(metadata={"example": "generating"})
@@ -302,6 +307,9 @@ class StatusSchema(Schema):
     progress = fields.Nested(ProgressSchema)
     submitted_at = fields.DateTime(allow_none=True)
     completed_at = fields.DateTime(allow_none=True)
+    headshots = fields.List(
+        fields.Nested(HeadshotRefSchema), metadata={"description": "The headshots finished so far."}
+    )
 
 
 class PersonalInfoOutSchema(Schema):

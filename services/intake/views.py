@@ -8,11 +8,13 @@ saves each answer as it is given, through the JSON API.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from flask import (
     Blueprint,
     Response,
+    current_app,
     flash,
     redirect,
     render_template,
@@ -33,11 +35,12 @@ from libs.web import (
     get_settings,
     login,
     logout,
+    progress_token,
     read_invite,
     sign,
     unsign,
 )
-from services.intake import onboarding, swatches
+from services.intake import onboarding, results, swatches
 from services.intake.context import catalog, current_actor, signed_in
 from services.intake.onboarding import Actor, IntakeError
 from services.intake.schemas import EYE_COLORS, GENDERS, GLASSES, SubmissionSchema
@@ -89,7 +92,9 @@ def page_for(session: HeadshotSession) -> str:
     """Where a session's owner belongs: onboarding, waiting or results."""
     if session.state == S.COMPLETED:
         return url_for("intake.results", session_id=session.id)
-    if session.state in onboarding.WAITING_STATES:
+    # A rejected session is moved back to onboarding by intake's handler a moment later; until
+    # then its page is the waiting page (which shows the reason and follows it there).
+    if session.state in onboarding.WAITING_STATES or session.state == S.REJECTED:
         return url_for("intake.waiting", session_id=session.id)
     return url_for("intake.session_page", session_id=session.id)
 
@@ -255,6 +260,7 @@ def photo_thumb(session_id: str, photo_id: str) -> Any:
 @bp.get("/sessions/<session_id>/waiting")
 def waiting(session_id: str) -> Any:
     actor = current_actor()
+    settings = get_settings()
     with get_db().uow(org_id=actor.org_id) as uow:
         session = onboarding.find_session(uow, actor, session_id)
         if session.state == S.ONBOARDING:
@@ -266,51 +272,134 @@ def waiting(session_id: str) -> Any:
             # Orgs without manual review never wait for it: do not show that step.
             if state != S.IN_REVIEW or (org is not None and org.manual_review)
         ]
+        labels = {s.id: s.label for s in catalog().all_styles()}
+        shots = [
+            {
+                "id": shot.id,
+                "label": labels.get(shot.style_id, shot.style_id),
+                "thumb_url": url_for("intake.headshot_thumb", session_id=session.id, headshot_id=shot.id),
+            }
+            for shot in session.headshots
+        ]
+        live = {
+            "gateway_path": settings.GATEWAY_PATH,
+            "token": progress_token(
+                settings, session_id=session.id, org_id=session.org_id, user_id=session.user_id
+            ),
+            # The Socket.IO client is fetched at setup (make vendor); without it the page polls.
+            "socketio_js": _has_static(SOCKETIO_JS),
+        }
         return render_template(
             "waiting.html",
             session=session,
             status=onboarding.status(session),
             stages=stages,
             stage=stage_label(session.state),
+            headshots=shots,
+            live=live,
+            reason=session.failure_reason if session.state == S.FAILED else None,
+            next_text=NEXT_STEPS.get(session.state, ""),
         )
 
 
-@bp.get("/sessions/<session_id>/results")
-def results(session_id: str) -> Any:
+NEXT_STEPS: dict[str, str] = {
+    S.SUBMITTED: "We're checking your submission. This usually takes a moment.",
+    S.IN_REVIEW: "Your organization reviews every submission. You'll hear from us as soon as your admin "
+    "has looked at it.",
+    S.QUEUED: "Your session is in line. Once it starts, we prepare your photos, learn your look, then "
+    "create each headshot.",
+    S.PREPROCESSING: "Next we learn your look from your photos, then create each headshot.",
+    S.TRAINING: "Next we create your headshots, one style at a time. They'll appear below as they're finished.",
+    S.GENERATING: "When the last headshot is done you'll be taken to your results, and we'll e-mail you.",
+    S.FAILED: "Our team has been told. You don't need to do anything; we'll e-mail you.",
+}
+SOCKETIO_JS = "vendor/socket.io.min.js"
+
+
+def _has_static(filename: str) -> bool:
+    folder = current_app.static_folder
+    return folder is not None and (Path(folder) / filename).is_file()
+
+
+@bp.get("/sessions/<session_id>/headshots/<headshot_id>/thumb")
+def headshot_thumb(session_id: str, headshot_id: str) -> Any:
+    """A finished headshot's thumbnail for the waiting page: the owner is sent on to a signed,
+    expiring link (the same kind the results page uses)."""
+    actor = current_actor()
+    with get_db().uow(org_id=actor.org_id) as uow:
+        session = onboarding.find_session(uow, actor, session_id)
+        shot = results.find_headshot(uow, session, headshot_id)
+        return redirect(download_url(get_settings(), session, actor, shot, variant="thumb"), 302)
+
+
+@bp.get("/sessions/<session_id>/results", endpoint="results")
+def results_page(session_id: str) -> Any:
     actor = current_actor()
     settings = get_settings()
     with get_db().uow(org_id=actor.org_id) as uow:
         session = onboarding.find_session(uow, actor, session_id)
-        groups = onboarding.headshots_by_style(uow, session, catalog())
+        groups = results.ordered_by_likeness(onboarding.headshots_by_style(uow, session, catalog()))
         cat = catalog()
+
+        def links(shot: Headshot) -> dict[str, Any]:
+            return {
+                "shot": shot,
+                "url": download_url(settings, session, actor, shot),
+                "square_url": download_url(settings, session, actor, shot, variant="square"),
+            }
+
         view = [
             {
                 "style_id": sid,
                 "label": label,
                 "backdrop": cat.style(sid).backdrop.id if cat.is_style(sid) else "",
-                "headshots": [
-                    {"url": download_url(settings, session, actor, shot), "shot": shot} for shot in shots
-                ],
+                "headshots": [links(shot) for shot in shots],
             }
             for sid, label, shots in groups
         ]
-        zip_url = download_url(settings, session, actor, None) if groups else None
+        has_favourites = bool(results.favourites(groups))
         return render_template(
             "results.html",
             session=session,
             groups=view,
-            zip_url=zip_url,
+            zip_url=download_url(settings, session, actor, None) if groups else None,
+            favourites_zip_url=(
+                download_url(settings, session, actor, None, variant="favourites") if has_favourites else None
+            ),
             ttl_minutes=settings.RESULT_URL_TTL_SECONDS // 60,
+            studio_engine=settings.engine == "studio",
         )
 
 
-def download_url(settings: Any, session: HeadshotSession, actor: Actor, shot: Headshot | None) -> str:
-    """A signed link to one headshot (or, with ``shot=None``, the ZIP of all), valid for
-    RESULT_URL_TTL_SECONDS and only to the session's owner."""
+@bp.post("/sessions/<session_id>/headshots/<headshot_id>/favourite")
+def favourite(session_id: str, headshot_id: str) -> Any:
+    """Mark or unmark a favourite (a plain form post; ``favourite=1`` marks, ``0`` unmarks)."""
+    actor = current_actor()
+    value = request.form.get("favourite", "")
+    if value not in ("0", "1"):
+        raise IntakeError(422, "validation_failed", "Please choose whether this is a favourite.")
+    with get_db().uow(org_id=actor.org_id) as uow:
+        session = onboarding.find_session(uow, actor, session_id)
+        results.set_favourite(uow, session, headshot_id, value == "1")
+    return redirect(url_for("intake.results", session_id=session_id) + f"#h-{headshot_id}", 303)
+
+
+def download_url(
+    settings: Any, session: HeadshotSession, actor: Actor, shot: Headshot | None, *, variant: str = "full"
+) -> str:
+    """A signed link to one headshot (``variant`` full, thumb or square) or, with ``shot=None``,
+    the ZIP of all (``variant="favourites"``: of the favourites), valid for RESULT_URL_TTL_SECONDS
+    and only to the session's owner."""
     token = sign(
         settings,
         RESULT_PURPOSE,
-        {"s": session.id, "u": actor.user_id, "o": actor.org_id, "h": shot.id if shot else None},
+        {
+            "s": session.id,
+            "u": actor.user_id,
+            "o": actor.org_id,
+            "h": shot.id if shot else None,
+            "v": variant,
+        },
     )
     return url_for("intake.download", token=token)
 
@@ -333,20 +422,25 @@ def download(token: str) -> Any:
     # The signature proves we issued the link; the owner check keeps a forwarded link useless.
     if claims.get("u") != actor.user_id or claims.get("o") != actor.org_id:
         raise IntakeError(404, "not_found", "No such download.")
+    variant = str(claims.get("v") or "full")
     with get_db().uow(org_id=actor.org_id) as uow:
         session = onboarding.find_session(uow, actor, str(claims.get("s")))
-        groups = onboarding.headshots_by_style(uow, session, catalog())
         if claims.get("h") is None:
-            data = onboarding.zip_headshots(get_blobs(), groups)
-            return _attachment(data, "application/zip", "headshots.zip")
-        for sid, _label, shots in groups:
-            for shot in shots:
-                if shot.id == claims["h"]:
-                    ext = shot.blob_key.rsplit(".", 1)[-1]
-                    mimetype = "image/png" if ext == "png" else "image/jpeg"
-                    name = f"headshot-{sid.replace(':', '-')}-{shot.index_in_style + 1}.{ext}"
-                    return _attachment(get_blobs().get(shot.blob_key), mimetype, name, inline=True)
-    raise IntakeError(404, "not_found", "No such download.")
+            groups = onboarding.headshots_by_style(uow, session, catalog())
+            if variant == "favourites":
+                data = onboarding.zip_headshots(get_blobs(), results.favourites(groups))
+                return _attachment(data, "application/zip", "favourite-headshots.zip")
+            return _attachment(
+                onboarding.zip_headshots(get_blobs(), groups), "application/zip", "headshots.zip"
+            )
+        shot = results.find_headshot(uow, session, str(claims["h"]))
+        try:
+            pic = results.picture(get_blobs(), shot, variant)
+        except BlobNotFound:
+            raise IntakeError(404, "not_found", "No such download.") from None
+        suffix = {"full": "", "square": "-square", "thumb": "-thumb"}.get(variant, "")
+        name = f"headshot-{shot.style_id.replace(':', '-')}-{shot.index_in_style + 1}{suffix}.{pic.ext}"
+        return _attachment(pic.data, pic.mimetype, name, inline=True)
 
 
 def _attachment(data: bytes, mimetype: str, filename: str, *, inline: bool = False) -> Response:

@@ -1,0 +1,385 @@
+"""Live progress fan-out: the gateway against a bare python-socketio server, in one run.
+
+    python bench/progress.py                  # 200 waiting pages per side, 40 events
+    python bench/progress.py --pages 500      # the issue's figure (more threads, ~1 min)
+
+N waiting pages (python-socketio clients over websockets) are split across TWO server processes
+of each kind, all following one session, so every event goes to every page:
+
+- ours: the event is written to the outbox on PostgreSQL (commit) -> the relay publishes it with
+        confirms to RabbitMQ -> each gateway process (`python -m services.gateway`, its own
+        exclusive queue) decodes it with the contract, tags it with its outbox id and emits it
+        to the session's room;
+- bare: python-socketio's own multi-process fan-out: KombuManager(write_only) emits through
+        RabbitMQ -> each bare server process (socketio.Server + KombuManager, threading mode,
+        simple-websocket, on the same Werkzeug server) emits to its room.
+
+Latency of one event = from just before the commit (ours) or the emit call (bare) until the
+LAST page has it; events go one at a time, alternating between the two sides so the machine's
+noise hits both. p50/p99 over events, and the ratio ours/bare. Memory per page = growth of the
+server processes' RSS while the pages connect (after one warm-up page each), divided by the pages.
+Writes bench/results/progress.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import socketio  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from libs.contracts import SESSION_PROGRESS, SessionState, new_message  # noqa: E402
+from libs.db import Database  # noqa: E402
+from libs.db.demo import seed_demo  # noqa: E402
+from libs.db.migrate import upgrade  # noqa: E402
+from libs.messaging import Bus  # noqa: E402
+from libs.settings import Settings  # noqa: E402
+from tests.support.gateway import new_session, token_for  # noqa: E402
+from tests.support.gateway_process import gateway_process  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "progress.json"
+BARE_NAMESPACE = "/bare"
+ROOM = "all"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+class Pages:
+    """N clients; ``arrivals[key]`` = receive times of the event ``key`` across the clients."""
+
+    def __init__(self) -> None:
+        self.clients: list[socketio.Client] = []
+        self.arrivals: dict[int, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def handler(self, key_of: Callable[[dict[str, Any]], int | None]) -> Callable[[dict[str, Any]], None]:
+        def on_event(payload: dict[str, Any]) -> None:
+            now = time.time()
+            key = key_of(payload)
+            if key is not None:
+                with self._lock:
+                    self.arrivals.setdefault(key, []).append(now)
+
+        return on_event
+
+    def connect(
+        self, count: int, url: str, path: str, namespace: str, auth: Any, on_event: Any, follow: bool
+    ) -> None:
+        def one() -> None:
+            client = socketio.Client(reconnection=False)
+            client.on("event", on_event, namespace=namespace)
+            client.connect(
+                url,
+                auth=auth,
+                transports=["websocket"],
+                namespaces=[namespace],
+                socketio_path=path,
+                wait_timeout=30,
+            )
+            if follow:
+                client.call("follow", {"last_id": 2**62}, namespace=namespace, timeout=30)
+            with self._lock:
+                self.clients.append(client)
+
+        # A few at a time: a burst of handshakes is not what is measured.
+        for start in range(0, count, 25):
+            threads = [threading.Thread(target=one) for _ in range(min(25, count - start))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+
+    def wait_all(self, key: int, expected: int, timeout: float = 10.0) -> float | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                got = self.arrivals.get(key, [])
+                if len(got) >= expected:
+                    return max(got)
+            time.sleep(0.0005)
+        return None
+
+    def abandon(self) -> None:
+        # Closing a websocket client waits up to 3 s for a close frame the dev server never sends:
+        # the servers are stopped instead, which ends every connection at once.
+        self.clients.clear()
+
+
+def measure(stacks: dict[str, Stack], events: int) -> dict[str, dict[str, Any]]:
+    """Send events one at a time, alternating between the stacks (the machine's noise hits both)."""
+    latencies: dict[str, list[float]] = {name: [] for name in stacks}
+    missing = dict.fromkeys(stacks, 0)
+    for i in range(1, events + 1):
+        for name, stack in stacks.items():
+            sent = stack.send(i)
+            last = stack.pages.wait_all(i, len(stack.pages.clients))
+            if last is None:
+                missing[name] += 1
+            else:
+                latencies[name].append(last - sent)
+            time.sleep(0.01)
+    out = {}
+    for name, values in latencies.items():
+        if not values:
+            raise SystemExit(f"{name}: no event reached every page")
+        out[name] = {
+            "p50_ms": round(statistics.median(values) * 1000, 2),
+            "p99_ms": round(percentile(values, 0.99) * 1000, 2),
+            "events_missing_a_page": missing[name],
+            "pages": len(stacks[name].pages.clients),
+            "kib_per_page": stacks[name].kib_per_page,
+        }
+    return out
+
+
+@dataclass
+class Stack:
+    pages: Pages
+    send: Callable[[int], float]
+    kib_per_page: float
+
+
+def connect_pages(
+    pages: Pages,
+    servers: list[tuple[str, int]],
+    count: int,
+    path: str,
+    namespace: str,
+    auth: Any,
+    on_event: Any,
+) -> float:
+    """Connect ``count`` pages split over the servers; return the KiB of server RSS per page.
+    One page per server first, so lazy start-up costs (imports, pools) are not counted."""
+    follow = namespace == "/progress"
+    for url, _pid in servers:
+        pages.connect(1, url, path, namespace, auth, on_event, follow)
+    before = sum(rss_kib(pid) for _url, pid in servers)
+    share = (count - len(servers)) // len(servers)
+    for n, (url, _pid) in enumerate(servers):
+        extra = (count - len(servers)) - share * len(servers) if n == 0 else 0
+        pages.connect(share + extra, url, path, namespace, auth, on_event, follow)
+    after = sum(rss_kib(pid) for _url, pid in servers)
+    return round((after - before) / max(1, count - len(servers)), 1)
+
+
+# --- ours ----------------------------------------------------------------------------------------------
+@contextmanager
+def gateway_stack(settings: Settings, pages_count: int) -> Iterator[Stack]:
+    db = Database(settings.database_url)
+    demo = seed_demo(db)
+    sid = new_session(db, demo.employees[0], SessionState.GENERATING)
+    auth = {"session_id": sid, "token": token_for(settings, db, sid)}
+    bus = Bus(settings, db)
+    bus.declare()
+    relay = bus.relay()
+    stop = threading.Event()
+    threading.Thread(target=relay.run_forever, args=(stop,), daemon=True).start()
+    pages = Pages()
+    progress = SESSION_PROGRESS.routing_key
+    on_event = pages.handler(lambda p: int(p["data"]["done"]) if p.get("type") == progress else None)
+    org = str(demo.employees[0].org_id)
+
+    def send(i: int) -> float:
+        started = time.time()
+        message = new_message(
+            SESSION_PROGRESS, org_id=org, session_id=sid, stage="generating", done=i, total=i
+        )
+        with db.uow(org_id=org) as uow:
+            uow.add_message(message)
+            uow.commit()
+        return started
+
+    try:
+        with gateway_process(settings) as first, gateway_process(settings) as second:
+            servers = [(first.url, first.pid), (second.url, second.pid)]
+            kib = connect_pages(
+                pages, servers, pages_count, "/gateway/socket.io", "/progress", auth, on_event
+            )
+            send(0)  # warm the path (relay connection, first emit)
+            pages.wait_all(0, len(pages.clients))
+            yield Stack(pages, send, kib)
+            pages.abandon()
+    finally:
+        stop.set()
+        relay.close()
+        db.dispose()
+
+
+# --- bare python-socketio --------------------------------------------------------------------------------
+def serve_bare(amqp_url: str) -> None:
+    """A bare python-socketio server process (``--serve-bare``): prints its port, serves until killed."""
+    from werkzeug.serving import make_server
+
+    server = socketio.Server(async_mode="threading", client_manager=socketio.KombuManager(amqp_url))
+
+    @server.on("connect", namespace=BARE_NAMESPACE)
+    def connect(sid: str, _environ: Any, _auth: Any = None) -> None:
+        server.enter_room(sid, ROOM, namespace=BARE_NAMESPACE)
+
+    http = make_server("127.0.0.1", 0, socketio.WSGIApp(server), threaded=True)
+    print(f"bare at http://127.0.0.1:{http.server_port}", flush=True)
+    http.serve_forever()
+
+
+@contextmanager
+def bare_process(amqp_url: str) -> Iterator[tuple[str, int]]:
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve-bare", "--amqp-url", amqp_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("bare at "):
+            raise SystemExit(f"bare server did not start: {line!r}")
+        yield line.split()[2], proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+@contextmanager
+def bare_stack(amqp_url: str, pages_count: int) -> Iterator[Stack]:
+    pages = Pages()
+    on_event = pages.handler(lambda p: int(p["n"]))
+    emitter = socketio.KombuManager(amqp_url, write_only=True)
+
+    def send(i: int) -> float:
+        started = time.time()
+        emitter.emit("event", {"n": i}, room=ROOM, namespace=BARE_NAMESPACE)
+        return started
+
+    with bare_process(amqp_url) as first, bare_process(amqp_url) as second:
+        kib = connect_pages(pages, [first, second], pages_count, "socket.io", BARE_NAMESPACE, None, on_event)
+        # KombuManager's listener binds its queue in a thread of its own: wait for a first event.
+        for _ in range(50):
+            send(0)
+            if pages.wait_all(0, len(pages.clients), timeout=0.2) is not None:
+                break
+        yield Stack(pages, send, kib)
+        pages.abandon()
+
+
+# --- throwaway vhost and database ------------------------------------------------------------------------
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--amqp-url", default="amqp://guest:guest@127.0.0.1:5672", help="broker, without vhost"
+    )
+    parser.add_argument(
+        "--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432", help="server, without db"
+    )
+    parser.add_argument(
+        "--pages", type=int, default=200, help="waiting pages (default 200; the issue asks 500)"
+    )
+    parser.add_argument("--events", type=int, default=40, help="events sent one at a time (default 40)")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS.relative_to(ROOT)})"
+    )
+    parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_bare:
+        serve_bare(args.amqp_url)
+        return 0
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+
+    suffix = uuid.uuid4().hex[:10]
+    vhost, dbname = f"bench-{suffix}", f"bench_{suffix}"
+    base = args.amqp_url.rstrip("/")
+    user = base.split("//", 1)[1].split(":", 1)[0] if "@" in base else "guest"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+    admin = sa.create_engine(f"{args.pg_url}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{dbname}"'))
+    started = time.monotonic()
+    try:
+        amqp_url, pg_url = f"{base}/{vhost}", f"{args.pg_url}/{dbname}"
+        upgrade(pg_url)
+        settings = Settings(
+            BROKER_URL=amqp_url,
+            DATABASE_URL=pg_url,
+            SECRET_KEY=uuid.uuid4().hex,
+            VAR_DIR=str(ROOT / "var" / "bench"),
+        )
+        print(
+            f"{args.pages} waiting pages on each side (two processes each), {args.events} events one at a time"
+        )
+        with bare_stack(amqp_url, args.pages) as bare_side, gateway_stack(settings, args.pages) as ours_side:
+            figures = measure({"bare": bare_side, "gateway": ours_side}, args.events)
+        bare, ours = figures["bare"], figures["gateway"]
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+        admin.dispose()
+        rabbitmqctl("delete_vhost", vhost)
+
+    ratio = {
+        "p50": round(ours["p50_ms"] / bare["p50_ms"], 2),
+        "p99": round(ours["p99_ms"] / bare["p99_ms"], 2),
+    }
+    print(f"{'':<44}{'p50 ms':>9}{'p99 ms':>9}{'KiB/page':>10}")
+    for name, row in (
+        ("bare python-socketio (KombuManager)", bare),
+        ("gateway (outbox+relay+own queues)", ours),
+    ):
+        print(f"{name:<44}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['kib_per_page']:>10.1f}")
+    print(f"{'ratio gateway/bare':<44}{ratio['p50']:>9.2f}{ratio['p99']:>9.2f}")
+    result = {
+        "benchmark": "progress",
+        "pages": args.pages,
+        "events": args.events,
+        "bare_python_socketio": bare,
+        "gateway": ours,
+        "ratio_gateway_over_bare": ratio,
+        "seconds": round(time.monotonic() - started, 1),
+        "context": {
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

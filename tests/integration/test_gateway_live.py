@@ -1,0 +1,116 @@
+"""The gateway mounted in the launcher's server (embedded: memory:// + SQLite; distributed:
+RabbitMQ + PostgreSQL): a page played by a raw python-socketio client gets the state at once,
+every event live with its outbox id, and on reconnection what it missed, in order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import socketio
+
+from libs.contracts import HEADSHOT_GENERATED, MODEL_TRAINED, PHOTOS_PROCESSED, SESSION_APPROVED, SessionState
+from libs.db import Database
+from libs.db.demo import DemoData, seed_demo
+from libs.messaging.testing import wait_for
+from libs.settings import Settings
+from tests.support.gateway import (
+    ProgressPage,
+    event,
+    new_session,
+    record,
+    signed_in_cookie,
+    start_product,
+    token_for,
+)
+
+S = SessionState
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    db: Database
+    demo: DemoData
+    url: str
+
+
+@pytest.fixture
+def stack(backend: Settings) -> Iterator[Stack]:
+    running = start_product(backend)
+    settings = running.platform.settings
+    try:
+        yield Stack(settings, running.platform.db, seed_demo(running.platform.db), settings.public_url)
+    finally:
+        running.shutdown()
+
+
+def test_state_at_once_live_events_and_replay_after_reconnection(stack: Stack) -> None:
+    bea = stack.demo.employees[0]
+    sid = new_session(stack.db, bea, S.SUBMITTED)
+    page = ProgressPage(stack.url, sid, cookie=signed_in_cookie(stack.settings, bea))
+    page.connect()
+    page.follow()
+    wait_for(lambda: page.states(), "the state at once")
+    assert page.states()[0]["state"] == "submitted"
+    assert page.states()[0]["id"] == 0
+
+    org = bea.org_id
+    assert org is not None
+    record(stack.db, event(SESSION_APPROVED, org, sid, auto=True, reviewer_id=None), state=S.QUEUED)
+    wait_for(lambda: page.types() == [SESSION_APPROVED.routing_key], "the approval, live")
+    first = page.ids()[0]
+    assert "reviewer_id" not in page.events()[0]["data"]
+    page.close()
+
+    # Away for two steps: they are replayed in order when the page comes back with its cursor.
+    record(stack.db, event(PHOTOS_PROCESSED, org, sid, photo_ids=["p1"]), state=S.TRAINING)
+    record(
+        stack.db,
+        event(MODEL_TRAINED, org, sid, person_model_id="m", engine="studio", seconds=1.0),
+        state=S.GENERATING,
+    )
+    back = ProgressPage(stack.url, sid, token=token_for(stack.settings, stack.db, sid))
+    back.connect()
+    back.follow(last_id=first)
+    wait_for(lambda: len(back.events()) == 2, "the two missed events")
+    assert back.types() == [PHOTOS_PROCESSED.routing_key, MODEL_TRAINED.routing_key]
+    assert back.ids() == sorted(back.ids()) and back.ids()[0] > first
+    record(
+        stack.db,
+        event(HEADSHOT_GENERATED, org, sid, headshot_id="h1", style="navy:suit", done=1, total=4),
+        progress=(1, 4),
+    )
+    wait_for(lambda: len(back.events()) == 3, "the live event after the replay")
+    assert back.types()[-1] == HEADSHOT_GENERATED.routing_key
+    assert back.states() == []  # a page with a cursor gets what it missed, not a state
+    back.close()
+
+
+def test_only_the_owner_or_a_token_for_that_session_may_listen(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    bea, carl = stack.demo.employees[0], stack.demo.employees[1]
+    mine = new_session(stack.db, bea)
+    theirs = new_session(stack.db, carl)
+    other_org = new_session(stack.db, stack.demo.other_employee)
+    cookie = signed_in_cookie(stack.settings, bea)
+    refused = [
+        ProgressPage(stack.url, mine),  # no credentials at all
+        ProgressPage(stack.url, mine, token="forged.token.value"),
+        ProgressPage(stack.url, mine, token=token_for(stack.settings, stack.db, theirs)),  # another session's
+        ProgressPage(stack.url, theirs, cookie=cookie),  # a colleague's session
+        ProgressPage(stack.url, other_org, cookie=cookie),  # another organization's session
+        ProgressPage(stack.url, "x" * 100, cookie=cookie),
+    ]
+    for page in refused:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            page.connect(transports=["polling"])  # the same handshake; closes faster than a websocket
+        assert not page.client.connected
+    assert caplog.text.count("refused a progress connection") == len(refused)
+    ok = ProgressPage(stack.url, mine, cookie=cookie)
+    ok.connect(transports=["polling"])
+    ok.follow()
+    wait_for(lambda: ok.states(), "the owner's state")
+    ok.close()
