@@ -120,3 +120,36 @@ def outbox(db: Database, routing_key: str, session_id: str | None = None) -> lis
         query = query.where(OutboxMessage.session_id == session_id)
     with db.session(all_orgs=True) as s:
         return [json.loads(b) for b in s.scalars(query.order_by(OutboxMessage.id))]
+
+
+# --- the console in a test client ----------------------------------------------------------------
+def store_photo(blobs: Any, db: Database, org_id: str, session_id: str) -> str:
+    """Put a real JPEG in the blob store as the session's (first) clean photo; its photo id."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (640, 480), (120, 90, 60)).save(out, "JPEG")
+    key = blobs.put(out.getvalue(), kind="clean", ext="jpg")
+    with db.uow(org_id=org_id) as uow:
+        photo = Photo(org_id=org_id, session_id=session_id, original_key=key, clean_key=key, width=640, height=480)
+        uow.session.add(photo)
+        uow.commit()
+        return photo.id
+
+
+def console_sign_in(app: Any, settings: Any, user: Any) -> Any:
+    """A test client signed in through the user's console link; returns (client, csrf token)."""
+    import re
+
+    from services.review.views_sign_in import admin_invite_url
+
+    client = app.test_client()
+    path = admin_invite_url(settings, user).removeprefix(settings.public_url).removeprefix("/review")
+    response = client.get(path)
+    assert response.status_code == 303, response.data[:300]
+    page = client.get("/queue")
+    match = re.search(rb'name="csrf-token" content="([^"]+)"', page.data)
+    assert match, page.data[:300]
+    return client, match.group(1).decode()
