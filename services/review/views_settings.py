@@ -37,24 +37,35 @@ def settings_form(form: MultiDict[str, str]) -> ChangeSettings:
 def render_settings(status: int = 200, **extra: Any) -> Any:
     reviewer = current_reviewer()
     cat = default_catalog()
+    form = extra.pop("values", None)
+    # Rendered inside the unit of work: closing it rolls back, which expires the loaded rows.
     with get_db().uow(org_id=reviewer.org_id) as uow:
         org = orgsettings.load_org(uow, reviewer.org_id)
         everything, preselected = orgsettings.styles_on_offer(org, cat)
-        allowed = set(org.allowed_styles or everything) | set(preselected)
+        saved = orgsettings.snapshot(org)
+        entries = orgsettings.audit_entries(uow, reviewer.org_id)
+        if form is None:
+            shown = {**saved, "allowed": set(saved["allowed_styles"] or everything) | set(preselected)}
+        else:  # a refused form shows what was sent, for fixing
+            shown = {
+                "manual_review": form.get("manual_review") == "on",
+                "renewal": form.get("renewal") == "on",
+                "allowed": set(form.getlist("allowed_styles")),
+                "retention_days": form.get("retention_days", ""),
+                "webhook_url": form.get("webhook_url", ""),
+            }
         context = {
-            "settings": orgsettings.snapshot(org),
+            "shown": shown,
             "has_secret": org.webhook_secret is not None,
             "styles": [cat.style(s) for s in everything],
-            "allowed": allowed,
             "preselected": set(preselected),
             "keys": apikeys.list_keys(uow),
-            "entries": (entries := orgsettings.audit_entries(uow, reviewer.org_id)),
+            "entries": entries,
             "actors": orgsettings.actor_names(uow, entries),
             "errors": {},
-            "values": None,
+            **extra,
         }
-    context.update(extra)
-    return render_template("settings.html", **context), status
+        return render_template("settings.html", **context), status
 
 
 @bp.get("/settings")

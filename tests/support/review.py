@@ -153,3 +153,42 @@ def console_sign_in(app: Any, settings: Any, user: Any) -> Any:
     match = re.search(rb'name="csrf-token" content="([^"]+)"', page.data)
     assert match, page.data[:300]
     return client, match.group(1).decode()
+
+
+# --- fixtures (defined as <name>_fixture with name="<name>"; test modules import them) ------------
+import pytest  # noqa: E402
+
+
+@pytest.fixture(name="review_settings")
+def review_settings_fixture(tmp_path: Any, sqlite_url: str) -> Any:
+    from libs.settings import Settings
+
+    return Settings(VAR_DIR=str(tmp_path / "var"), DATABASE_URL=sqlite_url, SECRET_KEY="test-secret")
+
+
+@pytest.fixture(name="db")
+def db_fixture(review_settings: Any) -> Any:
+    database = Database(review_settings.database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(name="demo")
+def demo_fixture(db: Database) -> Any:
+    from libs.db.demo import seed_demo
+
+    return seed_demo(db)
+
+
+@pytest.fixture(name="blobs")
+def blobs_fixture(review_settings: Any) -> Any:
+    from libs.storage import LocalBlobStore
+
+    return LocalBlobStore(review_settings.blob_dir)
+
+
+@pytest.fixture(name="app")
+def app_fixture(review_settings: Any, db: Database, blobs: Any) -> Any:
+    from services.review.app import create_app
+
+    return create_app(review_settings, db=db, blobs=blobs, checks={})

@@ -4,55 +4,24 @@ second decision answered 409 with nothing published twice."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-from flask import Flask
-
 from libs.contracts import SESSION_APPROVED, SESSION_REJECTED, SessionState
-from libs.db import Database, HeadshotSession, User
-from libs.db.demo import DemoData, seed_demo
-from libs.settings import Settings
-from libs.storage import LocalBlobStore
-from services.review.app import create_app
+from libs.db import HeadshotSession, User
+from libs.db.demo import DemoData
 from services.review.views_sign_in import admin_invite_url
-from tests.support.review import (
+from tests.support.review import (  # noqa: F401  (fixtures)
+    app_fixture,
+    blobs_fixture,
     console_sign_in,
+    db_fixture,
+    demo_fixture,
     make_session,
     outbox,
+    review_settings_fixture,
     session_state,
     store_photo,
 )
 
 S = SessionState
-
-
-@pytest.fixture(name="review_settings")
-def review_settings_fixture(tmp_path: Path, sqlite_url: str) -> Settings:
-    return Settings(VAR_DIR=str(tmp_path / "var"), DATABASE_URL=sqlite_url, SECRET_KEY="test-secret")
-
-
-@pytest.fixture(name="db")
-def db_fixture(review_settings: Settings) -> Iterator[Database]:
-    database = Database(review_settings.database_url)
-    yield database
-    database.dispose()
-
-
-@pytest.fixture(name="demo")
-def demo_fixture(db: Database) -> DemoData:
-    return seed_demo(db)
-
-
-@pytest.fixture(name="blobs")
-def blobs_fixture(review_settings: Settings) -> LocalBlobStore:
-    return LocalBlobStore(review_settings.blob_dir)
-
-
-@pytest.fixture(name="app")
-def app_fixture(review_settings: Settings, db: Database, blobs: LocalBlobStore) -> Flask:
-    return create_app(review_settings, db=db, blobs=blobs, checks={})
 
 
 def test_an_admin_link_signs_in_and_other_links_do_not(app, review_settings, db, demo: DemoData):
