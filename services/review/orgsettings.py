@@ -51,6 +51,8 @@ def styles_on_offer(org: Organization, catalog: Catalog) -> tuple[list[str], lis
 
 def _validate(command: ChangeSettings, org: Organization, catalog: Catalog) -> list[str]:
     everything, preselected = styles_on_offer(org, catalog)
+    if not command.allowed_styles:
+        return []  # the whole catalog, as stored
     errors: dict[str, list[str]] = {}
     unknown = [s for s in command.allowed_styles if s not in everything]
     if unknown:
