@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="port to listen on (default: PORT)")
     serve.add_argument("--no-workers", action="store_true", help="do not consume session.submitted")
     serve.add_argument("--no-relay", action="store_true", help="do not publish the outbox here")
-    link = sub.add_parser("admin-link", help="print a console sign-in link for an org admin (made admin if needed)")
+    link = sub.add_parser(
+        "admin-link", help="print a console sign-in link for an org admin (made admin if needed)"
+    )
     link.add_argument("--org", required=True, metavar="ORG_SLUG", help="the organization's slug, e.g. demo")
     link.add_argument("--email", required=True, help="the admin's e-mail address")
     args = parser.parse_args(argv)
@@ -77,7 +79,10 @@ def _serve(settings: Settings, *, workers: bool, relay: bool) -> int:
     from services import launcher
 
     running = launcher.start(settings, only={"review"}, web=True, workers=workers, relay=relay)
-    print(f"review at {running.urls.get('review', running.platform.settings.public_url)}  (Ctrl-C to stop)", flush=True)
+    print(
+        f"review at {running.urls.get('review', running.platform.settings.public_url)}  (Ctrl-C to stop)",
+        flush=True,
+    )
     launcher.run_until_stopped(running)
     return 0
 

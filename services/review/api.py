@@ -42,13 +42,18 @@ from services.review.schemas import (
 )
 
 PREFIX = "/api/v1/org"
-members_blp = Blueprint("org_members", __name__, url_prefix=f"{PREFIX}/members", description="Members and invites.")
+members_blp = Blueprint(
+    "org_members", __name__, url_prefix=f"{PREFIX}/members", description="Members and invites."
+)
 invites_blp = Blueprint("org_invites", __name__, url_prefix=f"{PREFIX}/invites", description="Invite people.")
 sessions_blp = Blueprint(
     "org_sessions", __name__, url_prefix=f"{PREFIX}/sessions", description="Sessions and review decisions."
 )
-settings_blp = Blueprint("org_settings_api", __name__, url_prefix=f"{PREFIX}/settings", description="Settings.")
+settings_blp = Blueprint(
+    "org_settings_api", __name__, url_prefix=f"{PREFIX}/settings", description="Settings."
+)
 BLUEPRINTS = (members_blp, invites_blp, sessions_blp, settings_blp)
+
 
 def install_key_auth(app: Flask) -> None:
     """A bearer key on an org API request is checked first; a bad or revoked key is 401."""
@@ -65,7 +70,13 @@ def install_key_auth(app: Flask) -> None:
 
 
 def _member_body(user: User) -> dict[str, Any]:
-    return {"id": user.id, "email": user.email, "name": user.display_name, "role": user.role, "active": user.active}
+    return {
+        "id": user.id,
+        "email": user.email,
+        "name": user.display_name,
+        "role": user.role,
+        "active": user.active,
+    }
 
 
 # --- members -------------------------------------------------------------------------------------
@@ -122,7 +133,9 @@ class Deactivate(MethodView):
 class Invites(MethodView):
     @invites_blp.arguments(InvitesSchema)
     @invites_blp.response(201, InvitesOutSchema)
-    @invites_blp.alt_response(422, schema=ErrorSchema, description="Invalid entries, by position; none imported.")
+    @invites_blp.alt_response(
+        422, schema=ErrorSchema, description="Invalid entries, by position; none imported."
+    )
     def post(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Invite people (``{"invites": [{"email": "a@b.example", "name": "A B"}]}``): all or none."""
         reviewer = current_reviewer()
@@ -137,7 +150,10 @@ class Invites(MethodView):
         with get_db().uow(org_id=reviewer.org_id) as uow:
             result = invites.invite(uow, reviewer, [Invitee(p.line, p.email, p.name) for p in people])
             uow.commit()
-            return {"invited": [_member_body(u) for u in result.invited], "already_members": result.already_members}
+            return {
+                "invited": [_member_body(u) for u in result.invited],
+                "already_members": result.already_members,
+            }
 
 
 def _csv_line(email: str, name: str) -> str:
@@ -235,4 +251,3 @@ class Settings(MethodView):
             orgsettings.change_settings(uow, reviewer, ChangeSettings(**payload), default_catalog())
             uow.commit()
             return orgsettings.snapshot(orgsettings.load_org(uow, reviewer.org_id))
-

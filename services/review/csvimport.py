@@ -35,7 +35,9 @@ class LineError:
 
 def decode_upload(data: bytes) -> str:
     if len(data) > MAX_CSV_BYTES:
-        raise TooLarge(f"That file is larger than {MAX_CSV_BYTES // (1024 * 1024)} MB. Split it and upload the parts.")
+        raise TooLarge(
+            f"That file is larger than {MAX_CSV_BYTES // (1024 * 1024)} MB. Split it and upload the parts."
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -71,7 +71,9 @@ def _lock_in_review(uow: UnitOfWork, session_id: str) -> HeadshotSession:
 
 def _audit(uow: UnitOfWork, reviewer: Reviewer, action: str, hs: HeadshotSession, **detail: str) -> None:
     uow.session.add(
-        AuditLog(org_id=reviewer.org_id, actor_id=reviewer.user_id, action=action, target=hs.id, detail=detail)
+        AuditLog(
+            org_id=reviewer.org_id, actor_id=reviewer.user_id, action=action, target=hs.id, detail=detail
+        )
     )
 
 

@@ -45,7 +45,13 @@ def invite(uow: UnitOfWork, reviewer: Reviewer, invitees: list[Invitee]) -> Invi
     uow.session.flush()  # ids for the events
     for user in invited:
         uow.add_message(
-            new_message(MEMBER_INVITED, org_id=reviewer.org_id, session_id=None, user_id=user.id, invited_by=reviewer.user_id)
+            new_message(
+                MEMBER_INVITED,
+                org_id=reviewer.org_id,
+                session_id=None,
+                user_id=user.id,
+                invited_by=reviewer.user_id,
+            )
         )
     if invited:
         audit(uow, reviewer, "members.invite", reviewer.org_id, before={}, after={"invited": len(invited)})
@@ -64,7 +70,13 @@ def resend(uow: UnitOfWork, reviewer: Reviewer, user_id: str) -> User:
     if not user.active:
         raise Conflict("This member is deactivated: their invite cannot be sent.")
     uow.add_message(
-        new_message(MEMBER_INVITED, org_id=reviewer.org_id, session_id=None, user_id=user.id, invited_by=reviewer.user_id)
+        new_message(
+            MEMBER_INVITED,
+            org_id=reviewer.org_id,
+            session_id=None,
+            user_id=user.id,
+            invited_by=reviewer.user_id,
+        )
     )
     audit(uow, reviewer, "members.resend", user.id, before={}, after={"email": user.email})
     return user

@@ -115,7 +115,9 @@ def team_page(uow: UnitOfWork, org_id: str, query: TeamQuery) -> TeamPage:
     filtered = base
     if query.search.strip():
         like = f"%{query.search.strip().lower()}%"
-        filtered = filtered.where(or_(func.lower(User.email).like(like), func.lower(User.display_name).like(like)))
+        filtered = filtered.where(
+            or_(func.lower(User.email).like(like), func.lower(User.display_name).like(like))
+        )
     if query.status in STATUSES:
         filtered = filtered.where(status == query.status)
     total = uow.session.scalar(select(func.count()).select_from(filtered.subquery())) or 0

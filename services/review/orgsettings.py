@@ -74,7 +74,9 @@ def _validate(command: ChangeSettings, org: Organization, catalog: Catalog) -> l
 
 def audit(uow: UnitOfWork, reviewer: Reviewer, action: str, target: str, **detail: Any) -> None:
     uow.session.add(
-        AuditLog(org_id=reviewer.org_id, actor_id=reviewer.user_id, action=action, target=target, detail=detail)
+        AuditLog(
+            org_id=reviewer.org_id, actor_id=reviewer.user_id, action=action, target=target, detail=detail
+        )
     )
 
 

@@ -54,13 +54,13 @@ def apply_policy(uow: UnitOfWork, hs: HeadshotSession, org: Organization, publis
     if org.renewal:
         retired = retire_earlier_models(uow, hs)
         if retired:
-            publish(
-                new_message(MODELS_RETIRED, org_id=hs.org_id, session_id=hs.id, person_model_ids=retired)
-            )
+            publish(new_message(MODELS_RETIRED, org_id=hs.org_id, session_id=hs.id, person_model_ids=retired))
             log.info("renewal: %d earlier model(s) of user %s retired", len(retired), hs.user_id)
     if org.manual_review:
         hs.move_to(S.IN_REVIEW)
     else:
         hs.move_to(S.QUEUED)
-        publish(new_message(SESSION_APPROVED, org_id=hs.org_id, session_id=hs.id, auto=True, reviewer_id=None))
+        publish(
+            new_message(SESSION_APPROVED, org_id=hs.org_id, session_id=hs.id, auto=True, reviewer_id=None)
+        )
     return PolicyOutcome(hs.state, tuple(retired))

@@ -27,7 +27,9 @@ def photos_of(uow: UnitOfWork, hs: HeadshotSession) -> list[Photo]:
     )
 
 
-def session_view(uow: UnitOfWork, hs: HeadshotSession, user: User, cat: Catalog | None = None) -> dict[str, Any]:
+def session_view(
+    uow: UnitOfWork, hs: HeadshotSession, user: User, cat: Catalog | None = None
+) -> dict[str, Any]:
     cat = cat or default_catalog()
     fmt = None
     if hs.format_id:

@@ -20,7 +20,9 @@ from services.review.presenters import photo_image, session_view
 bp = Blueprint("queue", __name__)
 
 
-def _queue_context(errors: dict[str, Any] | None = None, values: dict[str, str] | None = None) -> dict[str, Any]:
+def _queue_context(
+    errors: dict[str, Any] | None = None, values: dict[str, str] | None = None
+) -> dict[str, Any]:
     reviewer = current_reviewer()
     cat = default_catalog()
     with get_db().uow(org_id=reviewer.org_id) as uow:

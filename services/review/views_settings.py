@@ -24,7 +24,9 @@ def settings_form(form: MultiDict[str, str]) -> ChangeSettings:
     try:
         days = int(raw_days)
     except ValueError:
-        raise Invalid("Please fix the marked fields.", {"retention_days": ["A whole number of days."]}) from None
+        raise Invalid(
+            "Please fix the marked fields.", {"retention_days": ["A whole number of days."]}
+        ) from None
     return ChangeSettings(
         manual_review=form.get("manual_review") == "on",
         renewal=form.get("renewal") == "on",

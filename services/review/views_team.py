@@ -55,11 +55,15 @@ def invite() -> Any:
         text = _submitted_text()
         people, line_errors = csvimport.parse(text)
         if not people and not line_errors:
-            raise Invalid("Please enter at least one address.", {"emails": ["Enter an address or choose a file."]})
+            raise Invalid(
+                "Please enter at least one address.", {"emails": ["Enter an address or choose a file."]}
+            )
     except (Invalid, TooLarge) as exc:
         status = 413 if isinstance(exc, TooLarge) else 422
         errors = exc.fields or {"file": [exc.message]}
-        return render_template("invite.html", line_errors=[], errors=errors, message=exc.message, text=""), status
+        return render_template(
+            "invite.html", line_errors=[], errors=errors, message=exc.message, text=""
+        ), status
     if line_errors:
         return _refused(line_errors, text)
     with get_db().uow(org_id=reviewer.org_id) as uow:
@@ -78,7 +82,12 @@ def _refused(line_errors: list[LineError], text: str) -> Any:
     # A pasted list comes back for fixing; a file is fixed in the file.
     pasted = text if "file" not in request.files or not request.files["file"].filename else ""
     return render_template(
-        "invite.html", line_errors=shown, more=len(line_errors) - len(shown), errors={}, message=message, text=pasted
+        "invite.html",
+        line_errors=shown,
+        more=len(line_errors) - len(shown),
+        errors={},
+        message=message,
+        text=pasted,
     ), 422
 
 

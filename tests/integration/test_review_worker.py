@@ -49,7 +49,9 @@ def test_a_redelivered_submission_is_approved_exactly_once(backend: Settings, db
     assert approved["data"] == {"auto": True, "reviewer_id": None}
 
 
-def test_with_manual_review_the_worker_leaves_the_session_in_review(backend: Settings, db: Database, bus: Bus):
+def test_with_manual_review_the_worker_leaves_the_session_in_review(
+    backend: Settings, db: Database, bus: Bus
+):
     demo = seed_demo(db)
     set_org(db, demo.org_id, manual_review=True)
     sid = make_session(db, demo.org_id, demo.employees[0].id)

@@ -133,7 +133,9 @@ def store_photo(blobs: Any, db: Database, org_id: str, session_id: str) -> str:
     Image.new("RGB", (640, 480), (120, 90, 60)).save(out, "JPEG")
     key = blobs.put(out.getvalue(), kind="clean", ext="jpg")
     with db.uow(org_id=org_id) as uow:
-        photo = Photo(org_id=org_id, session_id=session_id, original_key=key, clean_key=key, width=640, height=480)
+        photo = Photo(
+            org_id=org_id, session_id=session_id, original_key=key, clean_key=key, width=640, height=480
+        )
         uow.session.add(photo)
         uow.commit()
         return photo.id

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from libs.contracts import SESSION_APPROVED, MEMBER_INVITED, SessionState
+from libs.contracts import MEMBER_INVITED, SESSION_APPROVED, SessionState
 from libs.db import Role, User
 from libs.db.demo import DemoData
 from tests.support.review import (  # noqa: F401  (fixtures)
@@ -59,7 +59,11 @@ def test_decisions_through_the_api(app, review_settings, db, demo: DemoData):
     empty = tool.post(f"/api/v1/org/sessions/{b}/reject", json={"reason": ""}, headers=key)
     assert empty.status_code == 422 and "reason" in empty.json["error"]["fields"]
     done = tool.post(f"/api/v1/org/sessions/{b}/reject", json={"reason": "Sunglasses"}, headers=key)
-    assert (done.status_code, done.json["state"], done.json["review_reason"]) == (200, S.REJECTED, "Sunglasses")
+    assert (done.status_code, done.json["state"], done.json["review_reason"]) == (
+        200,
+        S.REJECTED,
+        "Sunglasses",
+    )
 
 
 def test_members_invites_and_settings_through_the_api(app, review_settings, db, demo: DemoData):
@@ -68,7 +72,9 @@ def test_members_invites_and_settings_through_the_api(app, review_settings, db, 
     bad = tool.post(
         "/api/v1/org/invites", json={"invites": [{"email": "ok@x.example"}, {"email": "nope"}]}, headers=key
     )
-    assert bad.status_code == 422 and bad.json["error"]["fields"]["invites"] == {"2": ["Not an e-mail address."]}
+    assert bad.status_code == 422 and bad.json["error"]["fields"]["invites"] == {
+        "2": ["Not an e-mail address."]
+    }
     good = tool.post(
         "/api/v1/org/invites",
         json={"invites": [{"email": "ok@x.example", "name": "O, K"}, {"email": "bea@acme.example"}]},

@@ -92,11 +92,17 @@ def test_reject_needs_a_reason_and_stores_it(app, review_settings, db, demo):
     blank = client.post(f"/sessions/{sid}/reject", data={"csrf_token": csrf, "reason": "   "})
     assert blank.status_code == 422 and "Please tell the person" in blank.get_data(as_text=True)
     assert session_state(db, demo.org_id, sid) == S.IN_REVIEW
-    done = client.post(f"/sessions/{sid}/reject", data={"csrf_token": csrf, "reason": " Too dark, please retake "})
+    done = client.post(
+        f"/sessions/{sid}/reject", data={"csrf_token": csrf, "reason": " Too dark, please retake "}
+    )
     assert done.status_code == 303
     with db.session(org_id=demo.org_id) as s:
         hs = s.get(HeadshotSession, sid)
-        assert (hs.state, hs.review_reason, hs.reviewed_by) == (S.REJECTED, "Too dark, please retake", demo.admin.id)
+        assert (hs.state, hs.review_reason, hs.reviewed_by) == (
+            S.REJECTED,
+            "Too dark, please retake",
+            demo.admin.id,
+        )
     [rejected] = outbox(db, SESSION_REJECTED.routing_key, sid)
     assert rejected["data"] == {"reviewer_id": demo.admin.id, "reason": "Too dark, please retake"}
 
@@ -109,7 +115,9 @@ def test_bulk_approve_skips_what_is_already_decided(app, review_settings, db, de
     theirs = make_session(db, demo.other_org_id, demo.other_employee.id, S.IN_REVIEW)
     client, csrf = console_sign_in(app, review_settings, demo.admin)
     response = client.post(
-        "/queue/approve", data={"csrf_token": csrf, "session_ids": [a, b, done, theirs]}, follow_redirects=True
+        "/queue/approve",
+        data={"csrf_token": csrf, "session_ids": [a, b, done, theirs]},
+        follow_redirects=True,
     )
     text = response.get_data(as_text=True)
     assert "Approved 2 session(s)" in text and "2 session(s) had already been decided" in text

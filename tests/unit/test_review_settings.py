@@ -7,7 +7,7 @@ import re
 
 from sqlalchemy import select
 
-from libs.db import AuditLog, OrgApiKey, Organization
+from libs.db import AuditLog, Organization, OrgApiKey
 from libs.db.demo import DemoData
 from tests.support.review import (  # noqa: F401  (fixtures)
     app_fixture,
@@ -87,7 +87,9 @@ def test_the_webhook_secret_is_shown_once_and_rotates(app, review_settings, db, 
 def test_api_keys_are_shown_once_stored_hashed_and_revocable(app, review_settings, db, demo: DemoData):
     client, csrf = console_sign_in(app, review_settings, demo.admin)
     assert client.post("/settings/api-keys", data={"csrf_token": csrf, "name": ""}).status_code == 422
-    page = client.post("/settings/api-keys", data={"csrf_token": csrf, "name": "HR sync"}).get_data(as_text=True)
+    page = client.post("/settings/api-keys", data={"csrf_token": csrf, "name": "HR sync"}).get_data(
+        as_text=True
+    )
     key = re.search(r'id="new-key">([^<]+)<', page).group(1)
     with db.session(all_orgs=True) as s:
         row = s.scalar(select(OrgApiKey))

@@ -37,7 +37,9 @@ def members(db, org_id: str) -> dict[str, User]:
 def test_invites_from_an_address_and_a_pasted_list(app, review_settings, db, demo: DemoData):
     client, csrf = console_sign_in(app, review_settings, demo.admin)
     pasted = "New.One@Example.com, New One\n\nnew.two@example.com\nbea@acme.example\n"
-    response = client.post("/invite", data={"csrf_token": csrf, "email": "solo@example.com", "emails": pasted})
+    response = client.post(
+        "/invite", data={"csrf_token": csrf, "email": "solo@example.com", "emails": pasted}
+    )
     assert response.status_code == 303
     everyone = members(db, demo.org_id)
     assert {"solo@example.com", "new.one@example.com", "new.two@example.com"} <= set(everyone)
@@ -116,8 +118,14 @@ def test_the_team_page_shows_status_counts_search_filter_and_pages(app, review_s
         for i in range(3):
             uow.session.add(
                 Headshot(
-                    org_id=demo.org_id, session_id=old, style_id="navy:suit", index_in_style=i,
-                    blob_key=f"k{i}", width=8, height=8, seed=i,
+                    org_id=demo.org_id,
+                    session_id=old,
+                    style_id="navy:suit",
+                    index_in_style=i,
+                    blob_key=f"k{i}",
+                    width=8,
+                    height=8,
+                    seed=i,
                 )
             )
         uow.session.add_all(
