@@ -5,10 +5,10 @@ for each member's latest session), so an org of thousands stays fast."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, literal, or_, select
+from sqlalchemy import and_, case, func, literal, or_, select
 
 from libs.contracts import SessionState
 from libs.db import Headshot, HeadshotSession, UnitOfWork, User
@@ -60,84 +60,110 @@ class TeamPage:
     pages: int
 
 
-def _base(org_id: str) -> tuple[Select[Any], Any]:
-    latest = (
-        select(
-            HeadshotSession.user_id,
-            HeadshotSession.state,
-            HeadshotSession.updated_at,
-            func.row_number()
-            .over(partition_by=HeadshotSession.user_id, order_by=HeadshotSession.created_at.desc())
-            .label("rn"),
+def _members(org_id: str) -> Any:
+    """One row per member with their derived status, as a subquery. Correlated lookups through the
+    (user_id) index keep it linear in the number of members on SQLite and PostgreSQL alike (a join
+    to a window-function subquery was scanned once per member on SQLite: quadratic)."""
+    mine = and_(HeadshotSession.user_id == User.id, HeadshotSession.state != S.DELETED)
+
+    def latest(column: Any) -> Any:
+        return (
+            select(column)
+            .where(mine)
+            .order_by(HeadshotSession.created_at.desc())
+            .limit(1)
+            .correlate(User)
+            .scalar_subquery()
         )
-        .where(HeadshotSession.org_id == org_id, HeadshotSession.state != S.DELETED)
-        .subquery()
-    )
+
+    latest_state, latest_updated = latest(HeadshotSession.state), latest(HeadshotSession.updated_at)
     shots = (
-        select(HeadshotSession.user_id, func.count(Headshot.id).label("n"))
-        .join(Headshot, Headshot.session_id == HeadshotSession.id)
-        .where(HeadshotSession.org_id == org_id, HeadshotSession.state == S.COMPLETED)
-        .group_by(HeadshotSession.user_id)
+        select(func.count(Headshot.id))
+        .join(HeadshotSession, HeadshotSession.id == Headshot.session_id)
+        .where(HeadshotSession.user_id == User.id, HeadshotSession.state == S.COMPLETED)
+        .correlate(User)
+        .scalar_subquery()
+    )
+    rows = (
+        select(
+            User.id,
+            User.email,
+            User.display_name,
+            User.role,
+            User.active,
+            User.created_at,
+            latest_state.label("state"),
+            latest_updated.label("updated_at"),
+            shots.label("headshots"),
+        )
+        .where(User.org_id == org_id)
         .subquery()
     )
     status = case(
-        (User.active.is_(False), literal("deactivated")),
-        (latest.c.state.is_(None), literal("invited")),
-        (latest.c.state.in_([str(s) for s in _IN_PROGRESS]), literal("in_progress")),
-        else_=latest.c.state,
-    ).label("status")
-    query = (
-        select(
-            User,
-            status,
-            latest.c.state,
-            func.coalesce(latest.c.updated_at, User.created_at).label("last_activity"),
-            func.coalesce(shots.c.n, 0).label("headshots"),
-        )
-        .outerjoin(latest, and_(latest.c.user_id == User.id, latest.c.rn == 1))
-        .outerjoin(shots, shots.c.user_id == User.id)
-        .where(User.org_id == org_id)
+        (rows.c.active.is_(False), literal("deactivated")),
+        (rows.c.state.is_(None), literal("invited")),
+        (rows.c.state.in_([str(s) for s in _IN_PROGRESS]), literal("in_progress")),
+        else_=rows.c.state,
     )
-    return query, status
+    return select(
+        rows.c.id,
+        rows.c.email,
+        rows.c.display_name,
+        rows.c.role,
+        rows.c.active,
+        status.label("status"),
+        rows.c.state,
+        func.coalesce(rows.c.updated_at, rows.c.created_at).label("last_activity"),
+        rows.c.headshots,
+    ).subquery()
 
 
 def team_page(uow: UnitOfWork, org_id: str, query: TeamQuery) -> TeamPage:
-    base, status = _base(org_id)
-    counted = base.subquery()
+    """One page of the team. The statements run on the unit of work's connection, below the ORM's
+    tenant filter: they carry their own ``users.org_id`` test, and every other table is reached
+    through the member's id. (The ORM filter would add ``org_id`` to each correlated lookup, and
+    SQLite, without statistics, then walks the whole org's sessions once per member.)"""
+    t = _members(org_id)
+    conn = uow.session.connection()
     counts = {key: 0 for key in STATUSES}
-    for key, n in uow.session.execute(select(counted.c.status, func.count()).group_by(counted.c.status)):
+    for key, n in conn.execute(select(t.c.status, func.count()).group_by(t.c.status)):
         counts[str(key)] = n
     counts["all"] = sum(counts[k] for k in STATUSES)
-    counts["with_headshots"] = (
-        uow.session.scalar(select(func.count()).select_from(counted).where(counted.c.headshots > 0)) or 0
-    )
+    counts["with_headshots"] = conn.scalar(select(func.count()).select_from(t).where(t.c.headshots > 0)) or 0
 
-    filtered = base
+    filtered = select(t)
     if query.search.strip():
         like = f"%{query.search.strip().lower()}%"
         filtered = filtered.where(
-            or_(func.lower(User.email).like(like), func.lower(User.display_name).like(like))
+            or_(func.lower(t.c.email).like(like), func.lower(t.c.display_name).like(like))
         )
     if query.status in STATUSES:
-        filtered = filtered.where(status == query.status)
-    total = uow.session.scalar(select(func.count()).select_from(filtered.subquery())) or 0
+        filtered = filtered.where(t.c.status == query.status)
+    total = conn.scalar(select(func.count()).select_from(filtered.subquery())) or 0
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(1, query.page), pages)
-    result = uow.session.execute(
-        filtered.order_by(func.lower(User.email)).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+    result = conn.execute(
+        filtered.order_by(func.lower(t.c.email), t.c.id).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
     )
     rows = [
         MemberRow(
-            user.id,
-            user.email,
-            user.display_name,
-            user.role,
-            user.active,
-            str(row_status),
-            state,
-            last,
-            int(n),
+            r.id,
+            r.email,
+            r.display_name,
+            r.role,
+            bool(r.active),
+            str(r.status),
+            r.state,
+            _aware(r.last_activity),
+            int(r.headshots),
         )
-        for user, row_status, state, last, n in result
+        for r in result
     ]
     return TeamPage(rows, counts, total, page, pages)
+
+
+def _aware(value: datetime | str) -> datetime:
+    """Column expressions (coalesce) come back without the UTC column type: naive on SQLite."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

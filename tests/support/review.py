@@ -44,7 +44,7 @@ def make_session(
             full_name=full_name,
             gender="female",
             eye_color="brown",
-            glasses="none",
+            glasses="no_glasses",
             created_at=when,
             submitted_at=when,
         )
