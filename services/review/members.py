@@ -126,10 +126,12 @@ def team_page(uow: UnitOfWork, org_id: str, query: TeamQuery) -> TeamPage:
     t = _members(org_id)
     conn = uow.session.connection()
     counts = {key: 0 for key in STATUSES}
-    for key, n in conn.execute(select(t.c.status, func.count()).group_by(t.c.status)):
+    with_headshots = func.sum(case((t.c.headshots > 0, 1), else_=0))
+    counts["with_headshots"] = 0
+    for key, n, shots in conn.execute(select(t.c.status, func.count(), with_headshots).group_by(t.c.status)):
         counts[str(key)] = n
+        counts["with_headshots"] += int(shots or 0)
     counts["all"] = sum(counts[k] for k in STATUSES)
-    counts["with_headshots"] = conn.scalar(select(func.count()).select_from(t).where(t.c.headshots > 0)) or 0
 
     filtered = select(t)
     if query.search.strip():
@@ -139,7 +141,10 @@ def team_page(uow: UnitOfWork, org_id: str, query: TeamQuery) -> TeamPage:
         )
     if query.status in STATUSES:
         filtered = filtered.where(t.c.status == query.status)
-    total = conn.scalar(select(func.count()).select_from(filtered.subquery())) or 0
+    if query.search.strip():
+        total = conn.scalar(select(func.count()).select_from(filtered.subquery())) or 0
+    else:  # already counted above
+        total = counts[query.status] if query.status in STATUSES else counts["all"]
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(1, query.page), pages)
     result = conn.execute(
