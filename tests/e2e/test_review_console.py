@@ -103,14 +103,18 @@ def test_an_admin_rejects_with_a_reason_then_approves_the_resubmission(browser: 
         expect(admin.get_by_text("Nothing to review.")).to_be_visible()
 
         # Intake takes the session back to onboarding; the person reads why and submits again.
-        wait_for(lambda: session_state(db, demo.org_id, sid) == S.ONBOARDING, "the session back in onboarding")
+        wait_for(
+            lambda: session_state(db, demo.org_id, sid) == S.ONBOARDING, "the session back in onboarding"
+        )
         person.goto(f"{settings.public_url}/sessions/{sid}")
         expect(person.get_by_text("Your admin asked for a few changes")).to_be_visible()
         expect(person.get_by_text("Please add a photo without sunglasses.", exact=False)).to_be_visible()
         person.locator("#agree_terms input").check()
         person.locator("#best_photos input").check()
         person.get_by_role("button", name="Submit my photos").click()
-        wait_for(lambda: session_state(db, demo.org_id, sid) == S.IN_REVIEW, "the resubmission to wait for review")
+        wait_for(
+            lambda: session_state(db, demo.org_id, sid) == S.IN_REVIEW, "the resubmission to wait for review"
+        )
 
         admin.reload()
         admin.locator(f"#s-{sid}").get_by_role("button", name="Approve").click()
