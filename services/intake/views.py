@@ -306,10 +306,20 @@ def results(session_id: str) -> Any:
         return render_template(
             "results.html",
             session=session,
+            can_start_new=onboarding.can_start_new(uow, actor, session),
             groups=view,
             zip_url=zip_url,
             ttl_minutes=settings.RESULT_URL_TTL_SECONDS // 60,
         )
+
+
+@bp.post("/sessions/new")
+def start_new_session() -> Any:
+    """Renewal: "Start a new headshot session" on the results page (refused unless the org offers it)."""
+    actor = current_actor()
+    with get_db().uow(org_id=actor.org_id) as uow:
+        created = onboarding.start_new_session(uow, actor, catalog())
+        return redirect(url_for("intake.session_page", session_id=created.id), 303)
 
 
 def download_url(settings: Any, session: HeadshotSession, actor: Actor, shot: Headshot | None) -> str:
