@@ -4,6 +4,7 @@ for each member's latest session), so an org of thousands stays fast."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -119,6 +120,10 @@ def _members(org_id: str) -> Any:
 
 
 def team_page(uow: UnitOfWork, org_id: str, query: TeamQuery) -> TeamPage:
+    return team_page_sized(uow, org_id, query, PAGE_SIZE)
+
+
+def team_page_sized(uow: UnitOfWork, org_id: str, query: TeamQuery, size: int) -> TeamPage:
     """One page of the team. The statements run on the unit of work's connection, below the ORM's
     tenant filter: they carry their own ``users.org_id`` test, and every other table is reached
     through the member's id. (The ORM filter would add ``org_id`` to each correlated lookup, and
@@ -145,10 +150,10 @@ def team_page(uow: UnitOfWork, org_id: str, query: TeamQuery) -> TeamPage:
         total = conn.scalar(select(func.count()).select_from(filtered.subquery())) or 0
     else:  # already counted above
         total = counts[query.status] if query.status in STATUSES else counts["all"]
-    pages = max(1, -(-total // PAGE_SIZE))
+    pages = max(1, -(-total // size))
     page = min(max(1, query.page), pages)
     result = conn.execute(
-        filtered.order_by(func.lower(t.c.email), t.c.id).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+        filtered.order_by(func.lower(t.c.email), t.c.id).limit(size).offset((page - 1) * size)
     )
     rows = [
         MemberRow(
@@ -172,3 +177,26 @@ def _aware(value: datetime | str) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# Spreadsheets run a cell starting with one of these as a formula (CSV injection): quote it as text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+EXPORT_HEADER = ("email", "name", "status", "last_activity", "headshots")
+
+
+def safe_cell(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def export_rows(uow: UnitOfWork, org_id: str, batch: int = 1000) -> Iterator[tuple[str, ...]]:
+    """Every member as a CSV row (header first), read a page at a time so nothing is built in memory."""
+    yield EXPORT_HEADER
+    page = 1
+    while True:
+        team = team_page_sized(uow, org_id, TeamQuery(page=page), batch)
+        for r in team.rows:
+            when = r.last_activity.strftime("%Y-%m-%d %H:%M")
+            yield (safe_cell(r.email), safe_cell(r.name), r.status, when, str(r.headshots))
+        if page >= team.pages:
+            return
+        page += 1

@@ -3,9 +3,12 @@ a pasted list or a CSV file), with resend and deactivate."""
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, stream_with_context, url_for
 
 from libs.web import get_db
 from services.review import csvimport, invites, members
@@ -32,6 +35,27 @@ def team_page() -> Any:
     with get_db().uow(org_id=reviewer.org_id) as uow:
         page = members.team_page(uow, reviewer.org_id, query)
     return render_template("team.html", page=page, query=query, statuses=STATUSES)
+
+
+@bp.get("/team.csv")
+def team_csv() -> Any:
+    """Every member as CSV, streamed row by row; cells that a spreadsheet would run as a formula
+    are quoted as text."""
+    reviewer = current_reviewer()
+
+    def rows() -> Iterator[str]:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        with get_db().uow(org_id=reviewer.org_id) as uow:
+            for row in members.export_rows(uow, reviewer.org_id):
+                writer.writerow(row)
+                yield out.getvalue()
+                out.seek(0)
+                out.truncate()
+
+    response = Response(stream_with_context(rows()), mimetype="text/csv")
+    response.headers["Content-Disposition"] = 'attachment; filename="team.csv"'
+    return response
 
 
 @bp.get("/invite")

@@ -4,6 +4,7 @@ the team list's status, counts, search, filter and pages."""
 
 from __future__ import annotations
 
+import csv
 import io
 
 from sqlalchemy import func, select
@@ -148,3 +149,18 @@ def test_the_team_page_shows_status_counts_search_filter_and_pages(app, review_s
     assert "Page 2 of 2" in second and "p054@example.com" in second
     with db.session(org_id=demo.org_id) as s:
         assert s.scalar(select(func.count()).select_from(User)) == 58
+
+
+def test_the_team_export_is_streamed_and_formula_safe(app, review_settings, db, demo: DemoData):
+    with db.uow(org_id=demo.org_id) as uow:
+        uow.session.add(
+            User(org_id=demo.org_id, email="x@example.com", display_name='=HYPERLINK("http://evil")')
+        )
+        uow.commit()
+    client, _ = console_sign_in(app, review_settings, demo.admin)
+    response = client.get("/team.csv")
+    assert response.status_code == 200 and response.is_streamed and response.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert rows[0] == ["email", "name", "status", "last_activity", "headshots"]
+    assert len(rows) == 5
+    assert rows[-1][:2] == ["x@example.com", '\'=HYPERLINK("http://evil")']
