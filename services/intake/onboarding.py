@@ -231,6 +231,8 @@ def rejection_reason(uow: UnitOfWork, session: HeadshotSession) -> str | None:
     which is also the session's timeline)."""
     if session.state != S.ONBOARDING:
         return None
+    if session.review_reason:  # stored on the session by the review console with the decision
+        return session.review_reason
     body = uow.session.scalar(
         select(OutboxMessage.body)
         .where(
