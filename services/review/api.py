@@ -39,6 +39,7 @@ from services.review.schemas import (
     ReviewSessionSchema,
     TeamQuerySchema,
     TeamSchema,
+    WebhookSecretSchema,
 )
 
 PREFIX = "/api/v1/org"
@@ -251,3 +252,15 @@ class Settings(MethodView):
             orgsettings.change_settings(uow, reviewer, ChangeSettings(**payload), default_catalog())
             uow.commit()
             return orgsettings.snapshot(orgsettings.load_org(uow, reviewer.org_id))
+
+
+@settings_blp.route("/webhook-secret")
+class WebhookSecret(MethodView):
+    @settings_blp.response(201, WebhookSecretSchema)
+    def post(self) -> dict[str, Any]:
+        """Create or rotate the webhook signing secret; the old one stops working. Shown only here."""
+        reviewer = current_reviewer()
+        with get_db().uow(org_id=reviewer.org_id) as uow:
+            secret = orgsettings.rotate_webhook_secret(uow, reviewer)
+            uow.commit()
+        return {"webhook_secret": secret}

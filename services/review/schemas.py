@@ -121,3 +121,7 @@ class OrgSettingsSchema(_Strict):
     )
     retention_days = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_RETENTION_DAYS))
     webhook_url = fields.String(required=True, allow_none=True, validate=validate.Length(max=500))
+
+
+class WebhookSecretSchema(Schema):
+    webhook_secret = fields.String(metadata={"description": "Shown once: store it now."})

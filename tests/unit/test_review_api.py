@@ -93,6 +93,9 @@ def test_members_invites_and_settings_through_the_api(app, review_settings, db, 
     wrong = tool.put("/api/v1/org/settings", json={**settings, "retention_days": 0}, headers=key)
     assert wrong.status_code == 422
     assert tool.put("/api/v1/org/settings", headers=key).status_code == 422
+    secret = tool.post("/api/v1/org/settings/webhook-secret", headers=key)
+    assert secret.status_code == 201 and len(secret.json["webhook_secret"]) >= 32
+    assert secret.json["webhook_secret"] not in str(tool.get("/api/v1/org/settings", headers=key).json)
 
 
 def test_the_cookie_works_with_its_csrf_token_only(app, review_settings, demo: DemoData):
