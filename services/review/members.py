@@ -61,7 +61,7 @@ class TeamPage:
     pages: int
 
 
-def _members(org_id: str) -> Any:
+def _members(org_id: str, only: Any = None) -> Any:
     """One row per member with their derived status, as a subquery. Correlated lookups through the
     (user_id) index keep it linear in the number of members on SQLite and PostgreSQL alike (a join
     to a window-function subquery was scanned once per member on SQLite: quadratic)."""
@@ -97,7 +97,7 @@ def _members(org_id: str) -> Any:
             latest_updated.label("updated_at"),
             shots.label("headshots"),
         )
-        .where(User.org_id == org_id)
+        .where(User.org_id == org_id, *(() if only is None else (User.id.in_(only),)))
         .subquery()
     )
     status = case(
@@ -138,23 +138,43 @@ def team_page_sized(uow: UnitOfWork, org_id: str, query: TeamQuery, size: int) -
         counts["with_headshots"] += int(shots or 0)
     counts["all"] = sum(counts[k] for k in STATUSES)
 
-    filtered = select(t)
-    if query.search.strip():
-        like = f"%{query.search.strip().lower()}%"
-        filtered = filtered.where(
-            or_(func.lower(t.c.email).like(like), func.lower(t.c.display_name).like(like))
-        )
+    search = query.search.strip().lower()
     if query.status in STATUSES:
-        filtered = filtered.where(t.c.status == query.status)
-    if query.search.strip():
-        total = conn.scalar(select(func.count()).select_from(filtered.subquery())) or 0
-    else:  # already counted above
-        total = counts[query.status] if query.status in STATUSES else counts["all"]
-    pages = max(1, -(-total // size))
-    page = min(max(1, query.page), pages)
-    result = conn.execute(
-        filtered.order_by(func.lower(t.c.email), t.c.id).limit(size).offset((page - 1) * size)
-    )
+        # The status is derived: filter on the whole derived table.
+        filtered = select(t).where(t.c.status == query.status)
+        if search:
+            filtered = filtered.where(
+                or_(
+                    func.lower(t.c.email).like(f"%{search}%"),
+                    func.lower(t.c.display_name).like(f"%{search}%"),
+                )
+            )
+            total = conn.scalar(select(func.count()).select_from(filtered.subquery())) or 0
+        else:
+            total = counts[query.status]
+        pages = max(1, -(-total // size))
+        page = min(max(1, query.page), pages)
+        ordered = filtered.order_by(func.lower(t.c.email), t.c.id).limit(size).offset((page - 1) * size)
+    else:
+        # No status filter: choose the page's members on the users table alone, then derive their
+        # status only (the last page costs what the first does).
+        people = select(User.id).where(User.org_id == org_id)
+        if search:
+            people = people.where(
+                or_(
+                    func.lower(User.email).like(f"%{search}%"),
+                    func.lower(User.display_name).like(f"%{search}%"),
+                )
+            )
+            total = conn.scalar(select(func.count()).select_from(people.subquery())) or 0
+        else:
+            total = counts["all"]
+        pages = max(1, -(-total // size))
+        page = min(max(1, query.page), pages)
+        ids = people.order_by(func.lower(User.email), User.id).limit(size).offset((page - 1) * size)
+        chosen = _members(org_id, only=ids.scalar_subquery())
+        ordered = select(chosen).order_by(func.lower(chosen.c.email), chosen.c.id)
+    result = conn.execute(ordered)
     rows = [
         MemberRow(
             r.id,
