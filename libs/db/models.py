@@ -139,6 +139,10 @@ class HeadshotSession(Tenanted, Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The org admin's decision: who, when, and (for a rejection) the reason the employee reads.
+    review_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    reviewed_by: Mapped[str | None] = mapped_column(String(36), default=None)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     photos: Mapped[list[Photo]] = relationship(back_populates="session", order_by="Photo.created_at")
     styles: Mapped[list[ChosenStyle]] = relationship(
@@ -321,6 +325,22 @@ class WebhookAttempt(Tenanted, Base):
     response_excerpt: Mapped[str | None] = mapped_column(Text, default=None)  # first 1 KB
 
 
+class OrgApiKey(Tenanted, Base):
+    """A key an org admin's own tools use on the org API. Only a SHA-256 of the key is stored;
+    the key itself is shown once, when it is created."""
+
+    __tablename__ = "org_api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))  # the key's first characters, to recognise it
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str | None] = mapped_column(String(36), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
 class OutboxMessage(Base):
     """An event waiting to be published (sent_at null) or already published.
 
@@ -425,6 +445,7 @@ __all__ = [
     "EmailSend",
     "Headshot",
     "HeadshotSession",
+    "OrgApiKey",
     "Organization",
     "OutboxMessage",
     "PersonModel",

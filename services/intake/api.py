@@ -135,6 +135,20 @@ class CurrentSession(MethodView):
             return session_body(uow, session)
 
 
+@blp.route("/new")
+class NewSession(MethodView):
+    @blp.response(201, SessionSchema)
+    @blp.alt_response(
+        403, schema=ErrorSchema, description="renewal_off: the organization offers no new sessions."
+    )
+    @blp.alt_response(409, schema=ErrorSchema, description="session_in_progress: the latest is not complete.")
+    def post(self) -> dict[str, Any]:
+        """Renewal: start a new session after a completed one (when the organization allows it)."""
+        actor = current_actor()
+        with get_db().uow(org_id=actor.org_id) as uow:
+            return session_body(uow, onboarding.start_new_session(uow, actor, catalog()))
+
+
 @blp.route("/<session_id>")
 class Session(MethodView):
     @blp.response(200, SessionSchema)

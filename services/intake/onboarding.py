@@ -146,6 +146,31 @@ def current_session(uow: UnitOfWork, actor: Actor, catalog: Catalog | None = Non
     org = uow.session.get(Organization, actor.org_id)
     if org is None:
         raise session_not_found()
+    return _new_session(uow, actor, org, catalog)
+
+
+def can_start_new(uow: UnitOfWork, actor: Actor, session: HeadshotSession) -> bool:
+    """Renewal: the person's latest session is complete and the organization offers new ones."""
+    org = uow.session.get(Organization, actor.org_id)
+    return bool(org is not None and org.renewal and session.state == S.COMPLETED) and (
+        current_session(uow, actor).id == session.id
+    )
+
+
+def start_new_session(uow: UnitOfWork, actor: Actor, catalog: Catalog | None = None) -> HeadshotSession:
+    """Renewal: a fresh session after a completed one. Refused when the org has renewal off, or
+    while a session is in progress. The person's row is locked so two clicks make one session."""
+    uow.get_for_update(User, actor.user_id)
+    org = uow.session.get(Organization, actor.org_id)
+    if org is None or not org.renewal:
+        raise IntakeError(403, "renewal_off", "Your organization does not offer new headshot sessions.")
+    latest = current_session(uow, actor, catalog)
+    if latest.state != S.COMPLETED:
+        raise IntakeError(409, "session_in_progress", "You already have a headshot session in progress.")
+    return _new_session(uow, actor, org, catalog or default_catalog())
+
+
+def _new_session(uow: UnitOfWork, actor: Actor, org: Organization, catalog: Catalog) -> HeadshotSession:
     package = catalog.package(org.package_id)
     created = HeadshotSession(
         org_id=actor.org_id,
@@ -206,6 +231,8 @@ def rejection_reason(uow: UnitOfWork, session: HeadshotSession) -> str | None:
     which is also the session's timeline)."""
     if session.state != S.ONBOARDING:
         return None
+    if session.review_reason:  # stored on the session by the review console with the decision
+        return session.review_reason
     body = uow.session.scalar(
         select(OutboxMessage.body)
         .where(

@@ -361,6 +361,7 @@ def results_page(session_id: str) -> Any:
         return render_template(
             "results.html",
             session=session,
+            can_start_new=onboarding.can_start_new(uow, actor, session),
             groups=view,
             zip_url=download_url(settings, session, actor, None) if groups else None,
             favourites_zip_url=(
@@ -382,6 +383,15 @@ def favourite(session_id: str, headshot_id: str) -> Any:
         session = onboarding.find_session(uow, actor, session_id)
         results.set_favourite(uow, session, headshot_id, value == "1")
     return redirect(url_for("intake.results", session_id=session_id) + f"#h-{headshot_id}", 303)
+
+
+@bp.post("/sessions/new")
+def start_new_session() -> Any:
+    """Renewal: "Start a new headshot session" on the results page (refused unless the org offers it)."""
+    actor = current_actor()
+    with get_db().uow(org_id=actor.org_id) as uow:
+        created = onboarding.start_new_session(uow, actor, catalog())
+        return redirect(url_for("intake.session_page", session_id=created.id), 303)
 
 
 def download_url(

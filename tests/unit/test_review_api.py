@@ -1,0 +1,172 @@
+"""The org API: API key or cookie + CSRF, the same decisions as the console, the OpenAPI document,
+and the cross-tenant matrix (another org's admin or key on this org's ids → 404)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from libs.contracts import MEMBER_INVITED, SESSION_APPROVED, SessionState
+from libs.db import Role, User
+from libs.db.demo import DemoData
+from tests.support.review import (  # noqa: F401  (fixtures)
+    app_fixture,
+    blobs_fixture,
+    console_sign_in,
+    db_fixture,
+    demo_fixture,
+    make_session,
+    outbox,
+    review_settings_fixture,
+    session_state,
+    store_photo,
+)
+
+S = SessionState
+
+
+def api_key(app, review_settings, admin) -> dict[str, str]:
+    client, csrf = console_sign_in(app, review_settings, admin)
+    page = client.post("/settings/api-keys", data={"csrf_token": csrf, "name": "tool"}).get_data(as_text=True)
+    return {"Authorization": "Bearer " + re.search(r'id="new-key">([^<]+)<', page).group(1)}
+
+
+def other_admin(db, demo: DemoData) -> User:
+    with db.uow(org_id=demo.other_org_id) as uow:
+        user = User(org_id=demo.other_org_id, email="boss@globex.example", role=Role.ORG_ADMIN.value)
+        uow.session.add(user)
+        uow.commit()
+        return user
+
+
+def test_decisions_through_the_api(app, review_settings, db, demo: DemoData):
+    key = api_key(app, review_settings, demo.admin)
+    tool = app.test_client()
+    a = make_session(db, demo.org_id, demo.employees[0].id, S.IN_REVIEW, age_minutes=9)
+    b = make_session(db, demo.org_id, demo.employees[1].id, S.IN_REVIEW)
+    queue = tool.get("/api/v1/org/sessions/in-review", headers=key)
+    assert [s["id"] for s in queue.json] == [a, b]
+    assert queue.json[0]["preselected_styles"][0]["id"] == "studio-grey:suit"
+
+    assert tool.post(f"/api/v1/org/sessions/{a}/approve", headers=key).json["state"] == S.QUEUED
+    again = tool.post(f"/api/v1/org/sessions/{a}/approve", headers=key)
+    assert again.status_code == 409 and again.json["error"]["code"] == "already_decided"
+    assert len(outbox(db, SESSION_APPROVED.routing_key, a)) == 1
+
+    no_body = tool.post(f"/api/v1/org/sessions/{b}/reject", headers=key)
+    assert no_body.status_code == 422
+    empty = tool.post(f"/api/v1/org/sessions/{b}/reject", json={"reason": ""}, headers=key)
+    assert empty.status_code == 422 and "reason" in empty.json["error"]["fields"]
+    done = tool.post(f"/api/v1/org/sessions/{b}/reject", json={"reason": "Sunglasses"}, headers=key)
+    assert (done.status_code, done.json["state"], done.json["review_reason"]) == (
+        200,
+        S.REJECTED,
+        "Sunglasses",
+    )
+
+
+def test_members_invites_and_settings_through_the_api(app, review_settings, db, demo: DemoData):
+    key = api_key(app, review_settings, demo.admin)
+    tool = app.test_client()
+    bad = tool.post(
+        "/api/v1/org/invites", json={"invites": [{"email": "ok@x.example"}, {"email": "nope"}]}, headers=key
+    )
+    assert bad.status_code == 422 and bad.json["error"]["fields"]["invites"] == {
+        "2": ["Not an e-mail address."]
+    }
+    good = tool.post(
+        "/api/v1/org/invites",
+        json={"invites": [{"email": "ok@x.example", "name": "O, K"}, {"email": "bea@acme.example"}]},
+        headers=key,
+    )
+    assert good.status_code == 201 and good.json["already_members"] == ["bea@acme.example"]
+    assert good.json["invited"][0]["name"] == "O, K"
+    assert len(outbox(db, MEMBER_INVITED.routing_key)) == 1
+    team = tool.get("/api/v1/org/members?status=invited", headers=key).json
+    assert team["total"] == 4 and team["counts"]["all"] == 4  # the admin has no session either
+    assert tool.get("/api/v1/org/members?status=bogus", headers=key).status_code == 422
+
+    settings = tool.get("/api/v1/org/settings", headers=key).json
+    changed = tool.put("/api/v1/org/settings", json={**settings, "renewal": True}, headers=key)
+    assert changed.status_code == 200 and changed.json["renewal"] is True
+    wrong = tool.put("/api/v1/org/settings", json={**settings, "retention_days": 0}, headers=key)
+    assert wrong.status_code == 422
+    assert tool.put("/api/v1/org/settings", headers=key).status_code == 422
+    secret = tool.post("/api/v1/org/settings/webhook-secret", headers=key)
+    assert secret.status_code == 201 and len(secret.json["webhook_secret"]) >= 32
+    assert secret.json["webhook_secret"] not in str(tool.get("/api/v1/org/settings", headers=key).json)
+
+
+def test_the_cookie_works_with_its_csrf_token_only(app, review_settings, demo: DemoData):
+    client, csrf = console_sign_in(app, review_settings, demo.admin)
+    assert client.get("/api/v1/org/settings").status_code == 200
+    body = client.get("/api/v1/org/settings").json
+    refused = client.put("/api/v1/org/settings", json=body)
+    assert refused.status_code == 400 and refused.json["error"]["code"] == "csrf_failed"
+    assert client.put("/api/v1/org/settings", json=body, headers={"X-CSRF-Token": csrf}).status_code == 200
+    assert app.test_client().get("/api/v1/org/settings").status_code == 401
+
+
+def test_the_openapi_document_lists_every_operation(app):
+    doc = app.test_client().get("/api/v1/org/openapi.json").json
+    assert doc["info"]["title"] == "Headshots org API"
+    ops = {(path, method) for path, item in doc["paths"].items() for method in item}
+    assert ops >= {
+        ("/api/v1/org/members", "get"),
+        ("/api/v1/org/invites", "post"),
+        ("/api/v1/org/sessions/in-review", "get"),
+        ("/api/v1/org/sessions/{session_id}/approve", "post"),
+        ("/api/v1/org/sessions/{session_id}/reject", "post"),
+        ("/api/v1/org/sessions/approve", "post"),
+        ("/api/v1/org/settings", "put"),
+    }
+    assert doc["paths"]["/api/v1/org/sessions/{session_id}/reject"]["post"]["requestBody"]["required"] is True
+
+
+@pytest.mark.parametrize("via", ["console", "api_key"])
+def test_another_orgs_admin_gets_404_on_every_id_of_this_org(app, review_settings, db, blobs, demo, via):
+    sid = make_session(db, demo.org_id, demo.employees[0].id, S.IN_REVIEW)
+    photo = store_photo(blobs, db, demo.org_id, sid)
+    bea = demo.employees[0].id
+    key_id = None
+    mine, csrf = console_sign_in(app, review_settings, demo.admin)
+    mine.post("/settings/api-keys", data={"csrf_token": csrf, "name": "ours"})
+    from libs.db import OrgApiKey
+
+    with db.session(org_id=demo.org_id) as s:
+        key_id = s.query(OrgApiKey.id).scalar()
+
+    intruder = other_admin(db, demo)
+    if via == "console":
+        client, their_csrf = console_sign_in(app, review_settings, intruder)
+        form, headers = {"csrf_token": their_csrf}, {"X-CSRF-Token": their_csrf}
+        requests = [
+            ("post", f"/sessions/{sid}/approve", form),
+            ("post", f"/sessions/{sid}/reject", {**form, "reason": "x"}),
+            ("get", f"/sessions/{sid}/photos/{photo}/thumb.jpg", None),
+            ("get", f"/sessions/{sid}/photos/{photo}/full.jpg", None),
+            ("post", f"/members/{bea}/resend", form),
+            ("post", f"/members/{bea}/deactivate", form),
+            ("post", f"/settings/api-keys/{key_id}/revoke", form),
+        ]
+    else:
+        client, headers = app.test_client(), api_key(app, review_settings, intruder)
+        requests = []
+    requests += [
+        ("get", f"/api/v1/org/sessions/{sid}", None),
+        ("post", f"/api/v1/org/sessions/{sid}/approve", None),
+        ("post", f"/api/v1/org/sessions/{sid}/reject", {"reason": "x"}),
+        ("post", f"/api/v1/org/members/{bea}/resend", None),
+        ("post", f"/api/v1/org/members/{bea}/deactivate", None),
+    ]
+    for method, path, data in requests:
+        if path.startswith("/api/"):
+            response = getattr(client, method)(path, json=data, headers=headers)
+        else:
+            response = getattr(client, method)(path, data=data)
+        assert response.status_code == 404, (method, path, response.status_code)
+    assert session_state(db, demo.org_id, sid) == S.IN_REVIEW
+    bulk = client.post("/api/v1/org/sessions/approve", json={"session_ids": [sid]}, headers=headers)
+    assert bulk.json == {"approved": [], "skipped": [sid]}
+    assert outbox(db, SESSION_APPROVED.routing_key) == [] and outbox(db, MEMBER_INVITED.routing_key) == []
