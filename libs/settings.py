@@ -83,6 +83,14 @@ class Settings:
     LORA_RANK: int = _setting(8, "Rank of a person model's LoRA.")
     LORA_LEARNING_RATE: float = _setting(1e-4, "Learning rate of person model training.")
     LORA_RESOLUTION: int = _setting(512, "Side of the training crops, in pixels.")
+    RENDER_SIZE: str = _setting(
+        "", "`WIDTHxHEIGHT` every headshot is rendered at instead of its format's size (previews, tests)."
+    )
+    LIKENESS_POLICY: str = _setting(
+        "retry",
+        "`retry` (score; re-render a shot with no face or too little likeness), `score-only`, or `off`.",
+    )
+    LIKENESS_TRIES: int = _setting(3, "Renders of one shot at most under the `retry` likeness policy.")
     # --- data retention --------------------------------------------------------------------------
     DEFAULT_RETENTION_DAYS: int = _setting(30, "Days results are kept when the organization sets none.")
 

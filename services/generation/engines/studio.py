@@ -38,12 +38,12 @@ from libs.catalog import Backdrop
 from libs.imaging.faces import detect_faces
 from services.generation.engines import (
     Engine,
-    Headshot,
     PersonAttributes,
-    PersonModel,
     PersonModelError,
     Progress,
     ProgressCallback,
+    RenderedHeadshot,
+    TrainedModel,
     check_cancel,
     report,
     write_json_atomic,
@@ -73,7 +73,7 @@ class StudioEngine(Engine):
         *,
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
-    ) -> PersonModel:
+    ) -> TrainedModel:
         """Pick the photo whose face the detector is surest of; remember it and its face box."""
         if not photos:
             raise PersonModelError("no prepared photos to build a person model from")
@@ -99,18 +99,18 @@ class StudioEngine(Engine):
                 "face": {"x": face.x, "y": face.y, "w": face.w, "h": face.h, "score": face.score},
             },
         )
-        return PersonModel(path=path, engine=self.name, trigger="", base_model=f"studio-v{MODEL_VERSION}")
+        return TrainedModel(path=path, engine=self.name, trigger="", base_model=f"studio-v{MODEL_VERSION}")
 
     # --- render ----------------------------------------------------------------------------------
     def render(
         self,
-        model: PersonModel,
+        model: TrainedModel,
         plan: ShotPlan,
         attributes: PersonAttributes,
         *,
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
-    ) -> Iterator[Headshot]:
+    ) -> Iterator[RenderedHeadshot]:
         # Checked now, not at the first next(): the caller learns of a bad model where it asks.
         self.check_model(model)
         try:
@@ -131,7 +131,7 @@ class StudioEngine(Engine):
         plan: ShotPlan,
         progress: ProgressCallback | None,
         cancel: threading.Event | None,
-    ) -> Iterator[Headshot]:
+    ) -> Iterator[RenderedHeadshot]:
         # The expensive part (segmentation) is done once; each shot is only a crop and a composite.
         check_cancel(cancel, "rendering")
         alpha = person_matte(rgb, face)
@@ -146,7 +146,7 @@ class StudioEngine(Engine):
                 backdrops[key] = Image.fromarray(gradient).convert("RGBA")
             image = _compose(person, face, shot, backdrops[key])
             report(progress, Progress("generating", done + 1, len(plan)))
-            yield Headshot(shot, image)
+            yield RenderedHeadshot(shot, image)
 
 
 def _compose(person: Image.Image, face: Box, shot: Shot, backdrop: Image.Image) -> Image.Image:
