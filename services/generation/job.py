@@ -48,6 +48,7 @@ from services.generation.engines import (
 from services.generation.inputs import SessionInputs, load_inputs, parse_size
 from services.generation.likeness import LikenessJudge, better, check_policy
 from services.generation.model_files import ModelFiles
+from services.generation.pipeline import StoreAhead
 from services.generation.plan import PlanError, Shot, ShotPlan, shot_seed
 from services.generation.results import delete_images, store_images
 
@@ -180,30 +181,37 @@ class SessionJob:
         self._oom_retry(lambda: self._render_missing(trained, inputs, judge))
 
     def _render_missing(self, trained: TrainedModel, inputs: SessionInputs, judge: LikenessJudge) -> None:
-        """Render every shot not stored yet; re-render poor likenesses with new seeds (policy retry)."""
+        """Render every shot not stored yet; re-render poor likenesses with new seeds (policy retry).
+
+        Scoring and storing run one image behind the engine (:class:`StoreAhead`)."""
         plan = inputs.plan
-        positions = {(s.style_id, s.index): n for n, s in enumerate(plan.shots)}
         stored = cp.stored_shots(self.ref)
         pending = [s for s in plan.shots if (s.style_id, s.index) not in stored]
-        best: dict[tuple[str, int], tuple[RenderedHeadshot, float | None]] = {}
-        for attempt in range(judge.max_renders):
-            last = attempt == judge.max_renders - 1
-            retry_later = []
-            for rendered in self._images(trained, dataclasses.replace(plan, shots=tuple(pending)), inputs):
-                key = (rendered.shot.style_id, rendered.shot.index)
-                score = judge.score(rendered.image)
-                if key not in best or better(score, best[key][1]):
-                    best[key] = (rendered, score)
-                if judge.acceptable(best[key][1]) or last:
-                    self._store(best.pop(key), positions[key], len(plan))
-                else:
-                    retry_later.append(_retry_shot(plan, rendered.shot, attempt + 1))
-            pending = retry_later
-            if not pending:
-                return
-            log.info(
-                "session %s: %d headshots rendered again for likeness", self.ref.session_id, len(pending)
-            )
+        tries = _Tries(plan, judge)
+        with StoreAhead() as ahead:
+            for attempt in range(judge.max_renders):
+                tries.start(attempt)
+                for rendered in self._images(
+                    trained, dataclasses.replace(plan, shots=tuple(pending)), inputs
+                ):
+                    ahead.submit(self._judge_and_store, tries, rendered)
+                ahead.drain()
+                pending = tries.again
+                if not pending:
+                    return
+                log.info(
+                    "session %s: %d headshots rendered again for likeness", self.ref.session_id, len(pending)
+                )
+
+    def _judge_and_store(self, tries: _Tries, rendered: RenderedHeadshot) -> None:
+        keep = tries.judge(rendered)
+        if keep is None:
+            return
+        try:
+            self._store(keep, tries.positions[(rendered.shot.style_id, rendered.shot.index)], len(tries.plan))
+        except cp.SessionGone:
+            self.cancel.set()  # the image being rendered meanwhile stops at the engine's next check
+            raise
 
     def _images(
         self, trained: TrainedModel, plan: ShotPlan, inputs: SessionInputs
@@ -267,6 +275,30 @@ class SessionJob:
             self.stage,
             removed,
         )
+
+
+class _Tries:
+    """The best render of each shot so far, and which shots to render again after this pass."""
+
+    def __init__(self, plan: ShotPlan, judge: LikenessJudge) -> None:
+        self.plan, self.likeness = plan, judge
+        self.positions = {(s.style_id, s.index): n for n, s in enumerate(plan.shots)}
+        self.best: dict[tuple[str, int], tuple[RenderedHeadshot, float | None]] = {}
+        self.attempt, self.again = 0, list[Shot]()
+
+    def start(self, attempt: int) -> None:
+        self.attempt, self.again = attempt, []
+
+    def judge(self, rendered: RenderedHeadshot) -> tuple[RenderedHeadshot, float | None] | None:
+        """What to store now (the best try), or None when the shot goes round again."""
+        key = (rendered.shot.style_id, rendered.shot.index)
+        score = self.likeness.score(rendered.image)
+        if key not in self.best or better(score, self.best[key][1]):
+            self.best[key] = (rendered, score)
+        if self.likeness.acceptable(self.best[key][1]) or self.attempt == self.likeness.max_renders - 1:
+            return self.best.pop(key)
+        self.again.append(_retry_shot(self.plan, rendered.shot, self.attempt + 1))
+        return None
 
 
 def forget_session(gen: Generation, ref: cp.Ref) -> int:

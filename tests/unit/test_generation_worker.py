@@ -192,7 +192,9 @@ def test_a_session_deleted_while_rendering_stops_within_one_image_and_loses_its_
     gen, engine = build(gen_settings, db, blobs)
     engine.after_image = lambda n: set_state(db, ready, "deleted") if n == 1 else None
     handle_photos_processed(photos_processed(ready), generation=gen)
-    assert len(engine.rendered) <= 2
+    # Stores run one image behind the engine: the deletion is seen when image 1 or 2 is recorded,
+    # and the image being rendered then is the last one.
+    assert len(engine.rendered) <= 3
     assert headshots(db, ready) == []
     assert not any(p.is_file() for p in gen_settings.blob_dir.glob("headshot*/**/*"))
     [model] = models(db, ready)
