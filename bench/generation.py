@@ -10,7 +10,7 @@ interleaved runs:
    Ratio one-by-one time / batched time (above 1: batching helps).
 3. **studio**: images per second of the studio engine at the format's real size (segmentation included).
 4. **worker**: the generation worker (``photos.processed`` to ``completed``: rows, blobs, events per
-   image) against the studio engine alone for the same plan (bench/generation_worker.py). Target ≤ 1.05x.
+   image) against the studio engine alone for the same plan (bench/support/generation_worker.py). Target ≤ 1.05x.
 
 By default a tiny random-weight pipeline is built in a temporary folder (CPU, about a minute). On a GPU
 box point ``--model-dir`` at a real model to get real images per second::
@@ -45,7 +45,7 @@ import numpy as np  # noqa: E402
 import skimage.data  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from bench.generation_worker import bench_worker, describe  # noqa: E402
+from bench.support.generation_worker import bench_worker, describe  # noqa: E402
 from libs.catalog import default_catalog  # noqa: E402
 from libs.settings import Settings  # noqa: E402
 from services.generation.engines import PersonAttributes, make_engine  # noqa: E402

@@ -11,42 +11,32 @@ Measured side by side, interleaved, median of ``--repeats``:
 - **likeness**: the same worker with ``score-only`` (dlib face detection + embedding per image),
   reported separately because it is a feature with its own price, not overhead.
 
-Ratio worker / engine; the target is at most 1.05x. ``python bench/generation_worker.py``, or as
-part of ``python bench/generation.py``. Writes bench/results/generation_worker.json when run alone.
+Ratio worker / engine; the target is at most 1.05x. Run by ``python bench/generation.py`` (it is a
+helper of that benchmark, kept out of ``bench/*.py`` so ``make bench`` does not run it twice).
 """
 
 from __future__ import annotations
 
-import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from sqlalchemy import select
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from libs.db import Database, OutboxMessage
+from libs.db.demo import seed_demo
+from libs.db.migrate import upgrade
+from libs.settings import Settings
+from libs.storage import LocalBlobStore
+from services.generation.engines import PersonAttributes, make_engine
+from services.generation.inputs import parse_size
+from services.generation.job import Generation
+from services.generation.plan import plan_shots
+from services.generation.results import FULL_QUALITY, jpeg
+from tests.support.generation import astronaut_crops, ready_session, session_state
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from libs.db import Database  # noqa: E402
-from libs.db.demo import seed_demo  # noqa: E402
-from libs.db.migrate import upgrade  # noqa: E402
-from libs.settings import Settings  # noqa: E402
-from libs.storage import LocalBlobStore  # noqa: E402
-from services.generation.engines import PersonAttributes, make_engine  # noqa: E402
-from services.generation.inputs import parse_size  # noqa: E402
-from services.generation.job import Generation  # noqa: E402
-from services.generation.plan import plan_shots  # noqa: E402
-from services.generation.results import FULL_QUALITY, jpeg  # noqa: E402
-from tests.support.generation import astronaut_crops, ready_session, session_state  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results" / "generation_worker.json"
 ATTRS = PersonAttributes("female", "brown", glasses=True)  # what ready_session stores
 
 
@@ -118,6 +108,7 @@ def bench_worker(
     for run in runs.values():  # warm-up: imports, dlib models, first allocations
         run()
     times = _median(runs, repeats)
+    stages = _stages(db, blobs, demo, base.replace(LIKENESS_POLICY="retry"), engine, package, styles)
     db.dispose()
     return {
         "engine": engine.name,
@@ -131,7 +122,29 @@ def bench_worker(
         "engine_cpu_seconds": round(times["engine_cpu"], 4),
         "worker_cpu_seconds": round(times["worker_cpu"], 4),
         "worker_cpu_ratio": round(times["worker_cpu"] / times["engine_cpu"], 3),
+        "stage_seconds_default_settings": stages,
         "likeness_cpu_seconds_per_image": round((times["likeness_cpu"] - times["worker_cpu"]) / len(plan), 4),
+    }
+
+
+def _stages(
+    db: Database, blobs: LocalBlobStore, demo: Any, settings: Settings, engine: Any, package: str, styles: Any
+) -> dict[str, float]:
+    """One session with the default likeness policy: seconds per stage, from the outbox timeline."""
+    ready = ready_session(db, blobs, demo.org_id, demo.employees[0].id, package=package, styles=styles)
+    Generation.build(settings, db, blobs, engine=engine).run(
+        ready.org_id, ready.session_id, list(ready.photo_ids)
+    )
+    with db.session(all_orgs=True) as s:
+        rows = s.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.session_id == ready.session_id)
+            .order_by(OutboxMessage.id)
+        ).all()
+    first = {r.routing_key: r.created_at for r in reversed(rows)}
+    return {
+        "training": round((first["model.trained"] - rows[0].created_at).total_seconds(), 3),
+        "generating": round((first["session.completed"] - first["model.trained"]).total_seconds(), 3),
     }
 
 
@@ -143,38 +156,7 @@ def describe(r: dict[str, Any]) -> str:
         f"  worker / engine, CPU time  {r['worker_cpu_ratio']:.3f}x  "
         f"({r['worker_cpu_seconds']:.3f}s vs {r['engine_cpu_seconds']:.3f}s)\n"
         f"  likeness scoring           {r['likeness_cpu_seconds_per_image'] * 1000:.0f} ms CPU per image "
-        f"({r['worker_with_likeness_seconds']:.3f}s per session with it)"
+        f"({r['worker_with_likeness_seconds']:.3f}s per session with it)\n"
+        f"  stages, default settings   training {r['stage_seconds_default_settings']['training']:.2f}s, "
+        f"generating {r['stage_seconds_default_settings']['generating']:.2f}s (likeness retry)"
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python bench/generation_worker.py", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--engine", choices=("studio", "diffusion"), default="studio")
-    parser.add_argument("--model-dir", help="diffusion model folder (default: a tiny built model)")
-    parser.add_argument("--size", default="", help="RENDER_SIZE, e.g. 256x160 (default: the format's)")
-    parser.add_argument("--steps", type=int, default=4, help="denoising steps (diffusion)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp:
-        work = Path(tmp)
-        settings = Settings(ENGINE=args.engine, RENDER_SIZE=args.size)
-        if args.engine == "diffusion":
-            from services.generation.testing import build_tiny_pipeline
-
-            model_dir = args.model_dir or str(build_tiny_pipeline(work / "tiny-sd"))
-            settings = settings.replace(
-                MODEL_DIR=model_dir, INFERENCE_STEPS=args.steps, LORA_STEPS=10, LORA_RESOLUTION=64
-            )
-        result = bench_worker(settings, work, args.repeats)
-    print(describe(result))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written to {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
