@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from libs.contracts import MODEL_TRAINED, SESSION_COMPLETED
 from libs.db import Database, OutboxMessage
 from libs.db.demo import seed_demo
 from libs.db.migrate import upgrade
@@ -143,8 +144,10 @@ def _stages(
         ).all()
     first = {r.routing_key: r.created_at for r in reversed(rows)}
     return {
-        "training": round((first["model.trained"] - rows[0].created_at).total_seconds(), 3),
-        "generating": round((first["session.completed"] - first["model.trained"]).total_seconds(), 3),
+        "training": round((first[MODEL_TRAINED.routing_key] - rows[0].created_at).total_seconds(), 3),
+        "generating": round(
+            (first[SESSION_COMPLETED.routing_key] - first[MODEL_TRAINED.routing_key]).total_seconds(), 3
+        ),
     }
 
 

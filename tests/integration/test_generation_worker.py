@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from libs.contracts import SUBSCRIPTIONS, queue_name
+from libs.contracts import HEADSHOT_GENERATED, MODEL_TRAINED, SESSION_COMPLETED, SUBSCRIPTIONS, queue_name
 from libs.db import Base, Database, Headshot, HeadshotSession, ProcessedMessage
 from libs.db.demo import DemoData, seed_demo
 from libs.messaging import list_dead_letters
@@ -118,8 +118,8 @@ def test_a_whole_session_completes_and_leaves_no_trace_of_the_name(backend, capl
             second = publish(db, ready)
             wait_for(lambda: processed(db, first) and processed(db, second), "both messages handled", 60)
         assert len(headshot_rows(db, ready)) == PLAN_SIZE
-        assert len(outbox_of(db, ready.session_id, "session.completed")) == 1
-        assert len(outbox_of(db, ready.session_id, "headshot.generated")) == PLAN_SIZE
+        assert len(outbox_of(db, ready.session_id, SESSION_COMPLETED)) == 1
+        assert len(outbox_of(db, ready.session_id, HEADSHOT_GENERATED)) == PLAN_SIZE
 
         assert everywhere(db, settings, name) == []
         logged = "\n".join(r.getMessage() for r in caplog.records)
@@ -155,9 +155,9 @@ def test_the_tiny_diffusion_pipeline_renders_a_whole_session(tmp_path, amqp_url,
             publish(db, ready)
             wait_for(lambda: erased(db, ready), "the diffusion session to complete", 180)
         assert len(headshot_rows(db, ready)) == PLAN_SIZE
-        [trained] = outbox_of(db, ready.session_id, "model.trained")
+        [trained] = outbox_of(db, ready.session_id, MODEL_TRAINED)
         assert '"engine":"diffusion"' in trained.body
-        assert len(outbox_of(db, ready.session_id, "session.completed")) == 1
+        assert len(outbox_of(db, ready.session_id, SESSION_COMPLETED)) == 1
     finally:
         db.dispose()
 
@@ -214,7 +214,7 @@ def test_a_worker_killed_mid_render_resumes_after_a_restart(tmp_path, amqp_url, 
         wait_for(lambda: session_state(db, ready) == "completed", "the restarted worker to finish", 120)
         wait_for(
             lambda: (
-                len(outbox_of(db, ready.session_id, "session.completed")) == 1
+                len(outbox_of(db, ready.session_id, SESSION_COMPLETED)) == 1
                 and all(r.sent_at for r in outbox_of(db, ready.session_id))
             ),
             "every event to be published",
@@ -235,8 +235,8 @@ def test_a_worker_killed_mid_render_resumes_after_a_restart(tmp_path, amqp_url, 
     assert count == total
     done = [
         int(r.body.split('"done":')[1].split(",")[0])
-        for r in outbox_of(db, ready.session_id, "headshot.generated")
+        for r in outbox_of(db, ready.session_id, HEADSHOT_GENERATED)
     ]
     assert sorted(done) == list(range(1, total + 1))  # no gaps, no repeats
-    assert len(outbox_of(db, ready.session_id, "session.completed")) == 1
+    assert len(outbox_of(db, ready.session_id, SESSION_COMPLETED)) == 1
     db.dispose()

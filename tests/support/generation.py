@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 from sqlalchemy import select
 
-from libs.contracts import PHOTOS_PROCESSED, Message, new_message
+from libs.contracts import PHOTOS_PROCESSED, EventType, Message, new_message
 from libs.db import ChosenStyle, Database, HeadshotSession, OutboxMessage, Photo
 from libs.imaging import crop_face, detect_faces, encode_jpeg, face_embedding
 from libs.settings import Settings
@@ -121,11 +121,11 @@ def photos_processed(ready: ReadySession) -> Message:
     )
 
 
-def outbox_of(db: Database, session_id: str, routing_key: str | None = None) -> list[OutboxMessage]:
+def outbox_of(db: Database, session_id: str, event: EventType | None = None) -> list[OutboxMessage]:
     with db.session(all_orgs=True) as db_session:
         query = select(OutboxMessage).where(OutboxMessage.session_id == session_id).order_by(OutboxMessage.id)
         rows = list(db_session.scalars(query))
-    return [r for r in rows if routing_key is None or r.routing_key == routing_key]
+    return [r for r in rows if event is None or r.routing_key == event.routing_key]
 
 
 def session_state(db: Database, ready: ReadySession) -> str:

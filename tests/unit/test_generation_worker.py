@@ -9,7 +9,17 @@ import pytest
 from PIL import Image
 from sqlalchemy import select, update
 
-from libs.contracts import MODELS_RETIRED, new_message
+from libs.contracts import (
+    HEADSHOT_GENERATED,
+    MODEL_TRAINED,
+    MODELS_RETIRED,
+    PHOTOS_PROCESSED,
+    SESSION_COMPLETED,
+    SESSION_FAILED,
+    SESSION_PROGRESS,
+    EventType,
+    new_message,
+)
 from libs.db import Database, Headshot, HeadshotSession, PersonModel
 from libs.db.demo import DemoData, seed_demo
 from libs.settings import Settings
@@ -81,8 +91,8 @@ def models(db: Database, ready: ReadySession) -> list[PersonModel]:
         return list(s.scalars(select(PersonModel).where(PersonModel.session_id == ready.session_id)))
 
 
-def bodies(db: Database, ready: ReadySession, key: str) -> list[dict]:
-    return [json.loads(r.body)["data"] for r in outbox_of(db, ready.session_id, key)]
+def bodies(db: Database, ready: ReadySession, event: EventType) -> list[dict]:
+    return [json.loads(r.body)["data"] for r in outbox_of(db, ready.session_id, event)]
 
 
 def set_state(db: Database, ready: ReadySession, state: str) -> None:
@@ -104,7 +114,7 @@ def test_a_session_goes_from_prepared_photos_to_completed(gen_settings, db, blob
     assert [p.name for p in engine.prepared_from[0]] == ["01.jpg", "02.jpg"]
     [model] = models(db, ready)
     assert model.engine == "fake" and Path(model.path).is_file()
-    assert bodies(db, ready, "model.trained")[0]["person_model_id"] == model.id
+    assert bodies(db, ready, MODEL_TRAINED)[0]["person_model_id"] == model.id
 
     stored = sorted(headshots(db, ready), key=lambda h: h.position)
     assert [(h.style_id, h.index_in_style) for h in stored] == [
@@ -118,12 +128,12 @@ def test_a_session_goes_from_prepared_photos_to_completed(gen_settings, db, blob
         thumb = Image.open(blobs.path(h.thumb_key))
         assert full.size == (96, 64) == (h.width, h.height)
         assert full.format == thumb.format == "JPEG"
-    generated = bodies(db, ready, "headshot.generated")
+    generated = bodies(db, ready, HEADSHOT_GENERATED)
     assert [g["done"] for g in generated] == [1, 2, 3, 4] and {g["total"] for g in generated} == {PLAN_SIZE}
-    progress = [(p["stage"], p["done"], p["total"]) for p in bodies(db, ready, "session.progress")]
+    progress = [(p["stage"], p["done"], p["total"]) for p in bodies(db, ready, SESSION_PROGRESS)]
     assert progress[0] == ("training", 0, 2) and ("generating", 0, PLAN_SIZE) in progress
     assert progress[-1] == ("generating", PLAN_SIZE, PLAN_SIZE)
-    assert bodies(db, ready, "session.completed") == [{"headshot_count": PLAN_SIZE}]
+    assert bodies(db, ready, SESSION_COMPLETED) == [{"headshot_count": PLAN_SIZE}]
     # no event carries personal info
     for row in outbox_of(db, ready.session_id):
         assert "Bea" not in row.body and "female" not in row.body and "brown" not in row.body
@@ -136,7 +146,7 @@ def test_a_redelivered_message_after_completion_changes_nothing(gen_settings, db
     handle_photos_processed(photos_processed(ready), generation=gen)
     assert len(engine.rendered) == rendered
     assert len(headshots(db, ready)) == PLAN_SIZE
-    assert len(outbox_of(db, ready.session_id, "session.completed")) == 1
+    assert len(outbox_of(db, ready.session_id, SESSION_COMPLETED)) == 1
 
 
 def test_a_crash_mid_render_resumes_from_the_stored_images(gen_settings, db, blobs, ready):
@@ -153,7 +163,7 @@ def test_a_crash_mid_render_resumes_from_the_stored_images(gen_settings, db, blo
     assert engine2.prepared_from == []  # the recorded person model was reused
     assert len(headshots(db, ready)) == PLAN_SIZE
     assert len(models(db, ready)) == 1
-    assert len(outbox_of(db, ready.session_id, "session.completed")) == 1
+    assert len(outbox_of(db, ready.session_id, SESSION_COMPLETED)) == 1
 
 
 # --- failures ----------------------------------------------------------------------------------
@@ -169,16 +179,16 @@ def test_out_of_memory_twice_fails_the_session_with_stage_and_reason(gen_setting
     gen, engine = build(gen_settings, db, blobs, oom=2, oom_error=OutOfMemory("rendering ran out of memory"))
     handle_photos_processed(photos_processed(ready), generation=gen)
     assert session_state(db, ready) == "failed"
-    [failed] = bodies(db, ready, "session.failed")
+    [failed] = bodies(db, ready, SESSION_FAILED)
     assert failed["stage"] == "generating" and "ran out of memory" in failed["reason"]
-    assert not outbox_of(db, ready.session_id, "session.completed")
+    assert not outbox_of(db, ready.session_id, SESSION_COMPLETED)
 
 
 def test_a_permanent_engine_error_fails_at_once_with_a_readable_reason(gen_settings, db, blobs, ready):
     gen, engine = build(gen_settings, db, blobs, fail_prepare=PersonModelError("no face found in any photo"))
     handle_photos_processed(photos_processed(ready), generation=gen)
     assert session_state(db, ready) == "failed"
-    [failed] = bodies(db, ready, "session.failed")
+    [failed] = bodies(db, ready, SESSION_FAILED)
     assert failed == {"stage": "training", "reason": "PersonModelError: no face found in any photo"}
     with db.session(org_id=ready.org_id) as s:
         assert s.get(HeadshotSession, ready.session_id).failure_reason == failed["reason"]
@@ -199,7 +209,7 @@ def test_a_session_deleted_while_rendering_stops_within_one_image_and_loses_its_
     assert not any(p.is_file() for p in gen_settings.blob_dir.glob("headshot*/**/*"))
     [model] = models(db, ready)
     assert model.retired_at is not None and not Path(model.path).exists()
-    assert not outbox_of(db, ready.session_id, "session.completed")
+    assert not outbox_of(db, ready.session_id, SESSION_COMPLETED)
 
 
 @pytest.mark.parametrize("state", ["completed", "failed", "deleted", "onboarding"])
@@ -217,7 +227,7 @@ def test_photos_of_another_session_fail_it_with_a_reason(gen_settings, db, blobs
     message = photos_processed(ReadySession(ready.org_id, ready.session_id, other.photo_ids))
     handle_photos_processed(message, generation=gen)
     assert session_state(db, ready) == "failed"
-    assert "none of the 2 prepared photos" in bodies(db, ready, "session.failed")[0]["reason"]
+    assert "none of the 2 prepared photos" in bodies(db, ready, SESSION_FAILED)[0]["reason"]
 
 
 # --- likeness ----------------------------------------------------------------------------------
@@ -284,4 +294,4 @@ def test_bad_generation_settings_fail_at_worker_start(gen_settings, db, blobs, n
 def test_the_worker_is_found_by_the_launcher_with_its_dependencies(gen_settings, db, blobs):
     deps = build_deps(gen_settings, db, blobs)
     assert deps["generation"].engine.name == "studio"
-    assert {str(e) for e in HANDLERS} == {"photos.processed", "models.retired"}
+    assert set(HANDLERS) == {PHOTOS_PROCESSED, MODELS_RETIRED}
