@@ -130,7 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    work = commands.add_parser("work", help="run the generation worker (consumes photos.processed)")
+    work = commands.add_parser(
+        "work",
+        help="run the generation worker alone",
+        description="Run the generation worker: it renders the headshots of every session whose photos "
+        "are prepared, and deletes retired person models. Settings come from the environment "
+        "(python -m libs.settings lists them).",
+    )
     work.add_argument("--no-relay", action="store_true", help="do not publish the outbox here")
     work.set_defaults(func=cmd_work)
 

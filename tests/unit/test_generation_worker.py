@@ -295,3 +295,20 @@ def test_the_worker_is_found_by_the_launcher_with_its_dependencies(gen_settings,
     deps = build_deps(gen_settings, db, blobs)
     assert deps["generation"].engine.name == "studio"
     assert set(HANDLERS) == {PHOTOS_PROCESSED, MODELS_RETIRED}
+
+
+def test_the_command_line_runs_the_worker_alone():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "services.generation", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "work" in out and "render" in out
+    work = subprocess.run(
+        [sys.executable, "-m", "services.generation", "work", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "whose photos are prepared" in " ".join(work.split())
