@@ -165,7 +165,7 @@ def record_headshot(ref: Ref, rendered: Rendered, total: int) -> int | None:
     shot was already stored (another worker got there first: the caller drops its files)."""
     shot = rendered.shot
     with ref.db.uow(org_id=ref.org_id) as uow:
-        ref.lock(uow, S.GENERATING)
+        hs = ref.lock(uow, S.GENERATING)
         headshot = Headshot(
             org_id=ref.org_id,
             session_id=ref.session_id,
@@ -185,7 +185,6 @@ def record_headshot(ref: Ref, rendered: Rendered, total: int) -> int | None:
         except IntegrityError:
             return None
         done = _count(uow, ref.session_id)
-        hs = ref.lock(uow, S.GENERATING)
         hs.progress_done, hs.progress_total = done, total
         uow.add_message(
             new_message(
@@ -206,13 +205,12 @@ def record_headshot(ref: Ref, rendered: Rendered, total: int) -> int | None:
 def complete(ref: Ref, total: int) -> int:
     """generating → completed with ``session.completed``; results ordered by likeness within a style."""
     with ref.db.uow(org_id=ref.org_id) as uow:
-        ref.lock(uow, S.GENERATING)
+        hs = ref.lock(uow, S.GENERATING)
         headshots = uow.session.scalars(select(Headshot).where(Headshot.session_id == ref.session_id)).all()
         if len(headshots) < total:
             # Never complete with gaps: the redelivered message renders what is missing.
             raise RuntimeError(f"session {ref.session_id} has {len(headshots)} of {total} headshots")
         _order_by_likeness(list(headshots))
-        hs = ref.lock(uow, S.GENERATING)
         hs.move_to(S.COMPLETED)
         hs.completed_at = utcnow()
         hs.progress_done = hs.progress_total = len(headshots)
