@@ -9,6 +9,8 @@ interleaved runs:
 2. **batching**: the same plan through the engine with ``BATCH_SIZE=--batch`` against ``BATCH_SIZE=1``.
    Ratio one-by-one time / batched time (above 1: batching helps).
 3. **studio**: images per second of the studio engine at the format's real size (segmentation included).
+4. **worker**: the generation worker (``photos.processed`` to ``completed``: rows, blobs, events per
+   image) against the studio engine alone for the same plan (bench/support/generation_worker.py). Target ≤ 1.05x.
 
 By default a tiny random-weight pipeline is built in a temporary folder (CPU, about a minute). On a GPU
 box point ``--model-dir`` at a real model to get real images per second::
@@ -43,6 +45,7 @@ import numpy as np  # noqa: E402
 import skimage.data  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from bench.support.generation_worker import bench_worker, describe  # noqa: E402
 from libs.catalog import default_catalog  # noqa: E402
 from libs.settings import Settings  # noqa: E402
 from services.generation.engines import PersonAttributes, make_engine  # noqa: E402
@@ -195,6 +198,11 @@ def bench_studio(args: argparse.Namespace, photo: Path, work: Path) -> dict[str,
     }
 
 
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def _size(text: str) -> tuple[int, int]:
     width, height = (int(v) for v in text.lower().split("x"))
     return width, height
@@ -257,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "diffusion": bench_diffusion(args, photo, work),
             "studio": bench_studio(args, photo, work),
+            "worker": bench_worker(Settings(ENGINE="studio"), _mkdir(work / "worker"), args.repeats),
         }
 
     d, s = results["diffusion"], results["studio"]
@@ -275,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  person model (prepare)     {d['prepare_seconds']:.2f}s for {d['lora_steps']} LoRA steps")
     print(f"studio ({s['shots']} shots at {s['size'][0]}x{s['size'][1]})")
     print(f"  images/s                   {s['images_per_second']:.1f}")
+    print(describe(results["worker"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written to {args.out}")

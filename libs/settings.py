@@ -129,6 +129,14 @@ class Settings:
     STUCK_PREPROCESSING_SECONDS: int = _setting(900, "Longest in `preprocessing` without progress.")
     STUCK_TRAINING_SECONDS: int = _setting(3600, "Longest in `training` without progress.")
     STUCK_GENERATING_SECONDS: int = _setting(1800, "Longest in `generating` without a new headshot.")
+    RENDER_SIZE: str = _setting(
+        "", "`WIDTHxHEIGHT` every headshot is rendered at instead of its format's size (previews, tests)."
+    )
+    LIKENESS_POLICY: str = _setting(
+        "retry",
+        "`retry` (score; re-render a shot with no face or too little likeness), `score-only`, or `off`.",
+    )
+    LIKENESS_TRIES: int = _setting(3, "Renders of one shot at most under the `retry` likeness policy.")
     # --- data retention --------------------------------------------------------------------------
     DEFAULT_RETENTION_DAYS: int = _setting(30, "Days results are kept when the organization sets none.")
 

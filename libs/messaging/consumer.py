@@ -49,7 +49,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -176,6 +176,7 @@ class Consumer:
         self._cancelling = False
         self.heartbeat = Heartbeat(service, db, settings.HEARTBEAT_SECONDS)
         self.current_session: str | None = None  # shown on the ops Workers page
+        self._conn: Connection | None = None  # the consuming connection, for keepalive()
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def run(self) -> None:
@@ -247,6 +248,7 @@ class Consumer:
     def _consume(self) -> None:
         conn = open_connection(self.settings, name=f"{self.service} consumer")
         self._cancelling = False
+        self._conn = conn
         try:
             channel = conn.channel()
             self._declare(conn)
@@ -361,7 +363,8 @@ class Consumer:
         with self.db.uow(org_id=message.org_id) as uow:
             if self._seen_in(uow.session, key):
                 return "duplicate"
-            self._handlers[queues.name](message, self._injectables(uow))
+            with self._keepalive():
+                self._handlers[queues.name](message, self._injectables(uow))
             uow.session.add(ProcessedMessage(consumer=queues.name, message_id=message.message_id))
             try:
                 uow.commit()
@@ -372,6 +375,35 @@ class Consumer:
                     return "duplicate"
                 raise
         return "handled"
+
+    @contextlib.contextmanager
+    def _keepalive(self) -> Iterator[None]:
+        """Send heartbeats while a handler runs. The drain loop sends them between messages only,
+        so a handler longer than two HEARTBEAT periods (a generation session: minutes) would have
+        RabbitMQ close the connection and redeliver the message to another worker mid-render.
+        Only heartbeat frames are written from this thread, while the consuming thread is inside
+        the handler and writes nothing; it is stopped before the ack."""
+        conn = self._conn
+        if self.memory or conn is None or not self.settings.HEARTBEAT:
+            yield
+            return
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.settings.HEARTBEAT / 3):
+                try:
+                    conn.connection.send_heartbeat()
+                except Exception as exc:  # the drain loop will notice the dead connection itself
+                    log.warning("%s consumer could not send a heartbeat: %r", self.service, exc)
+                    return
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{self.service}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
     def _injectables(self, uow: UnitOfWork) -> dict[str, Any]:
         return {"uow": uow, "publish": uow.add_message, **self.deps}

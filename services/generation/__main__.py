@@ -2,6 +2,11 @@
 
 Subcommands (each one a ``cmd_*`` function registered in :func:`build_parser`):
 
+- ``work``: run the generation worker alone (its consumer and the outbox relay), as
+  ``python -m services run --only generation --no-web`` does::
+
+      BROKER_URL=amqp://... DATABASE_URL=postgresql+psycopg://... python -m services.generation work
+
 - ``render``: render a session's plan from a folder of photos, outside the pipeline (try an
   engine, a model folder, a style)::
 
@@ -110,6 +115,19 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_work(args: argparse.Namespace) -> int:
+    from libs.web import configure_logging
+
+    settings = Settings.from_env()
+    configure_logging(settings)
+    from services import launcher  # after logging is configured; it imports the messaging stack
+
+    running = launcher.start(settings, only={"generation"}, web=False, workers=True, relay=not args.no_relay)
+    print(f"generation worker running ({settings.engine} engine); Ctrl-C to stop", flush=True)
+    launcher.run_until_stopped(running)
+    return 0
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
@@ -124,6 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="The generation service: person models and headshots.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    work = commands.add_parser(
+        "work",
+        help="run the generation worker alone",
+        description="Run the generation worker: it renders the headshots of every session whose photos "
+        "are prepared, and deletes retired person models. Settings come from the environment "
+        "(python -m libs.settings lists them).",
+    )
+    work.add_argument("--no-relay", action="store_true", help="do not publish the outbox here")
+    work.set_defaults(func=cmd_work)
 
     render = commands.add_parser("render", help="render a plan from a folder of photos")
     render.add_argument("--photos", required=True, help="folder of prepared photos of one person")

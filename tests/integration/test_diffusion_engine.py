@@ -30,8 +30,8 @@ from services.generation.engines import (  # noqa: E402
     ModelLoadError,
     OutOfMemory,
     PersonAttributes,
-    PersonModel,
     PersonModelError,
+    TrainedModel,
     make_engine,
 )
 from services.generation.engines.diffusion import DiffusionEngine, model_family  # noqa: E402
@@ -174,7 +174,7 @@ def test_the_trained_lora_changes_the_output(trained, engine, tmp_path):
     weights = load_file(model.path)
     zeroed = {k: (v * 0 if "lora_B" in k or "lora.up" in k else v) for k, v in weights.items()}
     save_file(zeroed, tmp_path / "zeroed.safetensors")
-    base_like = PersonModel(tmp_path / "zeroed.safetensors", "diffusion", "sks", model.base_model)
+    base_like = TrainedModel(tmp_path / "zeroed.safetensors", "diffusion", "sks", model.base_model)
 
     plan = make_plan()
     with_lora = next(iter(engine.render(model, plan, ATTRS))).image
@@ -267,7 +267,7 @@ def test_out_of_memory_becomes_a_clear_error(trained, engine, monkeypatch):
 
 
 def test_a_model_trained_on_another_base_is_refused(trained, engine):
-    foreign = PersonModel(trained[0].path, "diffusion", "sks", "other-model@123456789abc")
+    foreign = TrainedModel(trained[0].path, "diffusion", "sks", "other-model@123456789abc")
     with pytest.raises(PersonModelError, match="trained on other-model"):
         engine.render(foreign, make_plan(), ATTRS)
 
@@ -275,7 +275,7 @@ def test_a_model_trained_on_another_base_is_refused(trained, engine):
 def test_an_unreadable_person_model_is_a_person_model_error(trained, engine, tmp_path):
     corrupt = tmp_path / "corrupt.safetensors"
     corrupt.write_bytes(trained[0].path.read_bytes()[:1000])
-    model = PersonModel(corrupt, "diffusion", "sks", trained[0].base_model)
+    model = TrainedModel(corrupt, "diffusion", "sks", trained[0].base_model)
 
     with pytest.raises(PersonModelError, match="cannot be loaded"):
         list(engine.render(model, make_plan(), ATTRS))

@@ -13,8 +13,8 @@ from libs.settings import Settings
 from services.generation.engines import (
     EngineConfigError,
     PersonAttributes,
-    PersonModel,
     Progress,
+    TrainedModel,
     make_engine,
 )
 from services.generation.engines.prompts import negative_prompt, render_prompt
@@ -123,10 +123,10 @@ def test_progress_fraction_counts_partly_denoised_images():
 
 
 def test_person_model_round_trips_through_json_ready_dict(tmp_path):
-    model = PersonModel(
+    model = TrainedModel(
         tmp_path / "a.safetensors", "diffusion", "sks", "base@1", tmp_path / "a.reference.png"
     )
-    assert PersonModel.from_dict(model.to_dict()) == model
+    assert TrainedModel.from_dict(model.to_dict()) == model
 
 
 def test_make_engine_picks_by_settings_and_refuses_unknown_engines(tmp_path):

@@ -77,7 +77,7 @@ class PersonAttributes:
 
 
 @dataclass(frozen=True)
-class PersonModel:
+class TrainedModel:
     """A prepared person model: a file on disk plus what is needed to use it.
 
     ``base_model`` identifies what it was trained on, so a model from another base is refused
@@ -102,7 +102,7 @@ class PersonModel:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PersonModel:
+    def from_dict(cls, data: dict[str, Any]) -> TrainedModel:
         reference = data.get("reference")
         return cls(
             path=Path(data["path"]),
@@ -114,7 +114,7 @@ class PersonModel:
 
 
 @dataclass(frozen=True)
-class Headshot:
+class RenderedHeadshot:
     """One rendered image of a plan."""
 
     shot: Shot
@@ -168,22 +168,22 @@ class Engine(ABC):
         *,
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
-    ) -> PersonModel:
+    ) -> TrainedModel:
         """Build the person model from prepared photos; preparing the same id again replaces it."""
 
     @abstractmethod
     def render(
         self,
-        model: PersonModel,
+        model: TrainedModel,
         plan: ShotPlan,
         attributes: PersonAttributes,
         *,
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
-    ) -> Iterator[Headshot]:
-        """Yield one :class:`Headshot` per shot of ``plan``, in plan order."""
+    ) -> Iterator[RenderedHeadshot]:
+        """Yield one :class:`RenderedHeadshot` per shot of ``plan``, in plan order."""
 
-    def delete(self, model: PersonModel) -> None:
+    def delete(self, model: TrainedModel) -> None:
         """Remove the person model's files. Deleting twice is fine (the worker may retry)."""
         for path in model.files():
             path.unlink(missing_ok=True)
@@ -196,7 +196,7 @@ class Engine(ABC):
         self.models_dir.mkdir(parents=True, exist_ok=True)
         return self.models_dir / f"{person_id}{suffix or self.model_suffix}"
 
-    def check_model(self, model: PersonModel) -> None:
+    def check_model(self, model: TrainedModel) -> None:
         if model.engine != self.name:
             raise PersonModelError(f"person model {model.path.name} belongs to the {model.engine} engine")
         if not model.path.is_file():
@@ -242,13 +242,13 @@ __all__ = [
     "Engine",
     "EngineConfigError",
     "EngineError",
-    "Headshot",
     "ModelLoadError",
     "OutOfMemory",
     "PersonAttributes",
-    "PersonModel",
     "PersonModelError",
     "Progress",
     "ProgressCallback",
+    "RenderedHeadshot",
+    "TrainedModel",
     "make_engine",
 ]

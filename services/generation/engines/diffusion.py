@@ -52,14 +52,14 @@ from services.generation.engines import (
     Engine,
     EngineConfigError,
     EngineError,
-    Headshot,
     ModelLoadError,
     OutOfMemory,
     PersonAttributes,
-    PersonModel,
     PersonModelError,
     Progress,
     ProgressCallback,
+    RenderedHeadshot,
+    TrainedModel,
     check_cancel,
     report,
 )
@@ -276,7 +276,7 @@ class DiffusionEngine(Engine):
         *,
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
-    ) -> PersonModel:
+    ) -> TrainedModel:
         """Train the person's LoRA on their photos and save it (plus a reference crop for img2img)."""
         if not photos:
             raise PersonModelError("no prepared photos to train a person model on")
@@ -305,20 +305,20 @@ class DiffusionEngine(Engine):
             reference = path.with_name(f"{person_id}.reference.png")
             box = _face_framing(images[0], 1.0, zoom=0.8)
             crop_resize(images[0], box, (REFERENCE_SIZE, REFERENCE_SIZE)).save(reference)
-        return PersonModel(
+        return TrainedModel(
             path=path, engine=self.name, trigger=TRIGGER, base_model=self.base_model, reference=reference
         )
 
     # --- rendering -------------------------------------------------------------------------------
     def render(
         self,
-        model: PersonModel,
+        model: TrainedModel,
         plan: ShotPlan,
         attributes: PersonAttributes,
         *,
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
-    ) -> Iterator[Headshot]:
+    ) -> Iterator[RenderedHeadshot]:
         # Checked now, not at the first next(): the caller learns of a bad model where it asks.
         self.check_model(model)
         if model.base_model != self.base_model:
@@ -332,13 +332,13 @@ class DiffusionEngine(Engine):
     def _headshots(
         self,
         pipe: Any,
-        model: PersonModel,
+        model: TrainedModel,
         plan: ShotPlan,
         attributes: PersonAttributes,
         reference: Image.Image | None,
         progress: ProgressCallback | None,
         cancel: threading.Event | None,
-    ) -> Iterator[Headshot]:
+    ) -> Iterator[RenderedHeadshot]:
         try:
             pipe.load_lora_weights(str(model.path.parent), weight_name=model.path.name, adapter_name=ADAPTER)
         except Exception as exc:  # diffusers raises OSError, ValueError, KeyError... on a bad file
@@ -354,7 +354,7 @@ class DiffusionEngine(Engine):
                 for shot, image in zip(batch, images, strict=True):
                     done += 1
                     report(progress, Progress("generating", done, len(plan)))
-                    yield Headshot(shot, image)
+                    yield RenderedHeadshot(shot, image)
         finally:
             # Also when the caller stops iterating or an error escapes: the next person must not
             # inherit this person's LoRA.
@@ -364,7 +364,7 @@ class DiffusionEngine(Engine):
         self,
         pipe: Any,
         batch: list[Shot],
-        model: PersonModel,
+        model: TrainedModel,
         attributes: PersonAttributes,
         reference: Image.Image | None,
         plan: ShotPlan,
@@ -403,7 +403,7 @@ class DiffusionEngine(Engine):
         with device_errors(f"rendering {len(batch)} headshot(s) at {width}x{height}"), torch.inference_mode():
             return list(pipe(**kwargs).images)
 
-    def _reference(self, model: PersonModel) -> Image.Image:
+    def _reference(self, model: TrainedModel) -> Image.Image:
         if model.reference is None or not model.reference.is_file():
             raise PersonModelError(
                 f"person model {model.path.name} has no reference crop: it was prepared with IMG2IMG off"

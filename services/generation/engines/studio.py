@@ -1,21 +1,25 @@
 """The ``studio`` engine: a non-AI headshot renderer for development and CPU-only installs.
 
-It does what a retoucher does with one good photo, with classical image processing and no model
+It does what a retoucher does with a few good photos, with classical image processing and no model
 weights, fast on a CPU:
 
-1. *prepare*: find the best-scoring face among the prepared photos (``libs.imaging.faces``, dlib
-   HOG) and write the "person model": a small JSON file naming that photo and its face box.
-2. *render*, once per plan: separate the person from the background with OpenCV GrabCut, seeded by
-   the face box (face = person, a head-and-shoulders silhouette around it = probably person, the
-   top and side edges = background), feather the edge, and apply a light tone correction (levels
-   stretched on the person's lightness, exposure nudged towards a well-lit face).
-3. *render*, per shot: a face-centred head-and-shoulders crop at the format's aspect, scaled to the
-   output size, composited over the backdrop, a vertical gradient of the catalog's colours. The
-   shot's seed varies the framing a little (zoom ±6 %, shift ±3 %), so the headshots of one style
-   differ and the same seed always gives the same picture.
+1. *prepare*: keep the first ``MAX_PHOTOS`` prepared photos in which dlib's HOG detector
+   (``libs.imaging.faces``) finds a face, in the order given (the worker passes them best first,
+   ranked by preparation), and write the "person model": a small JSON file naming those photos
+   and their face boxes.
+2. *render*, once per photo used: separate the person from the background with OpenCV GrabCut,
+   seeded by the face box (face = person, a head-and-shoulders silhouette around it = probably
+   person, the top and side edges = background), feather the edge, and apply a light tone
+   correction (levels stretched on the person's lightness, exposure nudged towards a well-lit face).
+3. *render*, per shot: the shot's index within its style picks the photo (the best one for the
+   first shot of every style) and a look (:mod:`.looks`: classic, close-up, wider with more
+   shoulders, off-centre, each with its own exposure, warmth and light on the backdrop); the crop
+   is face-centred at the format's aspect, scaled to the output size and composited over the
+   backdrop, a vertical gradient of the catalog's colours. The seed adds a small jitter, and the
+   same seed always gives the same picture.
 
-It does not dress the person: the clothing choice is not rendered (the person keeps the clothes of
-their photo); only the ``diffusion`` engine renders clothing. See docs/engines.md.
+**It does not change clothing**: the clothing choice is not rendered (the person keeps the clothes
+of their photo); only the ``diffusion`` engine renders clothing. See docs/engines.md.
 
     >>> engine = StudioEngine(Settings(VAR_DIR="var"))
     >>> model = engine.prepare("session-42", [Path("photo.jpg")], PersonAttributes())
@@ -38,25 +42,26 @@ from libs.catalog import Backdrop
 from libs.imaging.faces import detect_faces
 from services.generation.engines import (
     Engine,
-    Headshot,
     PersonAttributes,
-    PersonModel,
     PersonModelError,
     Progress,
     ProgressCallback,
+    RenderedHeadshot,
+    TrainedModel,
     check_cancel,
     report,
     write_json_atomic,
 )
 from services.generation.engines.framing import Box, crop_resize, headshot_crop
+from services.generation.engines.looks import jittered, lit_backdrop, look_for, relight
 from services.generation.plan import Shot, ShotPlan
 
-MODEL_VERSION = 1
+MODEL_VERSION = 2  # 2: several photos ("photos"), the first one also at the top level as in 1
+MAX_PHOTOS = 3  # photos a studio model keeps: shots of one style alternate between them
 MATTE_WORK_SIDE = (
     256  # GrabCut runs on a copy this big: its cost grows fast with pixels, edges are feathered anyway
 )
 GRABCUT_ITERATIONS = 3
-FRAMING_JITTER = (0.06, 0.03, 0.02)  # zoom, horizontal and vertical shift, as fractions
 FACE_LIGHTNESS = 0.62  # LAB lightness of well-exposed skin in a studio portrait, 0-1
 
 
@@ -73,93 +78,114 @@ class StudioEngine(Engine):
         *,
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
-    ) -> PersonModel:
-        """Pick the photo whose face the detector is surest of; remember it and its face box."""
+    ) -> TrainedModel:
+        """Keep the first few photos with a face, in the order given (the worker passes them best
+        first, ranked by preparation), with their face boxes."""
         if not photos:
             raise PersonModelError("no prepared photos to build a person model from")
-        best: tuple[float, Path, Any, tuple[int, int]] | None = None
+        kept: list[dict[str, Any]] = []
         for done, photo in enumerate(photos, start=1):
             check_cancel(cancel, "preparing the person model")
-            rgb = _load_rgb(Path(photo))
-            faces = detect_faces(rgb)
-            if faces and (best is None or faces[0].score > best[0]):
-                best = (faces[0].score, Path(photo).resolve(), faces[0], (rgb.shape[1], rgb.shape[0]))
+            if len(kept) < MAX_PHOTOS:
+                rgb = _load_rgb(Path(photo))
+                faces = detect_faces(rgb)
+                if faces:
+                    face = faces[0]
+                    kept.append(
+                        {
+                            "photo": str(Path(photo).resolve()),
+                            "image_size": [rgb.shape[1], rgb.shape[0]],
+                            "face": {"x": face.x, "y": face.y, "w": face.w, "h": face.h, "score": face.score},
+                        }
+                    )
             report(progress, Progress("training", done, len(photos)))
-        if best is None:
+        if not kept:
             raise PersonModelError(f"no face found in any of the {len(photos)} prepared photos")
 
-        _, photo_path, face, size = best
         path = self.model_path(person_id)
-        write_json_atomic(
-            path,
-            {
-                "version": MODEL_VERSION,
-                "photo": str(photo_path),
-                "image_size": list(size),
-                "face": {"x": face.x, "y": face.y, "w": face.w, "h": face.h, "score": face.score},
-            },
-        )
-        return PersonModel(path=path, engine=self.name, trigger="", base_model=f"studio-v{MODEL_VERSION}")
+        # The first photo also at the top level: what version 1 models held.
+        write_json_atomic(path, {"version": MODEL_VERSION, **kept[0], "photos": kept})
+        return TrainedModel(path=path, engine=self.name, trigger="", base_model=f"studio-v{MODEL_VERSION}")
 
     # --- render ----------------------------------------------------------------------------------
     def render(
         self,
-        model: PersonModel,
+        model: TrainedModel,
         plan: ShotPlan,
         attributes: PersonAttributes,
         *,
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
-    ) -> Iterator[Headshot]:
+    ) -> Iterator[RenderedHeadshot]:
         # Checked now, not at the first next(): the caller learns of a bad model where it asks.
         self.check_model(model)
         try:
             data = json.loads(model.path.read_text())
-            face = Box(*(float(data["face"][k]) for k in ("x", "y", "w", "h")))
-            photo, size = Path(data["photo"]), data["image_size"]
+            entries = data.get("photos") or [data]
+            sources = [
+                _Source(
+                    Path(e["photo"]),
+                    Box(*(float(e["face"][k]) for k in ("x", "y", "w", "h"))),
+                    e["image_size"],
+                )
+                for e in entries
+            ]
         except (ValueError, KeyError, TypeError) as exc:
             raise PersonModelError(f"person model {model.path.name} is not a studio model: {exc}") from None
-        rgb = _load_rgb(photo)
-        if [rgb.shape[1], rgb.shape[0]] != size:
-            raise PersonModelError(f"the reference photo of {model.path.name} changed since it was prepared")
-        return self._headshots(rgb, face, plan, progress, cancel)
+        for source in sources:
+            source.load(model)
+        return self._headshots(sources, plan, progress, cancel)
 
     def _headshots(
         self,
-        rgb: np.ndarray,
-        face: Box,
+        sources: list[_Source],
         plan: ShotPlan,
         progress: ProgressCallback | None,
         cancel: threading.Event | None,
-    ) -> Iterator[Headshot]:
-        # The expensive part (segmentation) is done once; each shot is only a crop and a composite.
-        check_cancel(cancel, "rendering")
-        alpha = person_matte(rgb, face)
-        person = Image.fromarray(np.dstack([tone_correct(rgb, alpha, face), _to_uint8(alpha)]), "RGBA")
-        backdrops: dict[tuple[str, tuple[int, int]], Image.Image] = {}
-
+    ) -> Iterator[RenderedHeadshot]:
+        # The expensive part (segmentation) is done once per photo; each shot is a crop and a composite.
+        backdrops: dict[tuple[str, tuple[int, int], str], Image.Image] = {}
         for done, shot in enumerate(plan.shots):
             check_cancel(cancel, "rendering")
-            key = (shot.style.backdrop.id, shot.size)
+            # The best photo for the first shot of every style, the next ones for the other shots.
+            source = sources[shot.index % len(sources)]
+            look = look_for(shot.index)
+            key = (shot.style.backdrop.id, shot.size, look.name)
             if key not in backdrops:
-                gradient = backdrop_gradient(shot.style.backdrop, shot.size)
-                backdrops[key] = Image.fromarray(gradient).convert("RGBA")
-            image = _compose(person, face, shot, backdrops[key])
+                wall = lit_backdrop(backdrop_gradient(shot.style.backdrop, shot.size), look)
+                backdrops[key] = Image.fromarray(wall).convert("RGBA")
+            image = _compose(source.person(), source.face, shot, backdrops[key])
             report(progress, Progress("generating", done + 1, len(plan)))
-            yield Headshot(shot, image)
+            yield RenderedHeadshot(shot, image)
+
+
+class _Source:
+    """One kept photo: pixels, face box, and its person layer (matte + retouch), made on first use."""
+
+    def __init__(self, photo: Path, face: Box, size: list[int]) -> None:
+        self.photo, self.face, self.size = photo, face, size
+        self.rgb: np.ndarray | None = None
+        self._person: Image.Image | None = None
+
+    def load(self, model: TrainedModel) -> None:
+        self.rgb = _load_rgb(self.photo)
+        if [self.rgb.shape[1], self.rgb.shape[0]] != self.size:
+            raise PersonModelError(f"the reference photo of {model.path.name} changed since it was prepared")
+
+    def person(self) -> Image.Image:
+        if self._person is None:
+            assert self.rgb is not None
+            alpha = person_matte(self.rgb, self.face)
+            colours = tone_correct(self.rgb, alpha, self.face)
+            self._person = Image.fromarray(np.dstack([colours, _to_uint8(alpha)]), "RGBA")
+        return self._person
 
 
 def _compose(person: Image.Image, face: Box, shot: Shot, backdrop: Image.Image) -> Image.Image:
-    rng = np.random.default_rng(shot.seed)
-    zoom_j, x_j, y_j = FRAMING_JITTER
-    box = headshot_crop(
-        person.size,
-        face,
-        shot.width / shot.height,
-        zoom=1.0 + rng.uniform(-zoom_j, zoom_j),
-        shift=(rng.uniform(-x_j, x_j), rng.uniform(-y_j, y_j)),
-    )
-    cut = crop_resize(person, box, shot.size)
+    look = look_for(shot.index)
+    zoom, shift = jittered(look, shot.seed)
+    box = headshot_crop(person.size, face, shot.width / shot.height, zoom=zoom, shift=shift)
+    cut = Image.fromarray(relight(np.asarray(crop_resize(person, box, shot.size)), look), "RGBA")
     return Image.alpha_composite(backdrop, cut).convert("RGB")
 
 

@@ -1,0 +1,165 @@
+"""What the generation worker costs on top of its engine, for the same plan.
+
+Measured side by side, interleaved, median of ``--repeats``:
+
+- **engine**: ``engine.prepare`` on the photo files, then ``engine.render`` of the whole plan, each
+  image written as a JPEG file (the least any caller does with it);
+- **worker**: the real handler from ``photos.processed`` to ``completed`` on the embedded mode's
+  SQLite database and blob folder: photo copies, the PersonModel row, per image a full-size and a
+  thumbnail blob, a Headshot row, two outbox events and a commit, then completion. Likeness
+  scoring off (``LIKENESS_POLICY=off``), so the ratio is the worker's own bookkeeping;
+- **likeness**: the same worker with ``score-only`` (dlib face detection + embedding per image),
+  reported separately because it is a feature with its own price, not overhead.
+
+Ratio worker / engine; the target is at most 1.05x. Run by ``python bench/generation.py`` (it is a
+helper of that benchmark, kept out of ``bench/*.py`` so ``make bench`` does not run it twice).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from libs.contracts import MODEL_TRAINED, SESSION_COMPLETED
+from libs.db import Database, OutboxMessage
+from libs.db.demo import seed_demo
+from libs.db.migrate import upgrade
+from libs.settings import Settings
+from libs.storage import LocalBlobStore
+from services.generation.engines import PersonAttributes, make_engine
+from services.generation.inputs import parse_size
+from services.generation.job import Generation
+from services.generation.plan import plan_shots
+from services.generation.results import FULL_QUALITY, jpeg
+from tests.support.generation import astronaut_crops, ready_session, session_state
+
+ATTRS = PersonAttributes("female", "brown", glasses=True)  # what ready_session stores
+
+
+def _median(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+    """Median wall seconds of each run, and ``<name>_cpu``: CPU seconds of this process (all threads),
+    the steadier figure when other processes load the machine."""
+    times: dict[str, list[float]] = {f"{name}{kind}": [] for name in runs for kind in ("", "_cpu")}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start, cpu = time.perf_counter(), time.process_time()
+            run()
+            times[name].append(time.perf_counter() - start)
+            times[f"{name}_cpu"].append(time.process_time() - cpu)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def bench_worker(
+    settings: Settings, work: Path, repeats: int, package: str = "professional"
+) -> dict[str, Any]:
+    """``settings``: the engine's (ENGINE, RENDER_SIZE...); everything else is set here."""
+    url = f"sqlite:///{work / 'worker.db'}"
+    upgrade(url)
+    db = Database(url)
+    blobs = LocalBlobStore(work / "blobs")
+    demo = seed_demo(db)
+    base = settings.replace(VAR_DIR=str(work / "var"), DATABASE_URL=url, LIKENESS_POLICY="off")
+    engine = make_engine(base)
+    styles = ("navy:suit", "white:shirt", "outdoor:knit", "warm-beige:blazer")[
+        : 4 if package != "starter" else 1
+    ]
+    format_id = "standard"
+    plan = plan_shots(
+        Generation.build(base, db, blobs, engine=engine).catalog,
+        package_id=package,
+        format_id=format_id,
+        styles=list(styles),
+        session_key="bench",
+        size=parse_size(base.RENDER_SIZE),
+    )
+    photo = work / "photo.jpg"
+    photo.write_bytes(astronaut_crops()[0])
+
+    def direct(out: Path = work / "direct") -> None:
+        out.mkdir(exist_ok=True)
+        model = engine.prepare("direct", [photo, photo], ATTRS)
+        for headshot in engine.render(model, plan, ATTRS):
+            (out / f"{headshot.shot.name}.jpg").write_bytes(jpeg(headshot.image, FULL_QUALITY))
+        engine.delete(model)
+
+    def through_worker(policy: str) -> Callable[[], None]:
+        generation = Generation.build(base.replace(LIKENESS_POLICY=policy), db, blobs, engine=engine)
+
+        def run() -> None:
+            ready = ready_session(
+                db,
+                blobs,
+                demo.org_id,
+                demo.employees[0].id,
+                package=package,
+                format_id=format_id,
+                styles=styles,
+            )
+            generation.run(ready.org_id, ready.session_id, list(ready.photo_ids))
+            assert session_state(db, ready) == "completed"
+
+        return run
+
+    runs = {"engine": direct, "worker": through_worker("off"), "likeness": through_worker("score-only")}
+    for run in runs.values():  # warm-up: imports, dlib models, first allocations
+        run()
+    times = _median(runs, repeats)
+    stages = _stages(db, blobs, demo, base.replace(LIKENESS_POLICY="retry"), engine, package, styles)
+    db.dispose()
+    return {
+        "engine": engine.name,
+        "package": package,
+        "shots": len(plan),
+        "size": list(plan.size),
+        "engine_seconds": round(times["engine"], 4),
+        "worker_seconds": round(times["worker"], 4),
+        "worker_with_likeness_seconds": round(times["likeness"], 4),
+        "worker_overhead_ratio": round(times["worker"] / times["engine"], 3),
+        "engine_cpu_seconds": round(times["engine_cpu"], 4),
+        "worker_cpu_seconds": round(times["worker_cpu"], 4),
+        "worker_cpu_ratio": round(times["worker_cpu"] / times["engine_cpu"], 3),
+        "stage_seconds_default_settings": stages,
+        "likeness_cpu_seconds_per_image": round((times["likeness_cpu"] - times["worker_cpu"]) / len(plan), 4),
+    }
+
+
+def _stages(
+    db: Database, blobs: LocalBlobStore, demo: Any, settings: Settings, engine: Any, package: str, styles: Any
+) -> dict[str, float]:
+    """One session with the default likeness policy: seconds per stage, from the outbox timeline."""
+    ready = ready_session(db, blobs, demo.org_id, demo.employees[0].id, package=package, styles=styles)
+    Generation.build(settings, db, blobs, engine=engine).run(
+        ready.org_id, ready.session_id, list(ready.photo_ids)
+    )
+    with db.session(all_orgs=True) as s:
+        rows = s.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.session_id == ready.session_id)
+            .order_by(OutboxMessage.id)
+        ).all()
+    first = {r.routing_key: r.created_at for r in reversed(rows)}
+    return {
+        "training": round((first[MODEL_TRAINED.routing_key] - rows[0].created_at).total_seconds(), 3),
+        "generating": round(
+            (first[SESSION_COMPLETED.routing_key] - first[MODEL_TRAINED.routing_key]).total_seconds(), 3
+        ),
+    }
+
+
+def describe(r: dict[str, Any]) -> str:
+    return (
+        f"worker vs {r['engine']} engine ({r['package']}: {r['shots']} shots at {r['size'][0]}x{r['size'][1]})\n"
+        f"  worker / engine            {r['worker_overhead_ratio']:.3f}x  "
+        f"({r['worker_seconds']:.3f}s vs {r['engine_seconds']:.3f}s wall, likeness off)\n"
+        f"  worker / engine, CPU time  {r['worker_cpu_ratio']:.3f}x  "
+        f"({r['worker_cpu_seconds']:.3f}s vs {r['engine_cpu_seconds']:.3f}s)\n"
+        f"  likeness scoring           {r['likeness_cpu_seconds_per_image'] * 1000:.0f} ms CPU per image "
+        f"({r['worker_with_likeness_seconds']:.3f}s per session with it)\n"
+        f"  stages, default settings   training {r['stage_seconds_default_settings']['training']:.2f}s, "
+        f"generating {r['stage_seconds_default_settings']['generating']:.2f}s (likeness retry)"
+    )

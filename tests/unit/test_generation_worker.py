@@ -1,0 +1,314 @@
+"""The generation worker's steps and failures, with a fake engine on a real SQLite unit of work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from sqlalchemy import select, update
+
+from libs.contracts import (
+    HEADSHOT_GENERATED,
+    MODEL_TRAINED,
+    MODELS_RETIRED,
+    PHOTOS_PROCESSED,
+    SESSION_COMPLETED,
+    SESSION_FAILED,
+    SESSION_PROGRESS,
+    EventType,
+    new_message,
+)
+from libs.db import Database, Headshot, HeadshotSession, PersonModel
+from libs.db.demo import DemoData, seed_demo
+from libs.settings import Settings
+from libs.storage import LocalBlobStore
+from services.generation.engines import OutOfMemory, PersonModelError
+from services.generation.handlers import HANDLERS, build_deps, handle_models_retired, handle_photos_processed
+from services.generation.job import Generation
+from tests.support.generation import (
+    FakeEngine,
+    ReadySession,
+    outbox_of,
+    photos_processed,
+    ready_session,
+    session_state,
+)
+
+# starter package: the chosen navy:suit + the pre-selected studio-grey:suit, 2 headshots each.
+PLAN_SIZE = 4
+
+
+@pytest.fixture(name="gen_settings")
+def gen_settings_fixture(tmp_path: Path, sqlite_url: str) -> Settings:
+    return Settings(
+        VAR_DIR=str(tmp_path / "var"),
+        DATABASE_URL=sqlite_url,
+        SECRET_KEY="test-secret",
+        RENDER_SIZE="96x64",
+        BATCH_SIZE=4,
+        LIKENESS_POLICY="off",  # the fake engine draws no faces; the likeness tests set their policy
+    )
+
+
+@pytest.fixture(name="db")
+def db_fixture(gen_settings: Settings):
+    database = Database(gen_settings.database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(name="blobs")
+def blobs_fixture(gen_settings: Settings) -> LocalBlobStore:
+    return LocalBlobStore(gen_settings.blob_dir)
+
+
+@pytest.fixture(name="demo")
+def demo_fixture(db: Database) -> DemoData:
+    return seed_demo(db)
+
+
+@pytest.fixture(name="ready")
+def ready_fixture(db: Database, blobs: LocalBlobStore, demo: DemoData) -> ReadySession:
+    return ready_session(db, blobs, demo.org_id, demo.employees[0].id)
+
+
+def build(
+    settings: Settings, db: Database, blobs: LocalBlobStore, **options
+) -> tuple[Generation, FakeEngine]:
+    engine = FakeEngine(settings, settings.person_model_dir / "fake", **options)
+    return Generation.build(settings, db, blobs, engine=engine), engine
+
+
+def headshots(db: Database, ready: ReadySession) -> list[Headshot]:
+    with db.session(org_id=ready.org_id) as s:
+        return list(s.scalars(select(Headshot).where(Headshot.session_id == ready.session_id)))
+
+
+def models(db: Database, ready: ReadySession) -> list[PersonModel]:
+    with db.session(org_id=ready.org_id) as s:
+        return list(s.scalars(select(PersonModel).where(PersonModel.session_id == ready.session_id)))
+
+
+def bodies(db: Database, ready: ReadySession, event: EventType) -> list[dict]:
+    return [json.loads(r.body)["data"] for r in outbox_of(db, ready.session_id, event)]
+
+
+def set_state(db: Database, ready: ReadySession, state: str) -> None:
+    with db.uow(org_id=ready.org_id) as uow:
+        uow.session.execute(
+            update(HeadshotSession).where(HeadshotSession.id == ready.session_id).values(state=state)
+        )
+        uow.commit()
+
+
+# --- the whole session -------------------------------------------------------------------------
+def test_a_session_goes_from_prepared_photos_to_completed(gen_settings, db, blobs, ready):
+    gen, engine = build(gen_settings, db, blobs)
+    handle_photos_processed(photos_processed(ready), generation=gen)
+
+    assert session_state(db, ready) == "completed"
+    # training: the person's attributes came from the database, the photos in preparation's order
+    assert engine.attributes_seen[0].gender == "female" and engine.attributes_seen[0].glasses is True
+    assert [p.name for p in engine.prepared_from[0]] == ["01.jpg", "02.jpg"]
+    [model] = models(db, ready)
+    assert model.engine == "fake" and Path(model.path).is_file()
+    assert bodies(db, ready, MODEL_TRAINED)[0]["person_model_id"] == model.id
+
+    stored = sorted(headshots(db, ready), key=lambda h: h.position)
+    assert [(h.style_id, h.index_in_style) for h in stored] == [
+        ("navy:suit", 0),
+        ("navy:suit", 1),
+        ("studio-grey:suit", 0),
+        ("studio-grey:suit", 1),
+    ]
+    for h in stored:
+        full = Image.open(blobs.path(h.blob_key))
+        thumb = Image.open(blobs.path(h.thumb_key))
+        assert full.size == (96, 64) == (h.width, h.height)
+        assert full.format == thumb.format == "JPEG"
+    generated = bodies(db, ready, HEADSHOT_GENERATED)
+    assert [g["done"] for g in generated] == [1, 2, 3, 4] and {g["total"] for g in generated} == {PLAN_SIZE}
+    progress = [(p["stage"], p["done"], p["total"]) for p in bodies(db, ready, SESSION_PROGRESS)]
+    assert progress[0] == ("training", 0, 2) and ("generating", 0, PLAN_SIZE) in progress
+    assert progress[-1] == ("generating", PLAN_SIZE, PLAN_SIZE)
+    assert bodies(db, ready, SESSION_COMPLETED) == [{"headshot_count": PLAN_SIZE}]
+    # no event carries personal info
+    for row in outbox_of(db, ready.session_id):
+        assert "Bea" not in row.body and "female" not in row.body and "brown" not in row.body
+
+
+def test_a_redelivered_message_after_completion_changes_nothing(gen_settings, db, blobs, ready):
+    gen, engine = build(gen_settings, db, blobs)
+    handle_photos_processed(photos_processed(ready), generation=gen)
+    rendered = len(engine.rendered)
+    handle_photos_processed(photos_processed(ready), generation=gen)
+    assert len(engine.rendered) == rendered
+    assert len(headshots(db, ready)) == PLAN_SIZE
+    assert len(outbox_of(db, ready.session_id, SESSION_COMPLETED)) == 1
+
+
+def test_a_crash_mid_render_resumes_from_the_stored_images(gen_settings, db, blobs, ready):
+    gen, engine = build(gen_settings, db, blobs, fail_at=(3, RuntimeError("worker died")))
+    with pytest.raises(RuntimeError):  # the consumer retries the message
+        handle_photos_processed(photos_processed(ready), generation=gen)
+    assert session_state(db, ready) == "generating"
+    assert len(headshots(db, ready)) == 2
+
+    again, engine2 = build(gen_settings, db, blobs)
+    handle_photos_processed(photos_processed(ready), generation=again)
+    assert session_state(db, ready) == "completed"
+    assert [(s, i) for s, i, _ in engine2.rendered] == [("studio-grey:suit", 0), ("studio-grey:suit", 1)]
+    assert engine2.prepared_from == []  # the recorded person model was reused
+    assert len(headshots(db, ready)) == PLAN_SIZE
+    assert len(models(db, ready)) == 1
+    assert len(outbox_of(db, ready.session_id, SESSION_COMPLETED)) == 1
+
+
+# --- failures ----------------------------------------------------------------------------------
+def test_out_of_memory_is_retried_once_with_half_the_batch(gen_settings, db, blobs, ready):
+    gen, engine = build(gen_settings, db, blobs, oom=1, oom_error=OutOfMemory("CUDA out of memory"))
+    handle_photos_processed(photos_processed(ready), generation=gen)
+    assert engine.batch_sizes == [4, 2]
+    assert engine.settings.BATCH_SIZE == 4  # restored afterwards
+    assert session_state(db, ready) == "completed"
+
+
+def test_out_of_memory_twice_fails_the_session_with_stage_and_reason(gen_settings, db, blobs, ready):
+    gen, engine = build(gen_settings, db, blobs, oom=2, oom_error=OutOfMemory("rendering ran out of memory"))
+    handle_photos_processed(photos_processed(ready), generation=gen)
+    assert session_state(db, ready) == "failed"
+    [failed] = bodies(db, ready, SESSION_FAILED)
+    assert failed["stage"] == "generating" and "ran out of memory" in failed["reason"]
+    assert not outbox_of(db, ready.session_id, SESSION_COMPLETED)
+
+
+def test_a_permanent_engine_error_fails_at_once_with_a_readable_reason(gen_settings, db, blobs, ready):
+    gen, engine = build(gen_settings, db, blobs, fail_prepare=PersonModelError("no face found in any photo"))
+    handle_photos_processed(photos_processed(ready), generation=gen)
+    assert session_state(db, ready) == "failed"
+    [failed] = bodies(db, ready, SESSION_FAILED)
+    assert failed == {"stage": "training", "reason": "PersonModelError: no face found in any photo"}
+    with db.session(org_id=ready.org_id) as s:
+        assert s.get(HeadshotSession, ready.session_id).failure_reason == failed["reason"]
+    assert models(db, ready) == []
+    assert not any((gen_settings.person_model_dir / "photos").glob("*/*"))  # copies removed
+
+
+def test_a_session_deleted_while_rendering_stops_within_one_image_and_loses_its_files(
+    gen_settings, db, blobs, ready
+):
+    gen, engine = build(gen_settings, db, blobs)
+    engine.after_image = lambda n: set_state(db, ready, "deleted") if n == 1 else None
+    handle_photos_processed(photos_processed(ready), generation=gen)
+    # Stores run one image behind the engine: the deletion is seen when image 1 or 2 is recorded,
+    # and the image being rendered then is the last one.
+    assert len(engine.rendered) <= 3
+    assert headshots(db, ready) == []
+    assert not any(p.is_file() for p in gen_settings.blob_dir.glob("headshot*/**/*"))
+    [model] = models(db, ready)
+    assert model.retired_at is not None and not Path(model.path).exists()
+    assert not outbox_of(db, ready.session_id, SESSION_COMPLETED)
+
+
+@pytest.mark.parametrize("state", ["completed", "failed", "deleted", "onboarding"])
+def test_a_session_out_of_the_workers_hands_is_left_alone(gen_settings, db, blobs, ready, state):
+    set_state(db, ready, state)
+    gen, engine = build(gen_settings, db, blobs)
+    handle_photos_processed(photos_processed(ready), generation=gen)
+    assert session_state(db, ready) == state
+    assert engine.prepared_from == [] and outbox_of(db, ready.session_id) == []
+
+
+def test_photos_of_another_session_fail_it_with_a_reason(gen_settings, db, blobs, demo, ready):
+    other = ready_session(db, blobs, demo.org_id, demo.employees[1].id)
+    gen, _ = build(gen_settings, db, blobs)
+    message = photos_processed(ReadySession(ready.org_id, ready.session_id, other.photo_ids))
+    handle_photos_processed(message, generation=gen)
+    assert session_state(db, ready) == "failed"
+    assert "none of the 2 prepared photos" in bodies(db, ready, SESSION_FAILED)[0]["reason"]
+
+
+# --- likeness ----------------------------------------------------------------------------------
+def test_faceless_renders_are_rendered_again_and_the_likeness_is_stored(gen_settings, db, blobs, ready):
+    settings = gen_settings.replace(RENDER_SIZE="256x256", LIKENESS_POLICY="retry", LIKENESS_TRIES=2)
+    gen, engine = build(settings, db, blobs, face_on_retry=True)
+    handle_photos_processed(photos_processed(ready), generation=gen)
+    assert len(engine.rendered) == 2 * PLAN_SIZE  # every first try was blank
+    seeds = {(s, i): seed for s, i, seed in engine.rendered[PLAN_SIZE:]}
+    for h in headshots(db, ready):
+        assert h.likeness is not None and h.likeness > 0.5
+        assert h.seed == seeds[(h.style_id, h.index_in_style)]  # the row says which render it is
+
+
+def test_after_the_last_try_the_best_render_is_kept(gen_settings, db, blobs, ready):
+    settings = gen_settings.replace(LIKENESS_POLICY="retry", LIKENESS_TRIES=2)
+    gen, engine = build(settings, db, blobs)  # never a face
+    handle_photos_processed(photos_processed(ready), generation=gen)
+    assert len(engine.rendered) == 2 * PLAN_SIZE
+    assert session_state(db, ready) == "completed"
+    assert [h.likeness for h in headshots(db, ready)] == [None] * PLAN_SIZE
+
+
+@pytest.mark.parametrize(("policy", "scored"), [("score-only", True), ("off", False)])
+def test_other_policies_never_render_again(gen_settings, db, blobs, ready, policy, scored):
+    settings = gen_settings.replace(LIKENESS_POLICY=policy, RENDER_SIZE="256x256")
+    gen, engine = build(settings, db, blobs, always_face=True)
+    handle_photos_processed(photos_processed(ready), generation=gen)
+    assert len(engine.rendered) == PLAN_SIZE
+    assert all((h.likeness is not None) is scored for h in headshots(db, ready))
+
+
+# --- models.retired and settings ----------------------------------------------------------------
+def test_retiring_person_models_deletes_their_files_once(gen_settings, db, blobs, demo, ready):
+    gen, _ = build(gen_settings, db, blobs)
+    handle_photos_processed(photos_processed(ready), generation=gen)
+    [model] = models(db, ready)
+    files = [Path(model.path), *(gen_settings.person_model_dir / "photos" / model.id).iterdir()]
+    assert all(f.exists() for f in files)
+    message = new_message(MODELS_RETIRED, org_id=demo.org_id, session_id=None, person_model_ids=[model.id])
+    for _ in range(2):  # a replay finds nothing left to do
+        with db.uow(org_id=demo.org_id) as uow:
+            handle_models_retired(message, uow=uow, generation=gen)
+            uow.commit()
+    assert not any(f.exists() for f in files)
+    [model] = models(db, ready)
+    assert model.retired_at is not None
+    # another organization cannot retire it (its id is simply not found there)
+    other = new_message(
+        MODELS_RETIRED, org_id=demo.other_org_id, session_id=None, person_model_ids=[model.id]
+    )
+    with db.uow(org_id=demo.other_org_id) as uow:
+        handle_models_retired(other, uow=uow, generation=gen)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("LIKENESS_POLICY", "sometimes"), ("RENDER_SIZE", "big"), ("RENDER_SIZE", "4x4")]
+)
+def test_bad_generation_settings_fail_at_worker_start(gen_settings, db, blobs, name, value):
+    with pytest.raises(ValueError, match=name):
+        build_deps(gen_settings.replace(**{name: value}), db, blobs)
+
+
+def test_the_worker_is_found_by_the_launcher_with_its_dependencies(gen_settings, db, blobs):
+    deps = build_deps(gen_settings, db, blobs)
+    assert deps["generation"].engine.name == "studio"
+    assert set(HANDLERS) == {PHOTOS_PROCESSED, MODELS_RETIRED}
+
+
+def test_the_command_line_runs_the_worker_alone():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "services.generation", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "work" in out and "render" in out
+    work = subprocess.run(
+        [sys.executable, "-m", "services.generation", "work", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "whose photos are prepared" in " ".join(work.split())
