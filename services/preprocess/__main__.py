@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from services.__main__ import main as services_main
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -24,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-relay", action="store_true", help="do not publish the outbox from this process")
     args = parser.parse_args(argv)
+    from services.__main__ import main as services_main  # after --help: the launcher imports a lot
+
     return services_main(
         ["run", "--only", "preprocess", "--no-web", *(["--no-relay"] if args.no_relay else [])]
     )

@@ -39,8 +39,8 @@ def handle_session_approved(
     pending = steps.begin(db, message)
     if pending is None:
         return
-    for photo_id in pending:
-        if prepare_one(db, blobs, options, message, photo_id) == "stopped":
+    for source in pending:
+        if prepare_one(db, blobs, options, message, source) == "stopped":
             return  # the session was deleted or failed meanwhile: nothing more to do
     steps.finish(uow, message, options)
 

@@ -1,13 +1,16 @@
 """One photo at a time, each in its own transaction: a worker killed mid-session loses one photo's work.
 
-    outcome = prepare_one(db, blobs, options, message, photo_id)   # "prepared", "dropped", "skipped", "stopped"
+    outcome = prepare_one(db, blobs, options, message, source)   # "prepared", "dropped", "skipped", "stopped"
 
-1. read the photo's row (short read-only transaction); a photo already prepared or dropped is skipped;
-2. with no transaction open, read the original blob and run :func:`libs.imaging.prepare.prepare_photo`;
-3. write both crops under keys derived from the photo's id (a second run rewrites the same files,
+``source`` (a :class:`PhotoSource`, listed by ``steps.begin``) names a photo not yet prepared:
+
+1. if the session is still in preprocessing (a one-row read), read the original blob and run
+   :func:`libs.imaging.prepare.prepare_photo` with no transaction open;
+2. write both crops under keys derived from the photo's id (a second run rewrites the same files,
    never adds new ones);
-4. in one transaction, under the session's row lock: record the result on the photo, count the
-   photos done, and write ``session.progress`` to the outbox.
+3. in one transaction, under the session's row lock: if the session is still in preprocessing and
+   the photo still undecided (another worker may have handled a duplicate approval), record the
+   result on the photo, count the photos done, and write ``session.progress`` to the outbox.
 
 A missing or unreadable original, or one with no face, drops that photo with its reason; the others
 go on. Anything else (the blob store or the database failing) raises, and the message is retried.
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
 
 from sqlalchemy import func, or_, select
 
@@ -44,25 +47,25 @@ _REJECTED = {
 
 
 @dataclass(frozen=True)
-class _Source:
+class PhotoSource:
+    """What preparing a photo needs to know of its row, read when the session's work begins."""
+
     photo_id: str
     original_key: str
-    created_at: Any
+    created_at: datetime
+
+    @classmethod
+    def of(cls, photo: Photo) -> PhotoSource:
+        return cls(photo.id, photo.original_key, photo.created_at)
 
 
 def prepare_one(
-    db: Database, blobs: BlobStore, options: PreprocessOptions, message: Message, photo_id: str
+    db: Database, blobs: BlobStore, options: PreprocessOptions, message: Message, source: PhotoSource
 ) -> str:
     """Prepare and record one photo; returns what happened (see the module's docstring)."""
-    with db.uow(org_id=message.org_id) as uow:
-        hs = uow.session.get(HeadshotSession, message.session_id)
-        photo = uow.session.get(Photo, photo_id)
-        if hs is None or hs.state != STAGE:
-            return "stopped"
-        if photo is None or photo.session_id != hs.id or _is_done(photo):
-            return "skipped"
-        source = _Source(photo.id, photo.original_key, photo.created_at)
-
+    photo_id = source.photo_id
+    if not _still_preparing(db, message):
+        return "stopped"  # deleted or failed meanwhile: write no blob that nothing would point to
     prepared, problem = _prepare(blobs, options, source)
     keys = _store(blobs, source, prepared) if prepared is not None else None
 
@@ -77,7 +80,7 @@ def prepare_one(
             )
             return "stopped"
         photo = uow.session.get(Photo, photo_id)
-        if photo is None or _is_done(photo):
+        if photo is None or photo.session_id != hs.id or _is_done(photo):
             return "skipped"  # deleted, or recorded by another worker handling a duplicate approval
         if prepared is not None and keys is not None:
             _record_prepared(photo, prepared, keys)
@@ -112,12 +115,18 @@ def counts(uow: UnitOfWork, session_id: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def _still_preparing(db: Database, message: Message) -> bool:
+    with db.session(org_id=message.org_id) as s:
+        state = s.scalar(select(HeadshotSession.state).where(HeadshotSession.id == message.session_id))
+    return state == STAGE
+
+
 def _is_done(photo: Photo) -> bool:
     return photo.prepared_key is not None or photo.decision is not None
 
 
 def _prepare(
-    blobs: BlobStore, options: PreprocessOptions, source: _Source
+    blobs: BlobStore, options: PreprocessOptions, source: PhotoSource
 ) -> tuple[PreparedPhoto | None, tuple[str, str] | None]:
     try:
         data = blobs.get(source.original_key)
@@ -131,7 +140,7 @@ def _prepare(
         return None, _REJECTED.get(refused.code, (UNREADABLE, refused.message))
 
 
-def _store(blobs: BlobStore, source: _Source, prepared: PreparedPhoto) -> tuple[str, str]:
+def _store(blobs: BlobStore, source: PhotoSource, prepared: PreparedPhoto) -> tuple[str, str]:
     prepared_key = derived_key("prepared", "jpg", source=f"{source.photo_id}/prepared", at=source.created_at)
     training_key = derived_key("training", "jpg", source=f"{source.photo_id}/training", at=source.created_at)
     blobs.put_at(prepared_key, prepared.prepared_jpeg)

@@ -1,6 +1,6 @@
 """The session's two ends: start (or resume) the preparation, and decide and publish at the end.
 
-    pending = begin(db, message)          # None: nothing to do; else the photo ids still to prepare
+    pending = begin(db, message)          # None: nothing to do; else the photos still to prepare
     ... prepare_one(...) for each ...
     finish(uow, message, options)         # in the consumer's transaction, with its processed-message row
 
@@ -20,7 +20,7 @@ from libs.contracts import PHOTOS_PROCESSED, SESSION_FAILED, Message, SessionSta
 from libs.db import Database, HeadshotSession, OutboxMessage, Photo, UnitOfWork
 from libs.imaging.quality import PhotoQuality
 from services.preprocess.options import PreprocessOptions
-from services.preprocess.photos import STAGE, counts, report_progress
+from services.preprocess.photos import STAGE, PhotoSource, counts, report_progress
 from services.preprocess.selection import Candidate, choose, failure_reason
 
 log = logging.getLogger("headshots.preprocess")
@@ -28,8 +28,8 @@ log = logging.getLogger("headshots.preprocess")
 S = SessionState
 
 
-def begin(db: Database, message: Message) -> list[str] | None:
-    """Move a queued session to preprocessing (or resume one); the ids of photos still to prepare."""
+def begin(db: Database, message: Message) -> list[PhotoSource] | None:
+    """Move a queued session to preprocessing (or resume one); the photos still to prepare."""
     with db.uow(org_id=message.org_id) as uow:
         hs = _locked_session(uow, message)
         if hs is None:
@@ -46,7 +46,9 @@ def begin(db: Database, message: Message) -> list[str] | None:
             log.warning("session %s is %s, not queued: session.approved ignored", hs.id, hs.state)
             return None
         report_progress(uow, hs, message)
-        pending = [p.id for p in _photos(uow, hs.id) if p.prepared_key is None and p.decision is None]
+        pending = [
+            PhotoSource.of(p) for p in _photos(uow, hs.id) if p.prepared_key is None and p.decision is None
+        ]
         uow.commit()
     return pending
 

@@ -139,8 +139,9 @@ def test_a_worker_killed_mid_session_resumes_without_preparing_photos_again(
     hs_id, ids = queued_session(db, blobs, demo, [jpeg(astronaut()), jpeg(mirrored(astronaut()))])
     message = approved(demo.org_id, hs_id)
     # The first delivery gets as far as the first photo, then the process dies: nothing else commits.
-    assert steps.begin(db, message) == ids
-    assert prepare_one(db, blobs, OPTIONS, message, ids[0]) == "prepared"
+    pending = steps.begin(db, message)
+    assert pending is not None and [p.photo_id for p in pending] == ids
+    assert prepare_one(db, blobs, OPTIONS, message, pending[0]) == "prepared"
     first = photo_rows(db, demo.org_id, ids)[0]
     written = {
         key: blobs.path(key).stat().st_mtime_ns for key in (first["prepared_key"], first["training_key"])
@@ -183,13 +184,14 @@ def test_a_session_deleted_while_its_photos_are_prepared_stops(
 ) -> None:
     hs_id, ids = queued_session(db, blobs, demo, [jpeg(astronaut())])
     message = approved(demo.org_id, hs_id)
-    steps.begin(db, message)
+    pending = steps.begin(db, message)
+    assert pending is not None
     with db.uow(org_id=demo.org_id) as uow:
         hs = uow.session.get(HeadshotSession, hs_id)
         assert hs is not None
         hs.move_to(S.DELETED)
         uow.commit()
-    assert prepare_one(db, blobs, OPTIONS, message, ids[0]) == "stopped"
+    assert prepare_one(db, blobs, OPTIONS, message, pending[0]) == "stopped"
     consume(db, blobs, message)
     assert published(db, PHOTOS_PROCESSED, hs_id) == [] and _files(blobs, "prepared") == []
 
