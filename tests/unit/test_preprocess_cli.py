@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from libs.contracts import PHOTOS_PROCESSED, SESSION_APPROVED
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -17,7 +19,7 @@ def test_help_says_what_the_worker_does() -> None:
         text=True,
         check=True,
     ).stdout
-    assert "session.approved" in out and "photos.processed" in out and "--no-relay" in out
+    assert SESSION_APPROVED.routing_key in out and PHOTOS_PROCESSED.routing_key in out and "--no-relay" in out
 
 
 def test_the_launcher_finds_the_worker_by_convention() -> None:

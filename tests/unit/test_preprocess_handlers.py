@@ -214,6 +214,16 @@ def test_when_every_photo_is_blurry_the_session_fails_with_a_reason_to_act_on(
     ]
 
 
+def test_a_session_without_photos_fails_with_a_reason(
+    db: Database, blobs: LocalBlobStore, demo: DemoData
+) -> None:
+    hs_id, _ids = queued_session(db, blobs, demo, [])
+    consume(db, blobs, approved(demo.org_id, hs_id))
+    state, reason = session_state(db, demo.org_id, hs_id)
+    assert state == S.FAILED and reason is not None and "no photos" in reason
+    assert [m.data["stage"] for m in published(db, SESSION_FAILED, hs_id)] == ["preprocessing"]
+
+
 def test_the_worker_is_wired_by_convention(tmp_path: Path, sqlite_url: str) -> None:
     from libs.settings import Settings
 
