@@ -12,7 +12,9 @@ Photos are real portraits (skimage's astronaut, turned a little for each copy) a
    Worker time per photo / direct time per photo, in wall-clock time and in this process's CPU
    time (consumer and relay threads included; they are started and warmed up on one session
    first, as in a running worker). Direct, worker, direct again, for ``--rounds``
-   rounds; the fastest of each is compared (the least disturbed by other work on a busy machine);
+   rounds; the fastest of each is compared (the least disturbed by other work on a busy machine).
+   Also "in-run": the worker's whole time against the time its own prepare_photo calls took in
+   the same run (wrapped with a timer here), which other processes' load inflates alike;
 2. latency: per-photo p50/p99, direct and in the worker (the worker's from the times of its
    per-photo progress rows), for 1024 px and 12 MP photos;
 3. scaling: ``python -m services.preprocess`` as 1 process, then as 2, on the same number of
@@ -55,6 +57,7 @@ from libs.messaging import Bus  # noqa: E402
 from libs.messaging.testing import pika_parameters  # noqa: E402
 from libs.settings import Settings  # noqa: E402
 from libs.storage import LocalBlobStore  # noqa: E402
+from services.preprocess import photos as photos_module  # noqa: E402
 from services.preprocess.handlers import HANDLERS, build_deps  # noqa: E402
 from tests.support.photos import astronaut, enlarged, jpeg, turned  # noqa: E402
 from tests.support.preprocess import approved, queued_session  # noqa: E402
@@ -92,6 +95,36 @@ def direct(photos: Sequence[bytes], training_side: int) -> tuple[list[float], fl
         prepare_photo(data, training_side=training_side)
         times.append(time.perf_counter() - started)
     return times, time.process_time() - cpu
+
+
+class InsideCalls:
+    """Times the worker's own calls to prepare_photo (wall and CPU), so the worker's whole time can
+    be compared with the library's share of it in the same run: a ratio that the load of other
+    processes inflates on both sides alike."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+        self._original = photos_module.prepare_photo
+
+    def __enter__(self) -> InsideCalls:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                return self._original(*args, **kwargs)
+            finally:
+                self.wall += time.perf_counter() - wall
+                self.cpu += time.process_time() - cpu
+
+        photos_module.prepare_photo = timed
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        photos_module.prepare_photo = self._original
+
+    def take(self) -> tuple[float, float]:
+        taken, self.wall, self.cpu = (self.wall, self.cpu), 0.0, 0.0
+        return taken
 
 
 class Bench:
@@ -142,10 +175,10 @@ class Bench:
         return [(b - a).total_seconds() for a, b in zip(stamps, stamps[1:], strict=False)]
 
     @contextlib.contextmanager
-    def worker_here(self) -> Iterator[Callable[[Sequence[bytes]], tuple[float, float, list[float]]]]:
+    def worker_here(self) -> Iterator[Callable[[Sequence[bytes]], dict[str, Any]]]:
         """A consumer and a relay in this process, warmed up on one session (connections open,
-        models loaded), as a running worker is. Yields ``prepare(photos) -> (seconds, CPU seconds,
-        per-photo seconds)`` for one session of ``photos``."""
+        models loaded), as a running worker is. Yields ``prepare(photos)`` for one session of
+        ``photos``: its seconds and CPU seconds, those spent inside prepare_photo, per-photo seconds."""
         relay = self.bus.relay()
         stop = threading.Event()
         relay_thread = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
@@ -154,20 +187,31 @@ class Bench:
         consumer.start_in_thread()
         consumer.wait_ready(10)
 
-        def prepare(photos: Sequence[bytes]) -> tuple[float, float, list[float]]:
+        inside = InsideCalls()
+
+        def prepare(photos: Sequence[bytes]) -> dict[str, Any]:
             hs_id = self.session(photos)
             handled = consumer.stats["handled"]
+            inside.take()
             cpu = time.process_time()
             started = time.perf_counter()
             self.approve([hs_id])
             # Waiting on the consumer's counter, not the database: no polling queries in this process.
             wait_until(lambda: consumer.stats["handled"] > handled, "the session to be prepared", 300, 0.01)
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-            return seconds, cpu, self.per_photo_times(hs_id)
+            inside_wall, inside_cpu = inside.take()
+            return {
+                "seconds": seconds,
+                "cpu": cpu,
+                "inside_wall": inside_wall,
+                "inside_cpu": inside_cpu,
+                "per_photo": self.per_photo_times(hs_id),
+            }
 
         try:
-            prepare(self.warm_up)
-            yield prepare
+            with inside:
+                prepare(self.warm_up)
+                yield prepare
         finally:
             consumer.stop(wait=10)
             stop.set()
@@ -264,18 +308,22 @@ def run(settings: Settings, args: argparse.Namespace, log_dir: Path) -> dict[str
                 rounds = []
                 for _ in range(args.rounds):
                     before, cpu_before = direct(photos, side)
-                    seconds, cpu, worker_times = in_worker(photos)
+                    worker = in_worker(photos)
                     after, cpu_after = direct(photos, side)
-                    rounds.append((before, after, (cpu_before + cpu_after) / 2, seconds, cpu, worker_times))
+                    rounds.append((before, after, (cpu_before + cpu_after) / 2, worker))
                 measured[name] = rounds
         for name, photos in sizes.items():
             rounds = measured[name]
             n = len(photos)
             direct_wall = min(min(sum(b), sum(a)) for b, a, *_ in rounds) / n
             direct_cpu = min(r[2] for r in rounds) / n
-            worker_wall = min(r[3] for r in rounds) / n
-            worker_cpu = min(r[4] for r in rounds) / n
+            worker_wall = min(r[3]["seconds"] for r in rounds) / n
+            worker_cpu = min(r[3]["cpu"] for r in rounds) / n
+            in_run = [r[3] for r in rounds]
             result[name] = {
+                # The worker's time against its own prepare_photo calls in the same run (median of rounds).
+                "in_run_ratio": round(statistics.median(w["seconds"] / w["inside_wall"] for w in in_run), 3),
+                "in_run_cpu_ratio": round(statistics.median(w["cpu"] / w["inside_cpu"] for w in in_run), 3),
                 "photos": n,
                 "rounds": args.rounds,
                 "direct_per_photo_ms": ms(direct_wall),
@@ -285,7 +333,7 @@ def run(settings: Settings, args: argparse.Namespace, log_dir: Path) -> dict[str
                 "worker_cpu_per_photo_ms": ms(worker_cpu),
                 "cpu_ratio_worker_over_direct": round(worker_cpu / direct_cpu, 3),
                 "direct": spread([t for b, a, *_ in rounds for t in b + a]),
-                "worker": spread([t for r in rounds for t in r[5]]),
+                "worker": spread([t for r in rounds for t in r[3]["per_photo"]]),
             }
         one = processes(bench, 1, args.sessions, sizes["1024px"][: args.per_session], log_dir)
         two = processes(bench, 2, args.sessions, sizes["1024px"][: args.per_session], log_dir)
@@ -304,14 +352,16 @@ def run(settings: Settings, args: argparse.Namespace, log_dir: Path) -> dict[str
 
 def report(result: dict[str, Any]) -> None:
     print(
-        f"{'per photo':<10}{'direct':>9}{'worker':>9}{'ratio':>7}{'cpu ratio':>10}{'direct p50/p99':>17}{'worker p50/p99':>17}"
+        f"{'per photo':<10}{'direct':>9}{'worker':>9}{'ratio':>7}{'cpu':>7}{'in-run':>8}{'cpu':>7}"
+        f"{'direct p50/p99':>17}{'worker p50/p99':>17}"
     )
     for name in ("1024px", "12MP"):
         r = result[name]
         d, w = r["direct"], r["worker"]
         print(
             f"{name:<10}{r['direct_per_photo_ms']:>6.0f} ms{r['worker_per_photo_ms']:>6.0f} ms"
-            f"{r['ratio_worker_over_direct']:>7.3f}{r['cpu_ratio_worker_over_direct']:>10.3f}"
+            f"{r['ratio_worker_over_direct']:>7.3f}{r['cpu_ratio_worker_over_direct']:>7.3f}"
+            f"{r['in_run_ratio']:>8.3f}{r['in_run_cpu_ratio']:>7.3f}"
             f"{d['p50_ms']:>8.0f}/{d['p99_ms']:<5.0f} ms{w['p50_ms']:>8.0f}/{w['p99_ms']:<5.0f} ms"
         )
     p = result["processes"]
