@@ -84,6 +84,14 @@ class Settings:
         0.15, "For smaller photos: face width required as a fraction of the photo's shorter side."
     )
     SAME_PERSON_DISTANCE: float = _setting(0.6, "Largest face-embedding distance counted as the same person.")
+    # --- photo preparation (preprocess) ----------------------------------------------------------
+    PREPARE_KEEP_BEST: int = _setting(15, "Most photos kept for training per session, best first.")
+    PREPARE_MIN_PHOTOS: int = _setting(
+        1, "Fewest usable photos a session needs; with fewer it fails with a reason the person can act on."
+    )
+    PREPARE_MIN_SHARPNESS: float = _setting(
+        0.25, "Photos whose face scores below this sharpness (0-1) are dropped as too blurry."
+    )
     # --- messaging -------------------------------------------------------------------------------
     DELIVERY_LIMIT: int = _setting(5, "Deliveries of one message before it is dead-lettered.")
     RETRY_DELAY_MS: int = _setting(2000, "Delay before a failed message is delivered again.")

@@ -172,6 +172,9 @@ class Photo(Tenanted, Base):
     quality_score: Mapped[float | None] = mapped_column(Float, default=None)
     decision: Mapped[str | None] = mapped_column(String(20), default=None)
     decision_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # What preparation measured (scores, perceptual hash), or the problem that stopped it: the
+    # inputs of the decision, kept so a resumed session decides without preparing photos again.
+    preparation: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     face_box: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)

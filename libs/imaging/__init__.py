@@ -11,8 +11,11 @@ Usage::
         ...
     checked.clean_jpeg, checked.face, checked.embedding
 
-    rgb = load_rgb(checked.clean_jpeg)      # preprocess: pixels, upright
+    rgb = load_rgb(checked.clean_jpeg)      # pixels, upright
     crop = crop_face(rgb, detect_faces(rgb)[0], size=512)
+
+    from libs.imaging.prepare import prepare_photo      # preprocess: aligned crops and scores
+    prepared = prepare_photo(original_bytes, training_side=512)
 
 The rules are listed in libs/imaging/checks.py and docs/photo-checks.md. Nothing heavy happens at
 import: dlib's detector and models load on first use.

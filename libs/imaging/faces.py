@@ -7,6 +7,7 @@ Usage::
     if len(boxes) == 1:
         box = boxes[0]                 # FaceBox(x, y, w, h, score), in rgb's pixel coordinates
         vector = face_embedding(rgb, box)           # 128 floats
+        points = face_landmarks(rgb, box)           # 5 (x, y): eye corners, base of the nose
         same = face_distance(vector, other) <= 0.6  # dlib's usual same-person threshold
 
 Why HOG with a score cut: measured here, it gave no false positives on photos without a face
@@ -173,6 +174,22 @@ def face_embedding(rgb: np.ndarray, box: FaceBox) -> tuple[float, ...]:
         landmarks = predictor(image, rect)
         descriptor = resnet.compute_face_descriptor(image, landmarks)
     return tuple(float(v) for v in descriptor)
+
+
+def face_landmarks(rgb: np.ndarray, box: FaceBox) -> tuple[tuple[float, float], ...]:
+    """dlib's 5 landmarks of the face in ``box``, as (x, y) in ``rgb``'s pixels.
+
+    Points 0-1 are the corners of one eye, 2-3 of the other, 4 the base of the nose (the model's
+    order: which eye comes first depends on the face, so callers sort the eyes by x).
+    """
+    import dlib
+
+    image = _to_rgb_uint8(rgb)
+    predictor, _resnet = _get_embedder()
+    rect = dlib.rectangle(box.x, box.y, box.x + box.w - 1, box.y + box.h - 1)
+    with _embed_call:
+        shape = predictor(image, rect)
+    return tuple((float(p.x), float(p.y)) for p in shape.parts())
 
 
 def face_distance(a: Sequence[float], b: Sequence[float]) -> float:

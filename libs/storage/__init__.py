@@ -10,6 +10,12 @@ not have that exact shape.
 
 Both backends answer the same :class:`BlobStore` protocol; ``make_blob_store`` picks one from the
 settings. The S3 backend (:mod:`libs.storage.s3`) imports boto3 only when chosen.
+
+A job that may run twice (a worker killed and restarted) derives its keys instead, so the second run
+rewrites the same files rather than leaving orphans::
+
+    key = derived_key("prepared", "jpg", source=f"{photo.id}/prepared", at=photo.created_at)
+    store.put_at(key, crop_jpeg)      # atomic; writing the same key again replaces the file
 """
 
 from __future__ import annotations
@@ -39,17 +45,38 @@ class BlobNotFound(BlobError, KeyError):
 
 class BlobStore(Protocol):
     def put(self, data: bytes, *, kind: str, ext: str) -> str: ...
+    def put_at(self, key: str, data: bytes) -> str: ...
     def get(self, key: str) -> bytes: ...
     def delete(self, key: str) -> bool: ...
     def exists(self, key: str) -> bool: ...
     def size(self, key: str) -> int: ...
 
 
+# Namespace of derived keys: fixed, so a key derived today is the same key after a restart.
+_DERIVED = uuid.UUID("8f5c3a52-6a2e-4c1d-9a57-3f0b2d8e61c4")
+
+
 def new_key(kind: str, ext: str) -> str:
-    if not _KIND.match(kind) or not _EXT.match(ext):
-        raise BlobError(f"invalid blob kind/extension {kind!r}/{ext!r}")
+    _check_kind(kind, ext)
     now = datetime.now(UTC)
     return f"{kind}/{now:%Y}/{now:%m}/{uuid.uuid4().hex}.{ext}"
+
+
+def derived_key(kind: str, ext: str, *, source: str, at: datetime) -> str:
+    """The same key every time for the same ``source`` (e.g. ``"<photo id>/prepared"``) and ``at``.
+
+    ``source`` should start with a generated id (never user input); it is hashed (UUID5), so the key
+    keeps the shape of generated keys and reveals nothing of it. ``at`` (usually the creation time of
+    the row the blob derives from) gives the year/month folder.
+    """
+    _check_kind(kind, ext)
+    at = at.astimezone(UTC) if at.tzinfo else at
+    return f"{kind}/{at:%Y}/{at:%m}/{uuid.uuid5(_DERIVED, f'{kind}:{source}').hex}.{ext}"
+
+
+def _check_kind(kind: str, ext: str) -> None:
+    if not _KIND.match(kind) or not _EXT.match(ext):
+        raise BlobError(f"invalid blob kind/extension {kind!r}/{ext!r}")
 
 
 def is_valid_key(key: str) -> bool:
@@ -68,7 +95,11 @@ class LocalBlobStore:
         return self.root / key
 
     def put(self, data: bytes, *, kind: str, ext: str) -> str:
-        key = new_key(kind, ext)
+        return self.put_at(new_key(kind, ext), data)
+
+    def put_at(self, key: str, data: bytes) -> str:
+        """Write ``data`` under a key from :func:`new_key` or :func:`derived_key`, replacing any
+        previous file atomically (readers see the old bytes or the new ones, never a mix)."""
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
@@ -118,6 +149,7 @@ __all__ = [
     "BlobNotFound",
     "BlobStore",
     "LocalBlobStore",
+    "derived_key",
     "is_valid_key",
     "make_blob_store",
     "new_key",

@@ -54,9 +54,13 @@ class S3BlobStore:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def put(self, data: bytes, *, kind: str, ext: str) -> str:
+        return self.put_at(new_key(kind, ext), data)
+
+    def put_at(self, key: str, data: bytes) -> str:
+        """Write under a generated or derived key; an object is replaced whole (S3 has no partial
+        writes), so a job that runs twice rewrites the same object."""
         from boto3.s3.transfer import TransferConfig
 
-        key = new_key(kind, ext)
         config = TransferConfig(
             multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD
         )

@@ -83,6 +83,17 @@ def test_keys_are_generated_and_any_other_key_is_refused(store: BlobStore) -> No
     assert first != second  # names are never reused, even for the same bytes
 
 
+def test_a_derived_key_is_rewritten_in_place(store: BlobStore) -> None:
+    from datetime import UTC, datetime
+
+    from libs.storage import derived_key
+
+    key = derived_key("prepared", "jpg", source="photo-1/prepared", at=datetime(2026, 11, 1, tzinfo=UTC))
+    assert store.put_at(key, b"first") == key
+    assert store.put_at(key, b"second run") == key
+    assert store.get(key) == b"second run"
+
+
 def test_a_large_original_goes_up_in_parts_and_comes_back_whole(store: BlobStore) -> None:
     data = bytes(range(256)) * (20 * 1024 * 1024 // 256 + 7)  # a little over 20 MB: 3 parts on S3
     key = store.put(data, kind="originals", ext="jpg")

@@ -1,0 +1,33 @@
+"""``python -m services.preprocess``: run the photo preparation worker alone.
+
+    python -m services.preprocess                 # consume session.approved, relay the outbox
+    python -m services.preprocess --no-relay      # when another process relays the outbox
+
+Settings come from the environment (``python -m libs.settings`` lists them). Same as
+``python -m services run --only preprocess --no-web``. Run one process per core for throughput:
+dlib's models are not thread-safe, so a process prepares one photo at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.preprocess",
+        description="The photo preparation worker: consumes session.approved, prepares each photo "
+        "(orientation, metadata, face alignment, crops, scores) and publishes photos.processed.",
+    )
+    parser.add_argument("--no-relay", action="store_true", help="do not publish the outbox from this process")
+    args = parser.parse_args(argv)
+    from services.__main__ import main as services_main  # after --help: the launcher imports a lot
+
+    return services_main(
+        ["run", "--only", "preprocess", "--no-web", *(["--no-relay"] if args.no_relay else [])]
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
