@@ -32,6 +32,8 @@ loglevel = _settings.LOG_LEVEL.lower()
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 # Connections are opened per worker after the fork (services/wsgi.py), never inherited.
 preload_app = False
+# gunicorn's control socket (gunicornc) is not used; one fixed path would clash between instances.
+control_socket_disable = True
 
 
 def worker_exit(server, worker):  # type: ignore[no-untyped-def]
