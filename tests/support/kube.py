@@ -104,8 +104,20 @@ def env_problems(resources: list[dict[str, Any]], setting_names: frozenset[str])
             sources["ConfigMap", r["metadata"]["name"]] = dict(r.get("data", {}))
         elif r["kind"] == "Secret":
             sources["Secret", r["metadata"]["name"]] = {**r.get("data", {}), **r.get("stringData", {})}
+    # Only what pods load as their environment holds settings (a Secret only KEDA reads does not).
+    loaded = {
+        ("ConfigMap", ref["configMapRef"]["name"])
+        if "configMapRef" in ref
+        else ("Secret", ref["secretRef"]["name"])
+        for r in resources
+        for container in containers(r)
+        for ref in container.get("envFrom", [])
+    }
     for (kind, name), values in sources.items():
-        problems += [f"{kind} {name}: {key} is not a setting" for key in values if key not in setting_names]
+        if (kind, name) in loaded:
+            problems += [
+                f"{kind} {name}: {key} is not a setting" for key in values if key not in setting_names
+            ]
     for r in resources:
         for container in containers(r):
             where = f"{r['kind']} {r['metadata']['name']}"

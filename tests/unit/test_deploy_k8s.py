@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import runpy
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -139,7 +140,7 @@ def test_generation_workers_get_a_gpu_and_scale_on_their_queue(resources: list[d
     assert trigger["type"] == "rabbitmq"
     assert PHOTOS_PROCESSED in SUBSCRIPTIONS["generation"]
     assert trigger["metadata"] == {
-        "protocol": "amqp",
+        "protocol": "http",
         "queueName": queue_name("generation", PHOTOS_PROCESSED),
         "mode": "QueueLength",
         # One waiting session per pod: a worker takes one at a time (prefetch).
@@ -148,8 +149,12 @@ def test_generation_workers_get_a_gpu_and_scale_on_their_queue(resources: list[d
     auth = find(resources, "TriggerAuthentication", trigger["authenticationRef"]["name"])
     (ref,) = auth["spec"]["secretTargetRef"]
     assert ref["parameter"] == "host"
-    assert ref["key"] in find(resources, "Secret", ref["name"])["stringData"]
-    assert ref["key"] == "BROKER_URL"
+    # The management API (http): its queue length counts unacknowledged messages, the sessions
+    # being rendered, so a busy worker is never counted as idle.
+    host = urlsplit(find(resources, "Secret", ref["name"])["stringData"][ref["key"]])
+    broker = urlsplit(find(resources, "Secret", "headshots-secrets")["stringData"]["BROKER_URL"])
+    assert (host.scheme, host.port) == ("http", 15672)
+    assert (host.hostname, host.username, host.path) == (broker.hostname, broker.username, broker.path)
 
     pdb = find(resources, "PodDisruptionBudget", "generation")
     assert pdb["spec"] == {
@@ -169,6 +174,6 @@ def test_production_overlay(production: list[dict[str, Any]]) -> None:
     assert settings["SECURE_COOKIES"] == "true" and settings["PUBLIC_URL"].startswith("https://")
     assert settings["HOST"] == "0.0.0.0"  # kept from the base: patches merge, never drop
     scaled = find(production, "ScaledObject", "generation")["spec"]
-    assert (scaled["minReplicaCount"], scaled["maxReplicaCount"]) == (1, 16)
+    assert (scaled["minReplicaCount"], scaled["maxReplicaCount"]) == (8, 160)
     assert scaled["triggers"][0]["type"] == "rabbitmq"
     assert find(production, "HorizontalPodAutoscaler", "intake")["spec"]["minReplicas"] == 3
