@@ -177,3 +177,6 @@ def test_production_overlay(production: list[dict[str, Any]]) -> None:
     assert (scaled["minReplicaCount"], scaled["maxReplicaCount"]) == (8, 160)
     assert scaled["triggers"][0]["type"] == "rabbitmq"
     assert find(production, "HorizontalPodAutoscaler", "intake")["spec"]["minReplicas"] == 3
+    assert find(production, "Deployment", "relay")["spec"]["replicas"] == 2
+    pvc = find(production, "PersistentVolumeClaim", "person-models")["spec"]
+    assert pvc["resources"]["requests"]["storage"] == "2Ti" and pvc["accessModes"] == ["ReadWriteMany"]
