@@ -183,7 +183,10 @@ def test_services_reach_the_infrastructure_with_its_own_credentials(
     assert urlsplit(env["SMTP_URL"]).hostname == "mailpit"
 
 
-def test_rabbitmq_definitions_declare_what_the_topology_declares(definitions: dict) -> None:
+def test_rabbitmq_definitions_declare_what_the_topology_declares(compose: dict, definitions: dict) -> None:
+    rabbitmq = compose["services"]["rabbitmq"]
+    assert rabbitmq["image"].endswith("-management")  # the management plugin: UI, API, KEDA's queue depth
+    assert "./deploy/rabbitmq/definitions.json:/etc/rabbitmq/definitions.json:ro" in rabbitmq["volumes"]
     conf = (DEPLOY / "rabbitmq" / "rabbitmq.conf").read_text()
     assert "load_definitions = /etc/rabbitmq/definitions.json" in conf
     declared = {(e["name"], e["type"], e["durable"]) for e in definitions["exchanges"]}

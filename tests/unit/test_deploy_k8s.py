@@ -112,9 +112,17 @@ def test_web_services_are_probed_served_scaled_and_protected(
 
 
 def test_the_ingress_routes_every_mount(resources: list[dict[str, Any]]) -> None:
-    (rule,) = find(resources, "Ingress", "headshots")["spec"]["rules"]
-    routes = {p["path"]: p["backend"]["service"]["name"] for p in rule["http"]["paths"]}
+    routes = {
+        path["path"]: path["backend"]["service"]["name"]
+        for ingress in resources
+        if ingress["kind"] == "Ingress"
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
     assert routes == {mount or "/": name for name, mount in WEB_MOUNTS.items()}
+    gateway = find(resources, "Ingress", "gateway")["metadata"]["annotations"]
+    assert gateway["nginx.ingress.kubernetes.io/affinity"] == "cookie"
+    assert int(gateway["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
 
 
 def test_generation_workers_get_a_gpu_and_scale_on_their_queue(resources: list[dict[str, Any]]) -> None:
