@@ -42,9 +42,20 @@ class Settings:
         "", "Folder of person models (shared by generation workers). Empty: `VAR_DIR/person-models`."
     )
     SMTP_URL: str = _setting(
-        "", "`smtp://user:pw@host:port` for e-mail. Empty: .eml files under `VAR_DIR/mail`."
+        "",
+        "`smtp://user:pw@host:port` (plain), `smtp+starttls://…` (STARTTLS) or `smtps://…` (TLS) for "
+        "e-mail. Empty: .eml files under `VAR_DIR/mail`.",
     )
     MAIL_FROM: str = _setting("Headshots <headshots@localhost>", "Sender of every e-mail.")
+    SMTP_TIMEOUT_SECONDS: float = _setting(10.0, "Seconds an SMTP server may take to answer before we retry.")
+    WEBHOOK_TIMEOUT_SECONDS: float = _setting(
+        10.0, "Seconds a webhook endpoint may take to connect or answer."
+    )
+    WEBHOOK_ALLOW_PRIVATE: bool = _setting(
+        False,
+        "Allow webhook endpoints on loopback, private or link-local addresses (local receivers, tests).",
+    )
+    WEBHOOK_POLL_SECONDS: float = _setting(1.0, "How often the webhook dispatcher looks for due deliveries.")
     # --- web -------------------------------------------------------------------------------------
     HOST: str = _setting("127.0.0.1", "Address the embedded server listens on.")
     PORT: int = _setting(8000, "Port the embedded server listens on.")
@@ -95,6 +106,27 @@ class Settings:
     LORA_RANK: int = _setting(8, "Rank of a person model's LoRA.")
     LORA_LEARNING_RATE: float = _setting(1e-4, "Learning rate of person model training.")
     LORA_RESOLUTION: int = _setting(512, "Side of the training crops, in pixels.")
+    # --- ops ------------------------------------------------------------------------------------
+    HEARTBEAT_SECONDS: float = _setting(
+        10.0, "How often each consumer writes its heartbeat row (ops: workers)."
+    )
+    WORKER_GONE_SECONDS: int = _setting(60, "A worker silent this long is shown as gone.")
+    OPS_CHECK_SECONDS: float = _setting(
+        30.0, "How often the ops worker samples queues and checks stuck sessions."
+    )
+    RABBITMQ_MANAGEMENT_URL: str = _setting(
+        "", "RabbitMQ management API, e.g. `http://guest:guest@host:15672`. Empty: passive declares."
+    )
+    STUCK_SUBMITTED_SECONDS: int = _setting(
+        600, "Longest a session may wait in `submitted` before ops re-queues it."
+    )
+    STUCK_REVIEW_SECONDS: int = _setting(
+        259200, "Longest in `in_review` (a person decides) before it is flagged."
+    )
+    STUCK_QUEUED_SECONDS: int = _setting(900, "Longest in `queued` before ops re-queues it.")
+    STUCK_PREPROCESSING_SECONDS: int = _setting(900, "Longest in `preprocessing` without progress.")
+    STUCK_TRAINING_SECONDS: int = _setting(3600, "Longest in `training` without progress.")
+    STUCK_GENERATING_SECONDS: int = _setting(1800, "Longest in `generating` without a new headshot.")
     # --- data retention --------------------------------------------------------------------------
     DEFAULT_RETENTION_DAYS: int = _setting(30, "Days results are kept when the organization sets none.")
 

@@ -10,6 +10,7 @@ WEB_MOUNTS: dict[str, str] = {
     "review": "/review",
     "ops": "/ops",
     "gateway": "/gateway",
+    "notification": "/mail",
 }
 
 SERVICE_NAMES: tuple[str, ...] = (

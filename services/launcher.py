@@ -10,7 +10,8 @@ It finds the services that exist by convention:
   app, mounted at ``WEB_MOUNTS[name]`` under one WSGI server;
 - ``services/<name>/handlers.py`` with ``HANDLERS = {EventType: handler}`` (and optionally
   ``build_deps(settings, db, blobs) -> dict`` for the handlers' keyword arguments) is a worker,
-  run as a consumer thread.
+  run as a consumer thread; its optional ``run_background(settings, db, stop_event)`` runs in one
+  more thread until the stop event is set.
 
 The outbox relay runs as one more thread, woken after each commit in the embedded mode.
 """
@@ -173,6 +174,16 @@ def start(
             threads.append(consumer.start_in_thread())
             stoppers.append(consumer.stop)
             log.info("worker %s consuming %s", name, ", ".join(str(e) for e in module.HANDLERS))
+            background = getattr(module, "run_background", None)
+            if background is not None:  # a loop of the worker beside its consumer (e.g. webhook retries)
+                t = threading.Thread(
+                    target=background,
+                    args=(settings, platform.db, stop),
+                    name=f"{name}-background",
+                    daemon=True,
+                )
+                t.start()
+                threads.append(t)
 
     server = None
     urls: dict[str, str] = {}
@@ -215,4 +226,6 @@ def print_demo(settings: Settings, demo: DemoData) -> None:
     print(f"\nDemo sign-in links (valid for {settings.INVITE_TTL_SECONDS // 60} minutes):")
     for user in (demo.admin, *demo.employees, demo.other_employee):
         print(f"  {user.role:<10} {user.email:<28} {invite_url(settings, user)}")
+    ops = f"{WEB_MOUNTS['ops']}/invite/"  # support staff sign in to the ops dashboard
+    print(f"  {demo.support.role:<10} {demo.support.email:<28} {invite_url(settings, demo.support, ops)}")
     print()

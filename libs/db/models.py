@@ -238,6 +238,86 @@ class UploadAttempt(Tenanted, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class EmailSend(Tenanted, Base):
+    """One e-mail the notification service owes for one event: at most one row per (message,
+    template), so a redelivered event finds what became of the first attempt.
+
+    ``status``: ``sending`` (claimed, the SMTP conversation may be under way), ``pending`` (a
+    transient failure; the next delivery of the event tries again), ``sent``, ``failed``
+    (permanent: bad address, 5xx, no such person). Holds ids, never the address or the name.
+    """
+
+    __tablename__ = "email_sends"
+    __table_args__ = (
+        UniqueConstraint("message_id", "template"),
+        Index("ix_email_sends_status", "status", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    message_id: Mapped[str] = mapped_column(String(36))
+    template: Mapped[str] = mapped_column(String(40))
+    session_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    user_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    status: Mapped[str] = mapped_column(String(12))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class WebhookDelivery(Tenanted, Base):
+    """One event owed to an organization's webhook endpoint, delivered outside the event handler.
+
+    ``status``: ``pending`` (``next_attempt_at`` says when), ``delivered``, ``failed`` (given up).
+    ``step`` is the position in the retry schedule of the current series (a resend starts over).
+    The body is fixed when the delivery is recorded, so every attempt sends the same bytes.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("org_id", "message_id"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    message_id: Mapped[str] = mapped_column(String(36))
+    event: Mapped[str] = mapped_column(String(100))
+    session_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class WebhookAttempt(Tenanted, Base):
+    """One try of a webhook delivery: what the endpoint answered (or why there was no answer)."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    delivery_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("webhook_deliveries.id"), index=True
+    )
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    url: Mapped[str] = mapped_column(String(500))
+    status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    response_excerpt: Mapped[str | None] = mapped_column(Text, default=None)  # first 1 KB
+
+
 class OutboxMessage(Base):
     """An event waiting to be published (sent_at null) or already published.
 
@@ -291,10 +371,55 @@ class AuditLog(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class WorkerHeartbeat(Base):
+    """One consumer process (or thread, embedded) saying it is alive, every HEARTBEAT_SECONDS."""
+
+    __tablename__ = "worker_heartbeats"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)  # service@host:pid:instance
+    service: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    handled: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    current_session_id: Mapped[str | None] = mapped_column(String(36), default=None)
+
+
+class QueueSample(Base):
+    """A queue's depth at one moment, sampled by the ops worker for the last hour's chart."""
+
+    __tablename__ = "queue_samples"
+    __table_args__ = (Index("ix_queue_samples_time", "sampled_at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    sampled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    queue: Mapped[str] = mapped_column(String(200))
+    ready: Mapped[int] = mapped_column(Integer, default=0)
+    unacked: Mapped[int | None] = mapped_column(Integer, default=None)
+    consumers: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class StuckCheck(Base):
+    """What the stuck check did about a session in one state: re-queued it once, then flagged it."""
+
+    __tablename__ = "stuck_checks"
+
+    session_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(36), index=True)
+    state: Mapped[str] = mapped_column(String(20))
+    requeued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    flagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
 __all__ = [
     "AuditLog",
     "Base",
     "ChosenStyle",
+    "EmailSend",
     "Headshot",
     "HeadshotSession",
     "Organization",
@@ -302,10 +427,15 @@ __all__ = [
     "PersonModel",
     "Photo",
     "ProcessedMessage",
+    "QueueSample",
     "Role",
+    "StuckCheck",
     "Tenanted",
     "UploadAttempt",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WorkerHeartbeat",
     "new_id",
     "utcnow",
 ]

@@ -76,6 +76,8 @@ from libs.contracts import (
 from libs.db import Database, ProcessedMessage, UnitOfWork
 from libs.messaging.broker import is_memory, open_connection, release_quietly
 from libs.messaging.errors import MessagingError, Permanent
+from libs.messaging.heartbeat import Heartbeat
+from libs.messaging.metrics import HANDLER_SECONDS, MESSAGES
 from libs.messaging.publisher import JSON, Publisher
 from libs.messaging.topology import (
     DEAD_LETTERS,
@@ -172,12 +174,18 @@ class Consumer:
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
         self._cancelling = False
+        self.heartbeat = Heartbeat(service, db, settings.HEARTBEAT_SECONDS)
+        self.current_session: str | None = None  # shown on the ops Workers page
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def run(self) -> None:
         """Consume until :meth:`stop`, reconnecting with backoff after any connection loss."""
         backoff = 0.2
         log.info("%s consumer starting on %s", self.service, ", ".join(q.name for q in self.queues))
+        beats = threading.Thread(
+            target=self._beat_until_stopped, name=f"heartbeat-{self.service}", daemon=True
+        )
+        beats.start()
         try:
             while not self._stop.is_set():
                 try:
@@ -205,6 +213,19 @@ class Consumer:
             self._flush_delayed()
             self._publisher.close()
             log.info("%s consumer stopped", self.service)
+
+    def _beat_until_stopped(self) -> None:
+        """Its own thread, so a long handler (generation renders for minutes) still beats."""
+        if self.settings.HEARTBEAT_SECONDS <= 0:
+            return
+        while True:
+            self.heartbeat.beat(
+                handled=self.stats["handled"] + self.stats["duplicate"],
+                failed=self.stats["retried"] + self.stats["dead_lettered"],
+                current=self.current_session,
+            )
+            if self._stop.wait(self.settings.HEARTBEAT_SECONDS):
+                return
 
     def start_in_thread(self) -> threading.Thread:
         """Run in a daemon thread (embedded mode); returns the thread."""
@@ -302,6 +323,7 @@ class Consumer:
             # Earlier deliveries ended without an outcome (the consumer died or lost its connection).
             self._dead_letter(queues, raw, f"delivered {attempt} times without success", attempt)
             return
+        self.current_session = message.session_id
         try:
             outcome = self._process(queues, message)
         except Permanent as exc:
@@ -318,8 +340,12 @@ class Consumer:
         else:
             raw.ack()
             self.stats[outcome] += 1
+            MESSAGES.labels(queues.name, outcome).inc()
+            HANDLER_SECONDS.labels(queues.name).observe(time.monotonic() - started)
             ms = (time.monotonic() - started) * 1000
             log.info("%s %s %s in %.0f ms", queues.name, outcome, _short(message.message_id), ms)
+        finally:
+            self.current_session = None
 
     def _decode(self, queues: ConsumerQueues, raw: RawMessage) -> Message:
         if raw.content_type != JSON:
@@ -379,6 +405,7 @@ class Consumer:
             self._republish(raw, exchange=RETRY_EXCHANGE, routing_key=queues.name, headers=headers)
         raw.ack()
         self.stats["retried"] += 1
+        MESSAGES.labels(queues.name, "retried").inc()
         log.warning(
             "%s %s failed (%s), retrying in %d ms: %r",
             queues.name,
@@ -406,6 +433,7 @@ class Consumer:
         self._republish(raw, exchange=DEAD_LETTER_EXCHANGE, routing_key=dead, headers=headers)
         raw.ack()
         self.stats["dead_lettered"] += 1
+        MESSAGES.labels(queues.name, "dead_lettered").inc()
         log.warning(
             "%s %s dead-lettered to %s: %s",
             queues.name,

@@ -244,3 +244,13 @@ def check_compose(compose: dict[str, Any], root: Path = ROOT) -> list[str]:
 def policy_matches(pattern: str, name: str) -> bool:
     """RabbitMQ matches policy patterns with PCRE ``re:run``: a search, like Python's re.search."""
     return re.search(pattern, name) is not None
+
+
+def consuming_services(services: Any) -> set[str]:
+    """The services whose consumers some process runs (`run --only X` without --no-workers)."""
+    consumed: set[str] = set()
+    for service in services:
+        command = service.get("command") or []
+        if command[:5] == ["python", "-m", "services", "run", "--only"] and "--no-workers" not in command:
+            consumed.update(command[5].split(","))
+    return consumed

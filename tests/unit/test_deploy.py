@@ -22,6 +22,7 @@ from tests.support.deploy import (
     DEPLOY,
     ROOT,
     check_compose,
+    consuming_services,
     environment,
     load_compose,
     policy_matches,
@@ -57,6 +58,7 @@ def test_every_service_of_the_product_runs(compose: dict) -> None:
         assert name in services, f"{name} is missing from docker-compose.yml"
     web = {s for service in services.values() for s in served_services(service)}
     assert web == set(WEB_MOUNTS)
+    assert set(SUBSCRIPTIONS) <= consuming_services(services.values())  # every subscription has a consumer
     commands = [service.get("command") for service in services.values()]
     assert ["python", "-m", "services", "relay"] in commands
     assert services["migrate"]["command"] == ["python", "-m", "libs.db.migrate"]

@@ -14,7 +14,7 @@ import pytest
 
 from libs.contracts import PHOTOS_PROCESSED, SUBSCRIPTIONS, prefetch_for, queue_name
 from services import SERVICE_NAMES, WEB_MOUNTS
-from tests.support.deploy import DEPLOY, SETTING_NAMES, check_command
+from tests.support.deploy import DEPLOY, SETTING_NAMES, check_command, consuming_services
 from tests.support.kube import build, containers, env_problems, find, pod_spec
 
 BASE = DEPLOY / "k8s" / "base"
@@ -75,6 +75,9 @@ def test_every_command_runs_something_of_ours(resources: list[dict[str, Any]]) -
             assert check_command(resource["metadata"]["name"], as_compose) == []
     deployments = {r["metadata"]["name"] for r in resources if r["kind"] == "Deployment"}
     assert set(SERVICE_NAMES) | {"relay"} <= deployments
+    # Every subscription has a consumer: gunicorn's pods serve the web only.
+    pods = [{"command": c["command"]} for r in resources for c in containers(r)]
+    assert set(SUBSCRIPTIONS) <= consuming_services(pods)
     job = find(resources, "Job", "migrate")
     assert containers(job)[0]["command"] == ["python", "-m", "libs.db.migrate"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure"

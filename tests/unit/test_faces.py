@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -61,13 +60,6 @@ def test_boxes_of_a_large_image_are_in_its_own_pixels(astronaut: np.ndarray) -> 
     (small_face,) = detect_faces(astronaut)
     (big_face,) = detect_faces(big)
     assert abs(big_face.x - 4 * small_face.x) < 30 and abs(big_face.w - 4 * small_face.w) < 40
-
-
-def test_detection_takes_tens_of_milliseconds_at_512px(astronaut: np.ndarray) -> None:
-    detect_faces(astronaut)  # the detector is built on first use
-    started = time.perf_counter()
-    detect_faces(astronaut)
-    assert time.perf_counter() - started < 0.5  # measured ~0.1 s (upsampled once at this size)
 
 
 def test_rejects_what_is_not_an_rgb_uint8_image(astronaut: np.ndarray) -> None:

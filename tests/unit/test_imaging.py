@@ -118,14 +118,6 @@ def test_the_astronaut_portrait_is_accepted(astronaut_checked: CheckedPhoto) -> 
     assert checked.clean_jpeg.startswith(b"\xff\xd8") and checked.clean_jpeg.endswith(b"\xff\xd9")
 
 
-def test_a_512px_photo_is_checked_well_under_a_second(astronaut: np.ndarray, astronaut_checked) -> None:
-    data = jpeg_bytes(astronaut)
-    started = time.perf_counter()
-    check_photo(data, LIMITS, others=[astronaut_checked.embedding])
-    # Measured ~0.2 s alone; the bound leaves room for a loaded CI machine running tests in parallel.
-    assert time.perf_counter() - started < 1.0
-
-
 def test_jpeg_and_heic_are_accepted_too(astronaut: np.ndarray) -> None:
     import pillow_heif
 

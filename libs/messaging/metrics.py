@@ -1,0 +1,21 @@
+"""Prometheus metrics of the consumer runner, exposed by every app's /metrics (libs/web).
+
+    headshots_messages_total{queue, outcome}     handled, duplicate, retried, dead_lettered
+    headshots_handler_seconds{queue}             time from delivery to ack of handled messages
+
+Alerts worth setting are listed in docs/ops.md.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+MESSAGES = Counter(
+    "headshots_messages_total", "Messages taken from a consumer queue, by outcome", ["queue", "outcome"]
+)
+HANDLER_SECONDS = Histogram(
+    "headshots_handler_seconds",
+    "Handling time of a message (decode, handler, commit, ack)",
+    ["queue"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
+)

@@ -1,0 +1,118 @@
+"""The ledger of e-mails: at most one row per (event message id, template), written in its own
+short transactions around the SMTP conversation, so that it survives the event handler's rollback.
+
+    claim = ledger.claim(key, now)          # commits status "sending" before anything is sent
+    transport.send(...)
+    ledger.finish(key, "sent", now)         # commits "sent" right after the server said 250
+
+``claim`` says whether to send: a row already ``sent`` or ``failed`` means the e-mail was dealt
+with (a redelivered event); a row another worker is ``sending`` right now (its claim younger than
+the lease) raises :class:`SendInProgress`, which the consumer retries later. A ``sending`` row
+older than the lease belongs to a worker that died mid-send: it may or may not have been accepted
+(docs/notification.md, "the one window"), and it is sent again, with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+
+from libs.db import Database, EmailSend
+
+SENDING, PENDING, SENT, FAILED = "sending", "pending", "sent", "failed"
+
+
+class SendInProgress(RuntimeError):
+    """Another worker holds a fresh claim on this e-mail: try again after a delay."""
+
+
+@dataclass(frozen=True)
+class SendKey:
+    org_id: str
+    message_id: str
+    template: str
+    session_id: str | None = None
+    user_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    go: bool  # True: send now; False: already sent or failed for good
+    status: str
+    attempts: int
+    resumed: bool = False  # True: a previous claim ended without an outcome
+
+
+class SendLedger:
+    def __init__(self, db: Database, lease: timedelta) -> None:
+        self.db = db
+        self.lease = lease
+
+    def claim(self, key: SendKey, now: datetime) -> Claim:
+        with self.db.uow(org_id=key.org_id) as uow:
+            row = uow.session.scalar(self._query(key))
+            if row is None:
+                row = EmailSend(
+                    org_id=key.org_id,
+                    message_id=key.message_id,
+                    template=key.template,
+                    session_id=key.session_id,
+                    user_id=key.user_id,
+                    status=SENDING,
+                    attempts=1,
+                    claimed_at=now,
+                )
+                uow.session.add(row)
+                try:
+                    uow.commit()
+                except IntegrityError:  # another worker inserted it a moment ago
+                    raise SendInProgress(
+                        f"{key.template} for {key.message_id} is being sent elsewhere"
+                    ) from None
+                return Claim(True, SENDING, 1)
+            row = uow.get_for_update(EmailSend, row.id)
+            assert row is not None
+            if row.status in (SENT, FAILED):
+                return Claim(False, row.status, row.attempts)
+            resumed = row.status == SENDING
+            if resumed and row.claimed_at is not None and now - row.claimed_at < self.lease:
+                raise SendInProgress(
+                    f"{key.template} for {key.message_id} was claimed {(now - row.claimed_at).seconds} s ago"
+                )
+            row.status = SENDING
+            row.claimed_at = now
+            row.attempts += 1
+            attempts = row.attempts
+            uow.commit()
+            return Claim(True, SENDING, attempts, resumed=resumed)
+
+    def finish(self, key: SendKey, status: str, now: datetime, error: str | None = None) -> None:
+        """Record the outcome: ``sent``, ``failed`` (permanent) or ``pending`` (transient)."""
+        with self.db.uow(org_id=key.org_id) as uow:
+            row = uow.session.scalar(self._query(key))
+            if row is None:  # a failure found before anything was claimed (no such person...)
+                row = EmailSend(
+                    org_id=key.org_id,
+                    message_id=key.message_id,
+                    template=key.template,
+                    session_id=key.session_id,
+                    user_id=key.user_id,
+                    status=status,
+                    attempts=0,
+                )
+                uow.session.add(row)
+            row.status = status
+            row.last_error = error
+            row.claimed_at = None
+            if status == SENT:
+                row.sent_at = now
+            uow.commit()
+
+    @staticmethod
+    def _query(key: SendKey) -> Select[EmailSend]:
+        return select(EmailSend).where(
+            EmailSend.message_id == key.message_id, EmailSend.template == key.template
+        )

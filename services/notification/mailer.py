@@ -1,0 +1,75 @@
+"""Sending one e-mail for one event, exactly once as far as SMTP allows.
+
+    mailer.deliver(SendKey(org_id, message_id, "ready", session_id=...), build=lambda: Email(...))
+
+1. claim the (message id, template) row in the ledger, committed: nothing is sent without it;
+2. build the e-mail (address and name read from the database now, not from the event);
+3. send it; then record ``sent`` — or ``failed`` for a permanent refusal (the event is done, support
+   sees it), or ``pending`` for a transient one and raise :class:`TransientMailError`, which the
+   consumer (libs/messaging) retries after RETRY_DELAY_MS.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from libs.settings import Settings
+from services.notification.emails import BadAddress, Email, compose
+from services.notification.ledger import FAILED, PENDING, SENT, SendKey, SendLedger
+from services.notification.transport import PermanentMailError, TransientMailError, Transport
+
+log = logging.getLogger("headshots.notification.mail")
+
+
+class NoRecipient(LookupError):
+    """The person (or session) the e-mail is for does not exist, or may not receive it."""
+
+
+Clock = Callable[[], datetime]
+
+
+class Mailer:
+    def __init__(self, settings: Settings, ledger: SendLedger, transport: Transport, clock: Clock) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.transport = transport
+        self.clock = clock
+
+    def deliver(self, key: SendKey, build: Callable[[], Email]) -> str:
+        """Send the e-mail ``build()`` describes unless the ledger says it was dealt with; returns
+        the ledger's status. Raises TransientMailError / SendInProgress to be retried later."""
+        claim = self.ledger.claim(key, self.clock())
+        if not claim.go:
+            log.info(
+                "%s e-mail for %s already %s: not sent again", key.template, key.message_id[:8], claim.status
+            )
+            return claim.status
+        if claim.resumed:
+            log.warning(
+                "%s e-mail for %s: an earlier attempt ended without an outcome; sending again",
+                key.template,
+                key.message_id[:8],
+            )
+        try:
+            email = build()
+            message = compose(self.settings, email, message_id=key.message_id)
+        except (NoRecipient, BadAddress) as exc:
+            return self._failed(key, str(exc))
+        try:
+            self.transport.send(message, key=f"{key.message_id}.{key.template}")
+        except PermanentMailError as exc:
+            return self._failed(key, str(exc))
+        except TransientMailError as exc:
+            self.ledger.finish(key, PENDING, self.clock(), error=str(exc))
+            raise
+        # The one window: the server has the e-mail and this commit has not happened yet.
+        self.ledger.finish(key, SENT, self.clock())
+        log.info("%s e-mail for %s sent (attempt %d)", key.template, key.message_id[:8], claim.attempts)
+        return SENT
+
+    def _failed(self, key: SendKey, error: str) -> str:
+        self.ledger.finish(key, FAILED, self.clock(), error=error)
+        log.warning("%s e-mail for %s failed for good: %s", key.template, key.message_id[:8], error)
+        return FAILED

@@ -1,0 +1,96 @@
+"""Recording a webhook delivery (from the event handler) and sending one again (support, admins).
+
+The handler only writes a ``pending`` row, in its own short transaction, keyed by (org, message
+id): a redelivered event finds it and adds nothing; an e-mail failure of the same event (which
+rolls the handler back) does not take the webhook with it. The dispatcher does the HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from libs.contracts import Message
+from libs.db import Database, Organization, WebhookAttempt, WebhookDelivery
+from services.notification.webhooks.payload import payload
+
+log = logging.getLogger("headshots.notification.webhooks")
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+
+
+class DeliveryNotFound(LookupError):
+    pass
+
+
+class WebhookRecorder:
+    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+        self.db = db
+        self.clock = clock
+
+    def record(self, message: Message) -> bool:
+        """Add a pending delivery if the organization has a webhook; True if one was added."""
+        with self.db.uow(org_id=message.org_id) as uow:
+            org = uow.session.get(Organization, message.org_id)
+            if org is None or not org.webhook_url:
+                return False
+            exists = uow.session.scalar(
+                select(WebhookDelivery.id).where(WebhookDelivery.message_id == message.message_id)
+            )
+            if exists is not None:
+                return False
+            uow.session.add(
+                WebhookDelivery(
+                    org_id=message.org_id,
+                    message_id=message.message_id,
+                    event=message.routing_key,
+                    session_id=message.session_id,
+                    body=payload(message),
+                    status=PENDING,
+                    next_attempt_at=self.clock(),
+                )
+            )
+            try:
+                uow.commit()
+            except IntegrityError:  # recorded by another worker a moment ago
+                return False
+        log.info("webhook %s for %s recorded", message.routing_key, message.message_id[:8])
+        return True
+
+
+def resend(db: Database, org_id: str, delivery_id: int, now: datetime) -> WebhookDelivery:
+    """Start a delivery's retry schedule again from the beginning, due now (the "resend" button).
+    Another organization's delivery is not found."""
+    with db.uow(org_id=org_id) as uow:
+        delivery = uow.get_for_update(WebhookDelivery, delivery_id)
+        if delivery is None:
+            raise DeliveryNotFound(f"no webhook delivery {delivery_id}")
+        delivery.status = PENDING
+        delivery.step = 0
+        delivery.next_attempt_at = now
+        uow.commit()
+        return delivery
+
+
+def attempts_of(db: Database, org_id: str, delivery_id: int) -> list[dict[str, object]]:
+    """A delivery's attempts, oldest first, as plain data (for pages and the CLI)."""
+    with db.uow(org_id=org_id) as uow:
+        rows = uow.session.scalars(
+            select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id == delivery_id)
+            .order_by(WebhookAttempt.id)
+        ).all()
+        return [
+            {
+                "attempted_at": a.attempted_at.isoformat(),
+                "status_code": a.status_code,
+                "latency_ms": a.latency_ms,
+                "error": a.error,
+                "response_excerpt": a.response_excerpt,
+            }
+            for a in rows
+        ]

@@ -1,0 +1,57 @@
+"""``python -m services.notification``: help, previews of every e-mail, listing and resending
+webhook deliveries from the command line (in-process, on a real SQLite file)."""
+
+from __future__ import annotations
+
+import pytest
+
+from libs.db import Database, WebhookDelivery
+from services.notification.__main__ import main
+from services.notification.emails import SUBJECTS
+from services.notification.webhooks.deliveries import WebhookRecorder
+from tests.support.notification import ManualClock, seed_people, session_events
+
+
+def test_help_names_every_command(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for word in ("serve", "webhooks", "resend", "preview"):
+        assert word in out
+
+
+@pytest.mark.parametrize("template", sorted(SUBJECTS))
+def test_every_email_previews_in_html_and_text(template, capsys, monkeypatch):
+    monkeypatch.setenv("PUBLIC_URL", "https://headshots.example")
+    assert main(["preview", template]) == 0
+    html = capsys.readouterr().out
+    assert (
+        html.startswith("<!doctype html>")
+        and "Acme Corporation" in html
+        and "https://headshots.example/" in html
+    )
+    assert main(["preview", template, "--text"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("Hello Bea,") and "<" not in text
+
+
+def test_webhooks_lists_and_resend_restarts_a_delivery(sqlite_url, capsys, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    db = Database(sqlite_url)
+    try:
+        people = seed_people(db, webhook_url="https://hooks.example.com/in")
+        WebhookRecorder(db, ManualClock()).record(session_events(people)["completed"])
+        with db.uow(all_orgs=True) as uow:
+            delivery = uow.session.query(WebhookDelivery).one()
+            delivery.status, delivery.step = "failed", 5
+            uow.commit()
+        assert main(["webhooks", "--org", people.org_id]) == 0
+        assert "failed" in capsys.readouterr().out
+        assert main(["resend", "--org", people.other_org_id, str(delivery.id)]) == 2  # another tenant's
+        assert main(["resend", "--org", people.org_id, str(delivery.id)]) == 0
+        with db.session(all_orgs=True) as s:
+            again = s.get(WebhookDelivery, delivery.id)
+            assert again is not None and (again.status, again.step) == ("pending", 0)
+    finally:
+        db.dispose()
