@@ -60,6 +60,11 @@ class Settings:
     HOST: str = _setting("127.0.0.1", "Address the embedded server listens on.")
     PORT: int = _setting(8000, "Port the embedded server listens on.")
     PUBLIC_URL: str = _setting("", "Base URL used in links and e-mails. Empty: `http://HOST:PORT`.")
+    WEB_SERVICES: str = _setting(
+        "", "Comma-separated web services `services.wsgi` serves under gunicorn. Empty: every one."
+    )
+    WEB_WORKERS: int = _setting(2, "gunicorn worker processes per instance (the gateway keeps one).")
+    WEB_THREADS: int = _setting(32, "Threads per gunicorn worker: requests one process serves at once.")
     SECRET_KEY: str = _setting(
         "embedded-dev-secret-change-me", "Signs cookies, invite links and result URLs. Set it in production."
     )
