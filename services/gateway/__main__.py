@@ -15,6 +15,7 @@ import sys
 
 from libs.settings import Settings
 from libs.web import configure_logging
+from services.stopping import catch_stop_signals
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     from services import launcher  # after logging is configured; it imports the messaging stack
 
     # The gateway writes nothing to the outbox: it runs no relay of its own.
-    running = launcher.start(settings, only={"gateway"}, web=True, workers=False, relay=False)
+    running = launcher.start(
+        settings, stop=catch_stop_signals(), only={"gateway"}, web=True, workers=False, relay=False
+    )
     print(f"gateway at {running.urls.get('gateway', '?')}socket.io/  (Ctrl-C to stop)", flush=True)
     launcher.run_until_stopped(running)
     return 0

@@ -37,6 +37,7 @@ from libs.settings import Settings
 from services.generation.engines import ENGINES, EngineError, PersonAttributes, Progress, make_engine
 from services.generation.identity import different_people
 from services.generation.plan import plan_shots
+from services.stopping import catch_stop_signals
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -122,7 +123,14 @@ def cmd_work(args: argparse.Namespace) -> int:
     configure_logging(settings)
     from services import launcher  # after logging is configured; it imports the messaging stack
 
-    running = launcher.start(settings, only={"generation"}, web=False, workers=True, relay=not args.no_relay)
+    running = launcher.start(
+        settings,
+        stop=catch_stop_signals(),
+        only={"generation"},
+        web=False,
+        workers=True,
+        relay=not args.no_relay,
+    )
     print(f"generation worker running ({settings.engine} engine); Ctrl-C to stop", flush=True)
     launcher.run_until_stopped(running)
     return 0

@@ -20,6 +20,7 @@ from libs.db.migrate import upgrade
 from libs.settings import Settings
 from libs.web import configure_logging, invite_url
 from services import WEB_MOUNTS
+from services.stopping import catch_stop_signals
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,7 +109,9 @@ def _serve(settings: Settings, *, workers: bool) -> int:
     configure_logging(settings)
     from services import launcher  # after logging is configured; it imports the messaging stack
 
-    running = launcher.start(settings, only={"ops"}, web=True, workers=workers, relay=True)
+    running = launcher.start(
+        settings, stop=catch_stop_signals(), only={"ops"}, web=True, workers=workers, relay=True
+    )
     print(f"ops at {running.platform.settings.public_url}/ops/  (Ctrl-C to stop)", flush=True)
     launcher.run_until_stopped(running)
     return 0

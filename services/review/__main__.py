@@ -18,6 +18,7 @@ from libs.db import Database, Organization, Role, User
 from libs.db.migrate import upgrade
 from libs.settings import Settings
 from libs.web import configure_logging
+from services.stopping import catch_stop_signals
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,7 +79,9 @@ def _serve(settings: Settings, *, workers: bool, relay: bool) -> int:
     configure_logging(settings)
     from services import launcher
 
-    running = launcher.start(settings, only={"review"}, web=True, workers=workers, relay=relay)
+    running = launcher.start(
+        settings, stop=catch_stop_signals(), only={"review"}, web=True, workers=workers, relay=relay
+    )
     print(
         f"review at {running.urls.get('review', running.platform.settings.public_url)}  (Ctrl-C to stop)",
         flush=True,

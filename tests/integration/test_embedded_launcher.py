@@ -64,6 +64,12 @@ def test_a_signal_at_any_moment_stops_services_cleanly(tmp_path, moment, sig):
         (["-m", "services", "relay"], r"Press Ctrl-C", SIGTERM),
         (["-m", "services.intake", "serve"], None, SIGINT),
         (["-m", "services.intake", "serve"], r"intake at http", SIGTERM),
+        (["-m", "services.review", "serve"], r"Ctrl-C", SIGTERM),
+        (["-m", "services.preprocess"], r"Ctrl-C", SIGINT),
+        (["-m", "services.generation", "work"], r"Ctrl-C", SIGTERM),
+        (["-m", "services.notification"], r"Ctrl-C", SIGINT),
+        (["-m", "services.gateway"], r"Ctrl-C", SIGTERM),
+        (["-m", "services.ops", "serve"], r"Ctrl-C", SIGINT),
     ],
     ids=[
         "run-only-first",
@@ -72,6 +78,12 @@ def test_a_signal_at_any_moment_stops_services_cleanly(tmp_path, moment, sig):
         "relay-running",
         "intake-first",
         "intake-serving",
+        "review-serving",
+        "preprocess-serving",
+        "generation-serving",
+        "notification-serving",
+        "gateway-serving",
+        "ops-serving",
     ],
 )
 def test_every_serving_command_stops_cleanly(tmp_path, args, pattern, sig):
