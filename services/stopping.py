@@ -18,7 +18,9 @@ code at all the operating system's defaults apply; no program can change that.)
 
 from __future__ import annotations
 
+import faulthandler
 import signal
+import sys
 import threading
 from types import FrameType
 
@@ -34,6 +36,9 @@ def catch_stop_signals() -> threading.Event:
     tests do that) receives the ones sent in the meantime right here, into the new handler."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, _request_stop)
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: what a process that will not stop
+    # is doing, without stopping it.
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     return _stop
 

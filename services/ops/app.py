@@ -115,8 +115,6 @@ def create_app(
     @app.after_request
     def _private(response: Response) -> Response:
         response.headers.setdefault("Cache-Control", "private, no-store")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
 
     app.register_blueprint(views.bp)

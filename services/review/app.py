@@ -44,11 +44,6 @@ STATUS: dict[type[ReviewError], int] = {
     Invalid: 422,
 }
 
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "frame-ancestors 'none'; form-action 'self'"
-)
-
 
 class OrgApi(Api):
     """flask-smorest's Api with libs/web's error shape instead of its own."""
@@ -107,11 +102,8 @@ def create_app(
 
     @app.after_request
     def _headers(response: Response) -> Response:
-        # Pages show personal info and photos: private, never framed, scripts and styles from files only.
+        # Pages show personal info and photos: never cached (the security headers come from libs/web).
         response.headers.setdefault("Cache-Control", "private, no-store")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Content-Security-Policy", CSP)
         return response
 
     for module in (views_sign_in, views_queue, views_settings, views_team, views_results):

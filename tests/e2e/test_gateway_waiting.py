@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from libs.contracts import (
     HEADSHOT_GENERATED,
@@ -28,6 +28,7 @@ from libs.contracts import (
 )
 from libs.db import Database, HeadshotSession, utcnow
 from libs.db.demo import DemoData, seed_demo
+from libs.messaging.testing import wait_for
 from libs.settings import Settings
 from libs.storage import BlobStore
 from libs.web import invite_url
@@ -113,12 +114,15 @@ def test_the_page_moves_by_itself_and_ends_on_the_results(page: Page, live: Live
             HEADSHOT_GENERATED, org, sid, headshot_id=shot.id, style="navy:suit", done=done, total=4
         )
         record(live.db, message, progress=(done, 4), headshot=shot)
-        page.wait_for_function(f"document.querySelectorAll('#thumbs img').length === {done}")
+        expect(page.locator("#thumbs img")).to_have_count(done)
         assert _bar(page) > before
         before = _bar(page)
     # The thumbnails really load (through intake's signed links), not just their tags.
-    page.wait_for_function(
-        "Array.from(document.querySelectorAll('#thumbs img')).every(i => i.naturalWidth > 0)"
+    # (a polled predicate string would be an eval, which the page's CSP refuses: poll from here)
+    wait_for(
+        lambda: page.locator("#thumbs img").evaluate_all("imgs => imgs.every(i => i.naturalWidth > 0)"),
+        "every thumbnail to load",
+        timeout=30,
     )
     assert "3 of 4" in (page.text_content("#progress-text") or "")
 
@@ -136,7 +140,7 @@ def test_the_page_moves_by_itself_and_ends_on_the_results(page: Page, live: Live
         progress=(4, 4),
         headshot=shot,
     )
-    page.wait_for_function("document.querySelectorAll('#thumbs img').length === 4")
+    expect(page.locator("#thumbs img")).to_have_count(4)
     with live.db.uow(org_id=org) as uow:  # completion as the generation worker records it
         hs = uow.session.get(HeadshotSession, sid)
         assert hs is not None

@@ -76,6 +76,14 @@ def stop_with(
     proc.send_signal(sig)
     try:
         rest, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # Still running: ask it for every thread's stack (services.stopping registers SIGUSR1),
+        # then kill it, so the failure says where it hung.
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        proc.kill()
+        dump, _ = proc.communicate()
+        raise AssertionError(f"did not stop within {timeout:g} s of {sig.name}:\n{seen}{dump}") from None
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -29,7 +29,7 @@ from tests.unit.test_intake_support import (  # noqa: F401  (the *_fixture names
 )
 
 S = SessionState
-SHOT_IDS = re.compile(r'<figure class="shot" id="h-([0-9a-f-]{36})"')
+SHOT_IDS = re.compile(r'<figure class="shot[^"]*" id="h-([0-9a-f-]{36})"')
 SQUARE = re.compile(r'href="(/download/[^"?]+)\?download=1" download>Square')
 FAVOURITES_ZIP = re.compile(r'href="(/download/[^"?]+)" download>★')
 

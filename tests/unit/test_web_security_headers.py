@@ -45,15 +45,16 @@ def test_every_answer_carries_the_security_headers(app, path):
     assert response.headers["Content-Security-Policy"] == POLICY
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
-    assert response.headers["Referrer-Policy"] == "same-origin"
+    # same-origin by default; the mail pages send none at all (their links sign people in)
+    assert response.headers["Referrer-Policy"] in ("same-origin", "no-referrer")
 
 
 def test_the_error_page_works_under_the_policy(app):
     client = app.test_client()
     response = client.get("/no-such-page", headers={"Accept": "text/html"})
-    assert response.status_code == 404
+    assert response.status_code in (401, 404)  # apps for signed-in staff only answer "sign in" first
     html = response.get_data(as_text=True)
-    assert not re.search(r"<style|<script|\sstyle=|\son\w+=|javascript:", html), html
+    assert not INLINE.search(html), html
     css = re.search(r'<link rel="stylesheet" href="([^"]+)"', html)
     assert css, html
     sheet = client.get(css.group(1))
@@ -79,7 +80,13 @@ INLINE = re.compile(r"<script(?![^>]*\ssrc=)[^>]*>|<style|\sstyle=|\son[a-z]+=|j
 
 
 def test_no_template_of_any_service_has_inline_script_or_style():
-    templates = sorted(Path(launcher.__file__).parent.glob("*/templates/**/*.html"))
+    # E-mails are not pages: mail clients need their <style>, and the mail page shows them in a
+    # sandboxed frame under a policy of its own (services/notification/views.py).
+    templates = sorted(
+        p
+        for p in Path(launcher.__file__).parent.glob("*/templates/**/*.html")
+        if "email" not in p.parent.name
+    )
     assert templates, "no templates found"
     offenders = [
         f"{path.relative_to(path.parents[2])}:{n}: {line.strip()}"
