@@ -282,7 +282,9 @@ def _not_ready(environ: Any, start_response: Any) -> list[bytes]:
 
 def print_demo(settings: Settings, demo: DemoData) -> None:
     print(f"\nDemo sign-in links (valid for {settings.INVITE_TTL_SECONDS // 60} minutes):")
-    for user in (demo.admin, *demo.employees, demo.other_employee):
+    admin = f"{WEB_MOUNTS['review']}/invite/"  # org admins sign in to the review console
+    print(f"  {demo.admin.role:<10} {demo.admin.email:<28} {invite_url(settings, demo.admin, admin)}")
+    for user in (*demo.employees, demo.other_employee):
         print(f"  {user.role:<10} {user.email:<28} {invite_url(settings, user)}")
     ops = f"{WEB_MOUNTS['ops']}/invite/"  # support staff sign in to the ops dashboard
     print(f"  {demo.support.role:<10} {demo.support.email:<28} {invite_url(settings, demo.support, ops)}")

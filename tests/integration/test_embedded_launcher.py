@@ -30,6 +30,8 @@ def test_python_m_services_serves_and_stops_cleanly(tmp_path):
     with urllib.request.urlopen(health.group(1).replace("/healthz", "/readyz"), timeout=10) as r:
         assert r.status == 200
     assert re.search(r"employee\s+bea@acme\.example\s+http://\S+/invite/\S+", out), out
+    assert re.search(r"org_admin\s+admin@acme\.example\s+http://\S+/review/invite/\S+", out), out
+    assert re.search(r"support\s+support@headshots\.example\s+http://\S+/ops/invite/\S+", out), out
     assert (tmp_path / "var" / "headshots.db").exists()
     stop_with(proc, SIGINT, seen=out)
 
