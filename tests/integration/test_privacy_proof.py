@@ -6,6 +6,7 @@ and the receipts list exactly what went."""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -57,6 +58,20 @@ def _uploads(db, sid: str) -> dict[str, int]:
     return {k: v for k, v in kinds.items() if v}
 
 
+def _erased(db, sid: str) -> bool:
+    with db.session(all_orgs=True) as s:
+        return s.get(HeadshotSession, sid).personal_info_erased_at is not None
+
+
+def wait_until(check, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"never saw {what}")
+
+
 def _headshots(db, sid: str) -> dict[str, int]:
     with db.session(all_orgs=True) as s:
         shots = s.scalars(select(Headshot).where(Headshot.session_id == sid)).all()
@@ -96,6 +111,7 @@ def test_nothing_of_a_person_is_left_after_retention_and_a_deletion_request(prod
         assert name.encode() in database_file.read_bytes()
 
     wait_for_state(http, f"{api}/status", "completed")
+    wait_until(lambda: _erased(db, sid), "the personal info erased after session.completed")
     var = Path(settings.VAR_DIR)
     assert rows_with(db, markers) == []  # personal info erased at completion
     assert any(exif in hit for hit in files_with(var, [exif]))  # the original upload is still kept

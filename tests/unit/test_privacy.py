@@ -217,3 +217,34 @@ def test_the_person_deletes_a_session_with_confirmation_and_sees_the_receipts(
     receipts = me.client.get("/api/v1/sessions/deletion-receipts").json
     assert [(r["reason"], r["by"], r["session_id"]) for r in receipts] == [("request", "you", made["id"])]
     assert other.client.get("/api/v1/sessions/deletion-receipts").json == []
+
+
+def test_the_delete_my_data_pages_confirm_first_and_show_the_receipts(
+    app: Flask, db: Database, demo: DemoData, blobs: LocalBlobStore, intake_settings: Settings
+):
+    made = _ended_session(db, demo, blobs, intake_settings)
+    me = sign_in(app, intake_settings, demo.employees[0])
+    other = sign_in(app, intake_settings, demo.employees[1])
+    results = me.client.get(f"/sessions/{made['id']}/results").get_data(as_text=True)
+    assert f"/sessions/{made['id']}/delete" in results and "/my-data" in results
+    page = me.client.get(f"/sessions/{made['id']}/delete").get_data(as_text=True)
+    assert 'name="confirm"' in page and "csrf_token" in page
+    form = {"csrf_token": me.csrf}
+    assert other.client.get(f"/sessions/{made['id']}/delete").status_code == 404
+    assert other.client.post(
+        f"/sessions/{made['id']}/delete", data={**form, "confirm": "yes"}
+    ).status_code in (
+        400,
+        404,
+    )
+    unconfirmed = me.client.post(f"/sessions/{made['id']}/delete", data=form)
+    assert unconfirmed.status_code == 422 and "Please tick the box" in unconfirmed.get_data(as_text=True)
+    assert me.client.post(f"/sessions/{made['id']}/delete", data={"confirm": "yes"}).status_code in (400, 403)
+    assert all(blobs.exists(k) for k in made["keys"])
+
+    done = me.client.post(f"/sessions/{made['id']}/delete", data={**form, "confirm": "yes"})
+    assert done.status_code == 303 and done.headers["Location"].endswith("/my-data")
+    assert not any(blobs.exists(k) for k in [*made["keys"], made["shot"]])
+    receipts = me.client.get("/my-data").get_data(as_text=True)
+    assert "on request" in receipts and "1 headshots" in receipts and "4 photo files" in receipts
+    assert "Nothing deleted yet" in other.client.get("/my-data").get_data(as_text=True)
