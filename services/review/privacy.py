@@ -33,7 +33,9 @@ def delete_member_data(uow: UnitOfWork, reviewer: Reviewer, user_id: str) -> lis
     for session_id in ids:
         hs = uow.get_for_update(HeadshotSession, session_id)
         if hs is not None and hs.state != SessionState.DELETED:
-            erasures.append(delete_session_data(uow, hs, reason="request", actor=reviewer.user_id))
+            erasures.append(
+                delete_session_data(uow, hs, reason="request", actor=reviewer.user_id or "org-api-key")
+            )
     audit(uow, reviewer, "members.delete_data", user.id, sessions=len(erasures))
     return erasures
 
