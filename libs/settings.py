@@ -152,6 +152,9 @@ class Settings:
     LIKENESS_TRIES: int = _setting(3, "Renders of one shot at most under the `retry` likeness policy.")
     # --- data retention --------------------------------------------------------------------------
     DEFAULT_RETENTION_DAYS: int = _setting(30, "Days results are kept when the organization sets none.")
+    RETENTION_CHECK_SECONDS: int = _setting(
+        3600, "Seconds between retention rounds (one instance runs each round; uploads past retention go)."
+    )
 
     # ---------------------------------------------------------------------------------------------
     @classmethod

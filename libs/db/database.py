@@ -42,6 +42,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            # Erased values are overwritten with zeros instead of lingering in free pages.
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
         return engine

@@ -344,6 +344,38 @@ class OrgApiKey(Tenanted, Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
+class DeletionReceipt(Tenanted, Base):
+    """Proof that data went: which kinds and how many objects, when, why and by whom.
+
+    ``reason``: ``completion`` (personal info at completion), ``retention`` (uploads and person
+    models after the org's retention days) or ``request`` (the person or their admin asked).
+    ``actor`` is a user id or ``"system"``. Ids and counts only: a receipt holds no personal info.
+    """
+
+    __tablename__ = "deletion_receipts"
+    __table_args__ = (Index("ix_deletion_receipts_user", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    session_id: Mapped[str | None] = mapped_column(String(36), index=True, default=None)
+    user_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    reason: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(36))
+    # {"personal_info": 4, "photos": 2, "photo_files": 6, "person_models": 1, "headshot_files": 8, ...}
+    kinds: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class JobRun(Base):
+    """When a cluster-wide periodic job last ran: instances claim a period by locking this row."""
+
+    __tablename__ = "job_runs"
+
+    job: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ran_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class OutboxMessage(Base):
     """An event waiting to be published (sent_at null) or already published.
 

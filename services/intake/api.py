@@ -14,17 +14,20 @@ from flask import url_for
 from flask.views import MethodView
 
 from libs.db import HeadshotSession, Photo, UnitOfWork
+from libs.privacy import remove_files
 from libs.web import csrf_token, get_blobs, get_db, get_settings
 from libs.web.api import ErrorSchema, ServiceBlueprint
-from services.intake import onboarding
+from services.intake import deletion, onboarding
 from services.intake.context import catalog, current_actor
 from services.intake.schemas import (
     EYE_COLORS,
     GENDERS,
     GLASSES,
+    DeleteRequestSchema,
     PersonalInfoOutSchema,
     PersonalInfoSchema,
     PhotoSchema,
+    ReceiptSchema,
     SessionSchema,
     StatusSchema,
     StylesOutSchema,
@@ -147,6 +150,37 @@ class NewSession(MethodView):
         actor = current_actor()
         with get_db().uow(org_id=actor.org_id) as uow:
             return session_body(uow, onboarding.start_new_session(uow, actor, catalog()))
+
+
+@blp.route("/deletion-receipts")
+class Receipts(MethodView):
+    @blp.response(200, ReceiptSchema(many=True))
+    def get(self) -> list[dict[str, Any]]:
+        """What was deleted of the person's data: kinds and counts, when, why and by whom (no personal info)"""
+        actor = current_actor()
+        with get_db().uow(org_id=actor.org_id) as uow:
+            return deletion.my_receipts(uow, actor)
+
+
+@blp.route("/<session_id>/delete")
+class DeleteSession(MethodView):
+    @blp.arguments(DeleteRequestSchema)
+    @blp.response(200, ReceiptSchema)
+    @blp.alt_response(404, schema=ErrorSchema, description="Not this person's session (or already deleted).")
+    @blp.alt_response(422, schema=ErrorSchema, description="confirmation_needed: confirm must be true.")
+    def post(self, payload: dict[str, Any], session_id: str) -> dict[str, Any]:
+        """Delete my data: the session's photos, headshots, person model and answers, for good
+
+        ``POST /api/v1/sessions/a51b…/delete`` with ``{"confirm": true}`` answers 200 with the receipt
+        ``{"reason": "request", "by": "you", "kinds": {"photos": 3, "photo_files": 12, …}, …}``.
+        Work in progress on the session stops.
+        """
+        actor = current_actor()
+        with get_db().uow(org_id=actor.org_id) as uow:
+            erasure = deletion.delete_my_session(uow, actor, session_id, confirm=payload["confirm"])
+            uow.commit()
+        remove_files(erasure, get_blobs(), get_settings().person_model_dir)
+        return deletion.receipt_body(erasure.receipt)
 
 
 @blp.route("/<session_id>")

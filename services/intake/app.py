@@ -21,7 +21,7 @@ from libs.web import create_base_app, error_response
 from libs.web.api import ServiceApi
 from libs.web.errors import wants_json
 from libs.web.health import ReadyCheck
-from services.intake import api, views
+from services.intake import api, views, views_privacy
 from services.intake.onboarding import IntakeError
 
 API_VERSION = "1"
@@ -80,6 +80,7 @@ def create_app(
         return response
 
     app.register_blueprint(views.bp)
+    app.register_blueprint(views_privacy.bp)
     smorest = ServiceApi(app)
     smorest.register_blueprint(api.blp)
     return app

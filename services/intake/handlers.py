@@ -14,6 +14,7 @@ from typing import Any
 
 from libs.contracts import SESSION_COMPLETED, SESSION_REJECTED, EventType, Message, SessionState
 from libs.db import HeadshotSession, UnitOfWork
+from libs.privacy import erase_personal_info
 
 log = logging.getLogger("headshots.intake")
 
@@ -56,7 +57,7 @@ def handle_session_completed(message: Message, *, uow: UnitOfWork) -> None:
     session = _session(message, uow)
     if session is None or session.personal_info_erased_at is not None:
         return
-    session.erase_personal_info()
+    erase_personal_info(uow, session, reason="completion")  # with its receipt
     log.info("personal info of session %s erased", session.id)
 
 

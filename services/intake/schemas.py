@@ -376,3 +376,18 @@ class SessionSchema(Schema):
     csrf_token = fields.String(
         metadata={"description": "Send it back as the X-CSRF-Token header on every write."}
     )
+
+
+class DeleteRequestSchema(_Input):
+    confirm = fields.Boolean(required=True, metadata={"description": "Must be true: deletion is for good."})
+
+
+class ReceiptSchema(Schema):
+    id = fields.Integer()
+    session_id = fields.String(allow_none=True)
+    reason = fields.String(metadata={"description": "completion, retention or request"})
+    by = fields.String(metadata={"description": "you, admin or system"})
+    kinds = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), metadata={"description": "kind: objects"}
+    )
+    created_at = fields.DateTime()

@@ -3,6 +3,7 @@
     python -m services.ops serve --port 8003
     python -m services.ops invite --email sam@headshots.example --name "Sam Support"
     python -m services.ops check         # one round of the ops worker now (queues, stuck sessions)
+    python -m services.ops retention --dry-run   # what retention would delete now (--run: delete it)
 
 Settings come from the environment (``python -m libs.settings`` lists them).
 """
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m services.ops",
         description="The ops dashboard: sessions across organizations, stuck work, queues, dead letters, workers.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{serve,invite,check}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{serve,invite,check,retention}")
     serve = sub.add_parser(
         "serve", help="run ops alone (web, its worker and periodic checks, the outbox relay)"
     )
@@ -39,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     invite.add_argument("--email", required=True, help="the support person's e-mail address")
     invite.add_argument("--name", default="", help="display name, for a new support person")
     sub.add_parser("check", help="run one round of queue sampling and the stuck check, then exit")
+    retention = sub.add_parser(
+        "retention", help="list (--dry-run) or delete (--run) the uploads and person models past retention"
+    )
+    mode = retention.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--dry-run", action="store_true", help="only list what would go")
+    mode.add_argument("--run", action="store_true", help="delete it now (even if a round ran this period)")
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
@@ -46,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         return _invite(settings, args.email.strip().lower(), args.name.strip())
     if args.command == "check":
         return _check(settings)
+    if args.command == "retention":
+        return _retention(settings, dry_run=args.dry_run)
     overrides = {k: v for k, v in (("HOST", args.host), ("PORT", args.port)) if v is not None}
     return _serve(settings.replace(**overrides), workers=not args.no_workers)
 
@@ -100,6 +109,35 @@ def _check(settings: Settings) -> int:
             print(f"  re-queued {session_id}")
         for session_id in report.flagged:
             print(f"  flagged   {session_id} (see {settings.public_url}/ops/sessions/{session_id})")
+    finally:
+        db.dispose()
+    return 0
+
+
+def _retention(settings: Settings, *, dry_run: bool) -> int:
+    from libs.privacy import due_for_retention, run_retention
+    from libs.storage import make_blob_store
+
+    if settings.database_url.startswith("sqlite"):
+        upgrade(settings.database_url)  # the embedded database is ours to create
+    db = Database(settings.database_url)
+    now = datetime.now(UTC)
+    try:
+        if dry_run:
+            due = due_for_retention(db, now)
+            for item in due:
+                print(
+                    f"{item.session_id}  org {item.org_id}  {item.state} {item.ended_at:%Y-%m-%d}  "
+                    f"{item.photos} photos, {item.person_models} person models"
+                )
+            print(
+                f"{len(due)} sessions would lose their uploads and person models (dry run: nothing deleted)"
+            )
+        else:
+            report = run_retention(settings, db, make_blob_store(settings), now, claim=False)
+            print(
+                f"{len(report.sessions)} sessions' uploads and person models deleted ({report.files} files)"
+            )
     finally:
         db.dispose()
     return 0

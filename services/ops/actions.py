@@ -2,7 +2,7 @@
 
     retry_session(uow, Actor(user.id), RetrySession(session_id))          # failed -> queued, preparation runs again
     fail_session(uow, actor, FailSession(session_id, reason="stuck on a dead GPU"))
-    keys = delete_session(uow, actor, DeleteSession(session_id))         # then blobs.delete(k) for k in keys
+    erasure = delete_session(uow, actor, DeleteSession(session_id))      # then remove_files(blobs, erasure, root)
 
 Domain errors only (no HTTP here): :class:`SessionNotFound`, :class:`ActionRefused`.
 """
@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
 from libs.contracts import (
-    MODELS_RETIRED,
     SESSION_APPROVED,
     SESSION_FAILED,
     SessionState,
     can_transition,
     new_message,
 )
-from libs.db import AuditLog, Headshot, HeadshotSession, PersonModel, Photo, StuckCheck, UnitOfWork
-from libs.storage import BlobNotFound, BlobStore
+from libs.db import AuditLog, HeadshotSession, StuckCheck, UnitOfWork
+from libs.privacy import Erasure, delete_session_data
+from libs.privacy import remove_files as privacy_remove_files
+from libs.storage import BlobStore
 
 log = logging.getLogger("headshots.ops")
 S = SessionState
@@ -123,36 +125,18 @@ def fail_session(uow: UnitOfWork, actor: Actor, cmd: FailSession) -> HeadshotSes
     return hs
 
 
-def delete_session(uow: UnitOfWork, actor: Actor, cmd: DeleteSession) -> list[str]:
-    """Delete a session with its personal info; returns the blob keys to remove after the commit
-    (files are not transactional: removing them only once the deletion is recorded means a failed
-    commit never leaves a session whose photos are gone)."""
+def delete_session(uow: UnitOfWork, actor: Actor, cmd: DeleteSession) -> Erasure:
+    """Delete a session with its personal data (libs.privacy, receipt included); returns the
+    erasure whose files :func:`remove_files` removes after the commit (files are not
+    transactional: removing them only once the deletion is recorded means a failed commit never
+    leaves a session whose photos are gone)."""
     hs = _locked(uow, cmd.session_id)
     if not can_transition(hs.state, S.DELETED):
         raise ActionRefused(f"This session is already {hs.state}.")
     previous = hs.state
-    hs.move_to(S.DELETED)
-    hs.erase_personal_info()
-    keys: list[str] = []
-    for photo in uow.session.scalars(select(Photo).where(Photo.session_id == hs.id)):
-        keys += [
-            k for k in (photo.original_key, photo.clean_key, photo.prepared_key, photo.training_key) if k
-        ]
-        photo.embedding = None  # a face embedding is personal data too
-        photo.face_box = None
-    for shot in uow.session.scalars(select(Headshot).where(Headshot.session_id == hs.id)):
-        keys += [k for k in (shot.blob_key, shot.thumb_key) if k]
-    # The person model learned from the photos goes too: generation deletes its files on models.retired.
-    models = list(
-        uow.session.scalars(
-            select(PersonModel.id).where(PersonModel.session_id == hs.id, PersonModel.retired_at.is_(None))
-        )
-    )
-    if models:
-        uow.add_message(
-            new_message(MODELS_RETIRED, org_id=hs.org_id, session_id=None, person_model_ids=models)
-        )
+    erasure = delete_session_data(uow, hs, reason="request", actor=actor.user_id)
     _forget_stuck(uow, hs.id)
+    kinds = erasure.receipt.kinds
     audit(
         uow,
         actor,
@@ -160,20 +144,13 @@ def delete_session(uow: UnitOfWork, actor: Actor, cmd: DeleteSession) -> list[st
         hs,
         to=S.DELETED.value,
         previous=previous,
-        files=len(keys),
-        models=len(models),
+        files=kinds.get("photo_files", 0) + kinds.get("headshot_files", 0),
+        models=kinds.get("person_models", 0),
     )
     uow.commit()
-    return keys
+    return erasure
 
 
-def remove_files(blobs: BlobStore, keys: list[str], session_id: str) -> int:
-    """Delete a deleted session's files; one that is already gone or fails is logged, not fatal
-    (the session is deleted either way; a leftover file is found by its key in the log)."""
-    removed = 0
-    for key in keys:
-        try:
-            removed += bool(blobs.delete(key))
-        except (BlobNotFound, OSError) as exc:
-            log.warning("session %s: could not delete file %s: %s", session_id, key, exc)
-    return removed
+def remove_files(blobs: BlobStore, erasure: Erasure | None, model_root: str | Path) -> int:
+    """Delete a deleted session's files after the commit (see libs.privacy.remove_files)."""
+    return privacy_remove_files(erasure, blobs, model_root) if erasure is not None else 0

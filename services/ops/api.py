@@ -21,7 +21,7 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from libs.db import HeadshotSession
-from libs.web import ApiError, get_blobs, get_db
+from libs.web import ApiError, get_blobs, get_db, get_settings
 from services.ops import actions
 from services.ops.access import require_support
 from services.ops.queries import SessionFilter, SessionRow, find_sessions, session_row
@@ -126,6 +126,6 @@ def fail(body: dict[str, Any], session_id: str) -> Any:
 def delete(body: dict[str, Any], session_id: str) -> Any:
     """Delete a session: its photos, headshots, person model and personal info."""
     cmd = actions.DeleteSession(session_id)
-    keys, row = _act(session_id, lambda uow, actor: actions.delete_session(uow, actor, cmd))
-    actions.remove_files(get_blobs(), keys, session_id)
+    erasure, row = _act(session_id, lambda uow, actor: actions.delete_session(uow, actor, cmd))
+    actions.remove_files(get_blobs(), erasure, get_settings().person_model_dir)
     return row

@@ -4,7 +4,8 @@ Events (SUBSCRIPTIONS["ops"]): being a consumer records each one in processed_me
 session timeline shows; the handlers themselves only keep the stuck-work records current and log.
 
 Periodic (``run_background``, a thread the launcher starts; a round every OPS_CHECK_SECONDS): sample queue depths for the
-Queues page chart, update the /metrics gauges, and check for stuck sessions (services/ops/stuck.py).
+Queues page chart, update the /metrics gauges, check for stuck sessions (services/ops/stuck.py),
+and run retention once per RETENTION_CHECK_SECONDS across every instance (libs/privacy/retention.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from sqlalchemy import delete
 from libs.contracts import MODEL_TRAINED, MODELS_RETIRED, SESSION_FAILED, Message
 from libs.db import Database, StuckCheck, UnitOfWork
 from libs.messaging.periodic import PeriodicJob
+from libs.privacy import run_retention
 from libs.settings import Settings
+from libs.storage import make_blob_store
 from services.ops.sampler import sample_queues, update_gauges
 from services.ops.stuck import StuckReport, check_stuck
 
@@ -64,8 +67,21 @@ def ops_round(settings: Settings, db: Database, now: datetime) -> StuckReport:
         if report.requeued or report.flagged:
             log.warning("stuck check: %d re-queued, %d flagged", len(report.requeued), len(report.flagged))
     finally:
-        update_gauges(db, now=now)
+        try:
+            _retention(settings, db, now)
+        finally:
+            update_gauges(db, now=now)
     return report
+
+
+def _retention(settings: Settings, db: Database, now: datetime) -> None:
+    """Uploads and person models past their org's retention go (one instance per period)."""
+    try:
+        done = run_retention(settings, db, make_blob_store(settings), now)
+        if done.sessions:
+            log.info("retention: %d sessions' uploads deleted (%d files)", len(done.sessions), done.files)
+    except Exception:
+        log.exception("retention round failed; the next period tries again")
 
 
 OPS_CHECKS = PeriodicJob("ops checks", every=lambda s: s.OPS_CHECK_SECONDS, run=ops_round)

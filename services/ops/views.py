@@ -155,9 +155,9 @@ def delete(session_id: str) -> Any:
         flash("Tick the box to confirm: deleting removes the photos, headshots and personal info.", "error")
         return _detail(session_id, "#delete")
     cmd = actions.DeleteSession(session_id)
-    keys = _act(
+    erasure = _act(
         lambda uow, actor: actions.delete_session(uow, actor, cmd),
         "Deleted, with its files and personal info.",
     )
-    actions.remove_files(get_blobs(), keys or [], session_id)
+    actions.remove_files(get_blobs(), erasure, get_settings().person_model_dir)
     return _detail(session_id)

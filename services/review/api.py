@@ -18,8 +18,9 @@ from flask_smorest import Blueprint
 
 from libs.catalog import default_catalog
 from libs.db import HeadshotSession, User
-from libs.web import get_db
-from services.review import apikeys, decisions, invites, members, orgsettings
+from libs.privacy import remove_files
+from libs.web import get_blobs, get_db, get_settings
+from services.review import apikeys, decisions, invites, members, orgsettings, privacy
 from services.review.access import current_reviewer
 from services.review.csvimport import Invitee, parse
 from services.review.decisions import Approve, Reject
@@ -30,11 +31,13 @@ from services.review.presenters import session_view
 from services.review.schemas import (
     BulkApproveOutSchema,
     BulkApproveSchema,
+    DeleteDataSchema,
     ErrorSchema,
     InvitesOutSchema,
     InvitesSchema,
     MemberSchema,
     OrgSettingsSchema,
+    ReceiptsSchema,
     RejectSchema,
     ReviewSessionSchema,
     TeamQuerySchema,
@@ -127,6 +130,36 @@ class Deactivate(MethodView):
             user = invites.deactivate(uow, reviewer, user_id)
             uow.commit()
             return _member_body(user)
+
+
+@members_blp.route("/<user_id>/delete-data")
+class DeleteData(MethodView):
+    @members_blp.arguments(DeleteDataSchema)
+    @members_blp.response(200, ReceiptsSchema)
+    @members_blp.alt_response(404, schema=ErrorSchema, description="No such member in this org.")
+    @members_blp.alt_response(422, schema=ErrorSchema, description="confirm must be true.")
+    def post(self, payload: dict[str, Any], user_id: str) -> dict[str, Any]:
+        """Delete all of a member's data (every session: photos, headshots, person models, answers);
+        answers the receipts. The account stays: deactivate it too to stop its links."""
+        if not payload["confirm"]:
+            raise Invalid("Please confirm the deletion.", {"confirm": ["Please confirm the deletion."]})
+        reviewer = current_reviewer()
+        with get_db().uow(org_id=reviewer.org_id) as uow:
+            erasures = privacy.delete_member_data(uow, reviewer, user_id)
+            uow.commit()
+        for erasure in erasures:
+            remove_files(erasure, get_blobs(), get_settings().person_model_dir)
+        return {"receipts": [privacy.receipt_body(e.receipt) for e in erasures]}
+
+
+@members_blp.route("/deletion-receipts")
+class Receipts(MethodView):
+    @members_blp.response(200, ReceiptsSchema)
+    def get(self) -> dict[str, Any]:
+        """The organization's deletion receipts, newest first: kinds and counts, when, why, by whom."""
+        reviewer = current_reviewer()
+        with get_db().uow(org_id=reviewer.org_id) as uow:
+            return {"receipts": privacy.org_receipts(uow)}
 
 
 # --- invites -------------------------------------------------------------------------------------

@@ -21,7 +21,15 @@ from libs.storage import BlobStore
 from libs.web import create_base_app, error_response
 from libs.web.errors import wants_json
 from libs.web.health import ReadyCheck
-from services.review import api, views_queue, views_results, views_settings, views_sign_in, views_team
+from services.review import (
+    api,
+    views_privacy,
+    views_queue,
+    views_results,
+    views_settings,
+    views_sign_in,
+    views_team,
+)
 from services.review.errors import (
     AlreadyDecided,
     Conflict,
@@ -106,7 +114,7 @@ def create_app(
         response.headers.setdefault("Cache-Control", "private, no-store")
         return response
 
-    for module in (views_sign_in, views_queue, views_settings, views_team, views_results):
+    for module in (views_sign_in, views_queue, views_settings, views_team, views_results, views_privacy):
         app.register_blueprint(module.bp)
     smorest = OrgApi(app)
     for blp in api.BLUEPRINTS:

@@ -125,3 +125,23 @@ class OrgSettingsSchema(_Strict):
 
 class WebhookSecretSchema(Schema):
     webhook_secret = fields.String(metadata={"description": "Shown once: store it now."})
+
+
+class DeleteDataSchema(_Strict):
+    confirm = fields.Boolean(required=True, metadata={"description": "Must be true: deletion is for good."})
+
+
+class ReceiptSchema(Schema):
+    id = fields.Integer()
+    session_id = fields.String(allow_none=True)
+    user_id = fields.String(allow_none=True)
+    reason = fields.String(metadata={"description": "completion, retention or request"})
+    actor = fields.String(metadata={"description": "the user id who asked, or system"})
+    kinds = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), metadata={"description": "kind: objects"}
+    )
+    created_at = fields.DateTime()
+
+
+class ReceiptsSchema(Schema):
+    receipts = fields.List(fields.Nested(ReceiptSchema))

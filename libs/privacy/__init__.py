@@ -1,0 +1,30 @@
+"""Privacy: the one place that deletes personal data, writes its receipts, and runs retention.
+
+receipt = erase_personal_info(uow, hs)                                 # at completion
+erasure = delete_session_data(uow, hs, reason="request", actor=user.id)  # rows now ...
+uow.commit(); remove_files(erasure, blobs, settings.person_model_dir)     # ... files after the commit
+report = run_retention(settings, db, blobs, now)                        # the periodic job
+"""
+
+from libs.privacy.erasure import (
+    Erasure,
+    delete_session_data,
+    erase_personal_info,
+    purge_uploads,
+    remove_files,
+    remove_person_model,
+)
+from libs.privacy.retention import RetentionReport, claim_period, due_for_retention, run_retention
+
+__all__ = [
+    "Erasure",
+    "RetentionReport",
+    "claim_period",
+    "delete_session_data",
+    "due_for_retention",
+    "erase_personal_info",
+    "purge_uploads",
+    "remove_files",
+    "remove_person_model",
+    "run_retention",
+]
