@@ -17,10 +17,10 @@ import sys
 from sqlalchemy import select
 
 from libs.db import Database, WebhookDelivery, utcnow
+from libs.db.webhooks import DeliveryNotFound, attempts_of, resend
 from libs.settings import Settings
 from services.notification.emails import SUBJECTS, render
 from services.notification.samples import sample
-from services.notification.webhooks.deliveries import DeliveryNotFound, attempts_of, resend
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,16 +3,18 @@ org API keys (shown once, revocable), and the audit log of every change."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from libs.catalog import default_catalog
+from libs.db import webhooks
 from libs.web import get_db
 from services.review import apikeys, orgsettings
 from services.review.access import current_reviewer
-from services.review.errors import Invalid
+from services.review.errors import Invalid, NotFound
 from services.review.orgsettings import ChangeSettings
 
 bp = Blueprint("org_settings", __name__)
@@ -62,6 +64,7 @@ def render_settings(status: int = 200, **extra: Any) -> Any:
             "styles": [cat.style(s) for s in everything],
             "preselected": set(preselected),
             "keys": apikeys.list_keys(uow),
+            "deliveries": webhooks.recent_deliveries(uow),
             "entries": entries,
             "actors": orgsettings.actor_names(uow, entries),
             "errors": {},
@@ -119,3 +122,18 @@ def revoke_key(key_id: str) -> Any:
         uow.commit()
     flash(f"API key “{key.name}” revoked: it no longer works.", "ok")
     return redirect(url_for("org_settings.settings_page") + "#api-keys", 303)
+
+
+@bp.post("/settings/webhook-deliveries/<int:delivery_id>/resend")
+def resend_delivery(delivery_id: int) -> Any:
+    """Send a webhook delivery again: its retry schedule starts over, due now (audited)."""
+    reviewer = current_reviewer()
+    with get_db().uow(org_id=reviewer.org_id) as uow:
+        try:
+            delivery = webhooks.restart(uow, delivery_id, datetime.now(UTC))
+        except webhooks.DeliveryNotFound:
+            raise NotFound("No such webhook delivery.") from None
+        orgsettings.audit(uow, reviewer, "webhook.resend", str(delivery_id), event=delivery.event)
+        uow.commit()
+    flash(f"The {delivery.event} webhook will be sent again now.", "ok")
+    return redirect(url_for("org_settings.settings_page") + "#webhook-deliveries", 303)

@@ -17,12 +17,13 @@ import pytest
 
 from libs.contracts import SESSION_SUBMITTED
 from libs.db import Database, Organization, WebhookAttempt, WebhookDelivery, utcnow
+from libs.db.webhooks import DeliveryNotFound, resend
 from libs.messaging.testing import wait_for
 from libs.settings import Settings
 from services.notification.handlers import HANDLERS, build_deps
 from services.notification.transport import TransientMailError
 from services.notification.webhooks.addresses import RefusedEndpoint, is_public, resolve_endpoint
-from services.notification.webhooks.deliveries import DeliveryNotFound, WebhookRecorder, resend
+from services.notification.webhooks.deliveries import WebhookRecorder
 from services.notification.webhooks.dispatcher import WebhookDispatcher
 from services.notification.webhooks.payload import verify
 from tests.support.notification import (

@@ -102,3 +102,56 @@ def test_api_keys_are_shown_once_stored_hashed_and_revocable(app, review_setting
     refused = tool.get("/api/v1/org/settings", headers=bearer)
     assert refused.status_code == 401 and refused.json["error"]["code"] == "unauthorized"
     assert tool.get("/api/v1/org/settings", headers={"Authorization": "Bearer hsk_nope"}).status_code == 401
+
+
+def test_webhook_deliveries_are_listed_and_sent_again_on_request(app, review_settings, db, demo: DemoData):
+    from datetime import UTC, datetime, timedelta
+
+    from libs.db import WebhookDelivery
+
+    long_ago = datetime.now(UTC) - timedelta(days=1)
+    with db.uow(all_orgs=True) as uow:
+        ours = WebhookDelivery(
+            org_id=demo.org_id,
+            message_id="m-1",
+            event="session.completed",
+            body="{}",
+            status="failed",
+            step=5,
+            attempts=6,
+            next_attempt_at=None,
+            last_error="HTTP 503 from hooks.example.com",
+        )
+        theirs = WebhookDelivery(
+            org_id=demo.other_org_id,
+            message_id="m-2",
+            event="session.failed",
+            body="{}",
+            status="failed",
+            step=5,
+            attempts=6,
+            next_attempt_at=long_ago,
+        )
+        uow.session.add_all([ours, theirs])
+        uow.commit()
+    client, csrf = console_sign_in(app, review_settings, demo.admin)
+    page = client.get("/settings").get_data(as_text=True)
+    assert "HTTP 503 from hooks.example.com" in page and "session.completed" in page
+    assert "session.failed" not in page  # another organization's delivery is not shown
+
+    answer = client.post(f"/settings/webhook-deliveries/{ours.id}/resend", data={"csrf_token": csrf})
+    assert answer.status_code == 303
+    with db.session(all_orgs=True) as s:
+        again = s.get(WebhookDelivery, ours.id)
+        assert (again.status, again.step) == ("pending", 0) and again.next_attempt_at is not None
+    [entry] = [a for a in audits(db, demo) if a.action == "webhook.resend"]
+    assert (entry.actor_id, entry.target) == (demo.admin.id, str(ours.id))
+
+    # Another organization's delivery, or no CSRF token: refused, nothing changed.
+    assert (
+        client.post(f"/settings/webhook-deliveries/{theirs.id}/resend", data={"csrf_token": csrf}).status_code
+        == 404
+    )
+    assert client.post(f"/settings/webhook-deliveries/{ours.id}/resend").status_code == 400
+    with db.session(all_orgs=True) as s:
+        assert s.get(WebhookDelivery, theirs.id).status == "failed"

@@ -1,4 +1,5 @@
-"""Recording a webhook delivery (from the event handler) and sending one again (support, admins).
+"""Recording a webhook delivery (from the event handler); sending one again lives in
+libs/db/webhooks.py, shared with the org admin console.
 
 The handler only writes a ``pending`` row, in its own short transaction, keyed by (org, message
 id): a redelivered event finds it and adds nothing; an e-mail failure of the same event (which
@@ -15,16 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from libs.contracts import Message
-from libs.db import Database, Organization, WebhookAttempt, WebhookDelivery
+from libs.db import Database, Organization, WebhookDelivery
+from libs.db.webhooks import PENDING
 from services.notification.webhooks.payload import payload
 
 log = logging.getLogger("headshots.notification.webhooks")
-
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
-
-
-class DeliveryNotFound(LookupError):
-    pass
 
 
 class WebhookRecorder:
@@ -60,37 +56,3 @@ class WebhookRecorder:
                 return False
         log.info("webhook %s for %s recorded", message.routing_key, message.message_id[:8])
         return True
-
-
-def resend(db: Database, org_id: str, delivery_id: int, now: datetime) -> WebhookDelivery:
-    """Start a delivery's retry schedule again from the beginning, due now (the "resend" button).
-    Another organization's delivery is not found."""
-    with db.uow(org_id=org_id) as uow:
-        delivery = uow.get_for_update(WebhookDelivery, delivery_id)
-        if delivery is None:
-            raise DeliveryNotFound(f"no webhook delivery {delivery_id}")
-        delivery.status = PENDING
-        delivery.step = 0
-        delivery.next_attempt_at = now
-        uow.commit()
-        return delivery
-
-
-def attempts_of(db: Database, org_id: str, delivery_id: int) -> list[dict[str, object]]:
-    """A delivery's attempts, oldest first, as plain data (for pages and the CLI)."""
-    with db.uow(org_id=org_id) as uow:
-        rows = uow.session.scalars(
-            select(WebhookAttempt)
-            .where(WebhookAttempt.delivery_id == delivery_id)
-            .order_by(WebhookAttempt.id)
-        ).all()
-        return [
-            {
-                "attempted_at": a.attempted_at.isoformat(),
-                "status_code": a.status_code,
-                "latency_ms": a.latency_ms,
-                "error": a.error,
-                "response_excerpt": a.response_excerpt,
-            }
-            for a in rows
-        ]

@@ -29,10 +29,10 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, select, update
 
 from libs.db import Database, Organization, WebhookAttempt, WebhookDelivery, utcnow
+from libs.db.webhooks import DELIVERED, FAILED, PENDING
 from libs.settings import Settings
 from services.notification.webhooks import http
 from services.notification.webhooks.addresses import RefusedEndpoint, Target, resolve_endpoint
-from services.notification.webhooks.deliveries import DELIVERED, FAILED, PENDING
 from services.notification.webhooks.payload import (
     EVENT_HEADER,
     ID_HEADER,
