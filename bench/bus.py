@@ -26,7 +26,6 @@ import logging
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -42,9 +41,9 @@ import sqlalchemy as sa  # noqa: E402
 from kombu import Connection, Exchange, Producer, Queue  # noqa: E402
 from kombu import Consumer as KombuConsumer  # noqa: E402
 
+from bench.support.servers import throwaway_servers  # noqa: E402
 from libs.contracts import SESSION_SUBMITTED, Message, new_message  # noqa: E402
 from libs.db import Database  # noqa: E402
-from libs.db.migrate import upgrade  # noqa: E402
 from libs.messaging import Bus  # noqa: E402
 from libs.settings import Settings  # noqa: E402
 
@@ -210,11 +209,6 @@ def bench_ours(settings: Settings, latency_count: int, count: int) -> dict[str, 
     return summary(latencies, count, seconds)
 
 
-# --- throwaway vhost and database ------------------------------------------------------------------------
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -237,18 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
 
-    suffix = uuid.uuid4().hex[:10]
-    vhost, dbname = f"bench-{suffix}", f"bench_{suffix}"
-    base = args.amqp_url.rstrip("/")
-    user = base.split("//", 1)[1].split(":", 1)[0] if "@" in base else "guest"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
-    admin = sa.create_engine(f"{args.pg_url}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{dbname}"'))
-    try:
-        amqp_url, pg_url = f"{base}/{vhost}", f"{args.pg_url}/{dbname}"
-        upgrade(pg_url)
+    with throwaway_servers(args.amqp_url, args.pg_url) as (amqp_url, pg_url):
         settings = Settings(BROKER_URL=amqp_url, DATABASE_URL=pg_url)
         body_bytes = len(message(0).to_json().encode())
         print(
@@ -256,11 +239,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         raw = bench_raw(amqp_url, args.latency_count, args.count)
         ours = bench_ours(settings, args.latency_count, args.count)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
-        admin.dispose()
-        rabbitmqctl("delete_vhost", vhost)
 
     ratio = {
         "p50": round(ours["p50_ms"] / raw["p50_ms"], 2),

@@ -37,7 +37,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,11 +46,11 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
+from bench.support.servers import throwaway_servers  # noqa: E402
 from libs.contracts import PHOTOS_PROCESSED, SESSION_PROGRESS, queue_name  # noqa: E402
 from libs.contracts import SESSION_APPROVED as APPROVED  # noqa: E402
 from libs.db import Database, OutboxMessage  # noqa: E402
 from libs.db.demo import DemoData, seed_demo  # noqa: E402
-from libs.db.migrate import upgrade  # noqa: E402
 from libs.imaging.prepare import prepare_photo  # noqa: E402
 from libs.messaging import Bus  # noqa: E402
 from libs.messaging.testing import pika_parameters  # noqa: E402
@@ -290,11 +289,6 @@ def processes(bench: Bench, n: int, sessions: int, photos: Sequence[bytes], log_
     return sessions * len(photos) / seconds
 
 
-# --- throwaway vhost and database ---------------------------------------------------------------------------
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-
-
 def run(settings: Settings, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
     side = settings.LORA_RESOLUTION
     sizes = {"1024px": photo_set(args.small, 1024, 1024), "12MP": photo_set(args.large, 4032, 3024)}
@@ -399,27 +393,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--per-session cannot exceed --small")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
 
-    suffix = uuid.uuid4().hex[:10]
-    vhost, dbname = f"bench-{suffix}", f"bench_{suffix}"
-    base = args.amqp_url.rstrip("/")
-    user = base.split("//", 1)[1].split(":", 1)[0] if "@" in base else "guest"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
-    admin = sa.create_engine(f"{args.pg_url}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{dbname}"'))
     started = time.perf_counter()
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-preprocess-") as tmp:
-            pg_url = f"{args.pg_url}/{dbname}"
-            upgrade(pg_url)
-            settings = Settings(VAR_DIR=tmp, BROKER_URL=f"{base}/{vhost}", DATABASE_URL=pg_url)
-            result = run(settings, args, Path(tmp))
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
-        admin.dispose()
-        rabbitmqctl("delete_vhost", vhost)
+    with (
+        throwaway_servers(args.amqp_url, args.pg_url) as (amqp_url, pg_url),
+        tempfile.TemporaryDirectory(prefix="bench-preprocess-") as tmp,
+    ):
+        settings = Settings(VAR_DIR=tmp, BROKER_URL=amqp_url, DATABASE_URL=pg_url)
+        result = run(settings, args, Path(tmp))
 
     report(result)
     load = os.getloadavg()

@@ -44,12 +44,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import socketio  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
 
+from bench.support.servers import throwaway_servers  # noqa: E402
 from libs.contracts import SESSION_PROGRESS, SessionState, new_message  # noqa: E402
 from libs.db import Database  # noqa: E402
 from libs.db.demo import seed_demo  # noqa: E402
-from libs.db.migrate import upgrade  # noqa: E402
 from libs.messaging import Bus  # noqa: E402
 from libs.settings import Settings  # noqa: E402
 from tests.support.gateway import new_session, token_for  # noqa: E402
@@ -290,11 +289,6 @@ def bare_stack(amqp_url: str, pages_count: int) -> Iterator[Stack]:
         pages.abandon()
 
 
-# --- throwaway vhost and database ------------------------------------------------------------------------
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -319,19 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
 
-    suffix = uuid.uuid4().hex[:10]
-    vhost, dbname = f"bench-{suffix}", f"bench_{suffix}"
-    base = args.amqp_url.rstrip("/")
-    user = base.split("//", 1)[1].split(":", 1)[0] if "@" in base else "guest"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
-    admin = sa.create_engine(f"{args.pg_url}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{dbname}"'))
     started = time.monotonic()
-    try:
-        amqp_url, pg_url = f"{base}/{vhost}", f"{args.pg_url}/{dbname}"
-        upgrade(pg_url)
+    with throwaway_servers(args.amqp_url, args.pg_url) as (amqp_url, pg_url):
         settings = Settings(
             BROKER_URL=amqp_url,
             DATABASE_URL=pg_url,
@@ -344,11 +327,6 @@ def main(argv: list[str] | None = None) -> int:
         with bare_stack(amqp_url, args.pages) as bare_side, gateway_stack(settings, args.pages) as ours_side:
             figures = measure({"bare": bare_side, "gateway": ours_side}, args.events)
         bare, ours = figures["bare"], figures["gateway"]
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
-        admin.dispose()
-        rabbitmqctl("delete_vhost", vhost)
 
     ratio = {
         "p50": round(ours["p50_ms"] / bare["p50_ms"], 2),
