@@ -22,11 +22,41 @@ import faulthandler
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-_stop = threading.Event()
+
+class StopRequest:
+    """A stop asked for by a signal, as an Event the rest of the program can wait on.
+
+    The handler itself takes no lock: it runs in the main thread between two bytecodes, and the
+    main thread may be inside ``event.wait()`` / ``event.set()`` of this very event, holding its
+    internal lock — ``event.set()`` from the handler would then wait for itself forever (seen: a
+    worker that ignored SIGTERM). So the handler only flips a plain flag, and a small daemon thread
+    turns the flag into ``event.set()``."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._requested = False
+        self._watcher: threading.Thread | None = None
+
+    def handle(self, _signum: int, _frame: FrameType | None) -> None:
+        self._requested = True  # a plain store: safe wherever the main thread was interrupted
+
+    def watch(self) -> None:
+        if self._watcher is None:
+            self._watcher = threading.Thread(target=self._relay, name="stop-signal", daemon=True)
+            self._watcher.start()
+
+    def _relay(self) -> None:
+        while not self._requested:
+            time.sleep(0.05)
+        self.event.set()
+
+
+_request = StopRequest()
 
 
 def catch_stop_signals() -> threading.Event:
@@ -34,16 +64,11 @@ def catch_stop_signals() -> threading.Event:
 
     Also unblocks them: a process started with these signals blocked (some supervisors and the
     tests do that) receives the ones sent in the meantime right here, into the new handler."""
+    _request.watch()  # started while the signals may still be blocked: it inherits that mask
     for sig in STOP_SIGNALS:
-        signal.signal(sig, _request_stop)
+        signal.signal(sig, _request.handle)
     # `kill -USR1 <pid>` prints every thread's stack to stderr: what a process that will not stop
     # is doing, without stopping it.
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    return _stop
-
-
-def _request_stop(_signum: int, _frame: FrameType | None) -> None:
-    # Only set a flag: a signal handler runs between two bytecodes of the main thread, wherever
-    # it is, so anything more (printing, stopping threads) could break the code it interrupted.
-    _stop.set()
+    return _request.event

@@ -37,3 +37,15 @@ def test_shutdown_joins_every_thread_it_started(settings):
     assert running.shutdown() == []
     assert not any(t.is_alive() for t in running.threads)
     assert not {t.name for t in _others() - before if t.is_alive()} & names
+
+
+def test_a_signal_while_the_main_thread_holds_the_stop_events_lock_does_not_deadlock():
+    # What a signal does to a main thread sitting in stop.wait(): the handler runs while the
+    # event's internal lock is held. It must neither block nor lose the request.
+    from services.stopping import StopRequest
+
+    request = StopRequest()
+    request.watch()
+    with request.event._cond:  # as Event.wait() holds it
+        request.handle(15, None)  # returns at once (it used to call event.set() and hang here)
+    assert request.event.wait(10)
