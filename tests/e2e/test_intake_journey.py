@@ -14,7 +14,10 @@ from sqlalchemy import select
 from libs.contracts import SESSION_SUBMITTED, SessionState, decode_message
 from libs.db import HeadshotSession, OutboxMessage
 from tests.e2e.conftest import LiveIntake
-from tests.unit.test_intake_support import astronaut_png, coffee_png
+from tests.support.intake import (
+    astronaut_png,
+    coffee_png,
+)
 
 pytestmark = pytest.mark.e2e
 

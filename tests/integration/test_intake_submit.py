@@ -33,7 +33,7 @@ from services.intake import onboarding
 from services.intake.app import create_app
 from services.intake.handlers import HANDLERS
 from services.intake.onboarding import Actor
-from tests.unit.test_intake_support import (
+from tests.support.intake import (
     COMPLETE_INFO,
     add_photo,
     astronaut_png,

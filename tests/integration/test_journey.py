@@ -19,7 +19,9 @@ from libs.db.demo import DemoData, seed_demo
 from libs.settings import Settings
 from libs.web import invite_url
 from services import launcher
-from tests.unit.test_intake_support import astronaut_png
+from tests.support.intake import (
+    astronaut_png,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,13 @@ from libs.db.demo import seed_demo
 from libs.messaging.testing import wait_for
 from services import launcher
 from services.intake.app import create_app
+from tests.support.intake import (
+    COMPLETE_INFO,
+    intake_settings_for,
+    sign_in,
+)
 from tests.support.photos import astronaut, jpeg, mirrored
 from tests.support.preprocess import approved, session_state
-from tests.unit.test_intake_support import COMPLETE_INFO, intake_settings_for, sign_in
 
 pytestmark = pytest.mark.integration
 

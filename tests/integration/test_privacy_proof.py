@@ -23,8 +23,10 @@ from libs.settings import Settings
 from libs.web import invite_url
 from services import launcher
 from tests.integration.test_journey import wait_for_state
+from tests.support.intake import (
+    astronaut_png,
+)
 from tests.support.privacy import Captured, files_with, png_with_text, rows_with
-from tests.unit.test_intake_support import astronaut_png
 
 pytestmark = pytest.mark.integration
 

@@ -16,16 +16,11 @@ from libs.storage import LocalBlobStore
 from libs.web import invite_url, sign
 from services.intake.app import create_app
 from services.intake.onboarding import MAX_PHOTOS
-from tests.unit.test_intake_support import (  # noqa: F401  (the *_fixture names register fixtures)
+from tests.support.intake import (
     COMPLETE_INFO,
     add_photo,
-    app_fixture,
     astronaut_png,
-    blobs_fixture,
     coffee_png,
-    db_fixture,
-    demo_fixture,
-    intake_settings_fixture,
     intake_settings_for,
     outbox_count,
     sign_in,

@@ -14,11 +14,8 @@ from libs.contracts import (
 from libs.db import Database, HeadshotSession
 from libs.db.demo import DemoData
 from services.intake.handlers import HANDLERS, handle_session_completed, handle_session_rejected
-from tests.unit.test_intake_support import (  # noqa: F401  (the *_fixture names register fixtures)
+from tests.support.intake import (
     add_photo,
-    db_fixture,
-    demo_fixture,
-    intake_settings_fixture,
 )
 
 S = SessionState

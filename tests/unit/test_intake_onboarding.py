@@ -14,15 +14,11 @@ from libs.settings import Settings
 from libs.storage import LocalBlobStore
 from services.intake import onboarding
 from services.intake.onboarding import MAX_PHOTOS, Actor, IntakeError
-from tests.unit.test_intake_support import (  # noqa: F401  (the *_fixture names register fixtures)
+from tests.support.intake import (
     COMPLETE_INFO,
     add_photo,
     astronaut_embedding,
     astronaut_png,
-    blobs_fixture,
-    db_fixture,
-    demo_fixture,
-    intake_settings_fixture,
     outbox_count,
     submit_concurrently,
 )

@@ -10,15 +10,10 @@ import pytest
 from flask import Flask
 
 from libs.db.demo import DemoData
-from tests.support.openapi import DocumentedApi, OpenApiMismatch
-from tests.unit.test_intake_support import (  # noqa: F401  (the *_fixture names register fixtures)
-    app_fixture,
-    blobs_fixture,
-    db_fixture,
-    demo_fixture,
-    intake_settings_fixture,
+from tests.support.intake import (
     sign_in,
 )
+from tests.support.openapi import DocumentedApi, OpenApiMismatch
 
 
 def test_a_list_items_errors_are_nested_and_documented(app: Flask, intake_settings, demo: DemoData):

@@ -8,15 +8,10 @@ from sqlalchemy import func, select
 from libs.contracts import SessionState
 from libs.db import HeadshotSession
 from libs.db.demo import DemoData
-from tests.support.review import make_session, set_org
-from tests.unit.test_intake_support import (  # noqa: F401  (the *_fixture names register fixtures)
-    app_fixture,
-    blobs_fixture,
-    db_fixture,
-    demo_fixture,
-    intake_settings_fixture,
+from tests.support.intake import (
     sign_in,
 )
+from tests.support.review import make_session, set_org
 
 S = SessionState
 

@@ -14,16 +14,11 @@ from libs.contracts import SessionState
 from libs.db import ChosenStyle, Database, Headshot, HeadshotSession
 from libs.db.demo import DemoData
 from libs.storage import LocalBlobStore
-from tests.unit.test_intake_api import error_of
-from tests.unit.test_intake_support import (  # noqa: F401  (the *_fixture names register fixtures)
-    app_fixture,
-    blobs_fixture,
-    db_fixture,
-    demo_fixture,
-    intake_settings_fixture,
+from tests.support.intake import (
     png_bytes,
     sign_in,
 )
+from tests.unit.test_intake_api import error_of
 
 S = SessionState
 DOWNLOAD = re.compile(r'src="(/download/[^"?]+)"')

@@ -18,12 +18,7 @@ from libs.db.demo import DemoData
 from libs.settings import Settings
 from libs.storage import LocalBlobStore
 from services.intake.app import create_app
-from tests.unit.test_intake_support import (  # noqa: F401  (the *_fixture names register fixtures)
-    app_fixture,
-    blobs_fixture,
-    db_fixture,
-    demo_fixture,
-    intake_settings_fixture,
+from tests.support.intake import (
     png_bytes,
     sign_in,
 )

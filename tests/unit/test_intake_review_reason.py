@@ -6,15 +6,10 @@ from __future__ import annotations
 from libs.contracts import SessionState
 from libs.db import HeadshotSession
 from libs.db.demo import DemoData
-from tests.support.review import make_session
-from tests.unit.test_intake_support import (  # noqa: F401  (the *_fixture names register fixtures)
-    app_fixture,
-    blobs_fixture,
-    db_fixture,
-    demo_fixture,
-    intake_settings_fixture,
+from tests.support.intake import (
     sign_in,
 )
+from tests.support.review import make_session
 
 
 def test_the_stored_reason_is_shown_while_the_session_is_back_in_onboarding(

@@ -30,12 +30,7 @@ from libs.privacy import claim_period, due_for_retention, run_retention
 from libs.settings import Settings
 from libs.storage import LocalBlobStore
 from services.ops.__main__ import main as ops_main
-from tests.unit.test_intake_support import (  # noqa: F401 (fixtures)
-    app_fixture,
-    blobs_fixture,
-    db_fixture,
-    demo_fixture,
-    intake_settings_fixture,
+from tests.support.intake import (
     sign_in,
 )
 

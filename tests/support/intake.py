@@ -1,8 +1,6 @@
-"""Fixtures and helpers shared by the intake tests (imported by tests/unit/test_intake_*.py, the
-integration and the e2e tests). It holds no tests itself.
-
-The fixtures are defined as ``<name>_fixture`` with ``name="<name>"``, so a test module imports
-``db_fixture`` and its tests ask for ``db`` (no module-level name shadowed by a parameter).
+"""Helpers shared by the intake tests (unit, integration and e2e): photos, settings, signing in,
+uploading, outbox counts. The fixtures built on them (``intake_settings``, ``db``, ``demo``,
+``blobs``, ``app``) live in tests/unit/conftest.py.
 
 Real photos come from scikit-image's bundled data (no download): the astronaut is a portrait that
 passes every check, the coffee cup has no face, a 200 px crop is too small.
@@ -14,26 +12,20 @@ import io
 import re
 import threading
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 from sqlalchemy import func, select
 
 from libs.db import Database, OutboxMessage, Photo, User
-from libs.db.demo import DemoData, seed_demo
 from libs.settings import Settings
-from libs.storage import LocalBlobStore
 from libs.web import invite_url
-from services.intake.app import create_app
-from tests.support.openapi import OpenApiCheckedClient
 
 SESSION_PATH = re.compile(r"/sessions/([0-9a-f-]{36})")
 
@@ -84,35 +76,6 @@ def intake_settings_for(tmp_path: Path, database_url: str, **overrides: object) 
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
-
-
-@pytest.fixture(name="intake_settings")
-def intake_settings_fixture(tmp_path: Path, sqlite_url: str) -> Settings:
-    return intake_settings_for(tmp_path, sqlite_url)
-
-
-@pytest.fixture(name="db")
-def db_fixture(intake_settings: Settings) -> Iterator[Database]:
-    database = Database(intake_settings.database_url)
-    yield database
-    database.dispose()
-
-
-@pytest.fixture(name="demo")
-def demo_fixture(db: Database) -> DemoData:
-    return seed_demo(db)
-
-
-@pytest.fixture(name="blobs")
-def blobs_fixture(intake_settings: Settings) -> LocalBlobStore:
-    return LocalBlobStore(intake_settings.blob_dir)
-
-
-@pytest.fixture(name="app")
-def app_fixture(intake_settings: Settings, db: Database, blobs: LocalBlobStore) -> Flask:
-    app = create_app(intake_settings, db=db, blobs=blobs, checks={})
-    app.test_client_class = OpenApiCheckedClient  # every API answer a test sees matches the document
-    return app
 
 
 @dataclass
