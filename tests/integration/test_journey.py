@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from libs.db import Headshot, HeadshotSession
 from libs.db.demo import DemoData, seed_demo
+from libs.messaging.testing import wait_for
 from libs.settings import Settings
 from libs.web import invite_url
 from services import launcher
@@ -80,7 +81,13 @@ def test_a_submitted_session_reaches_its_results_by_itself(product) -> None:
         headshots = s.scalars(select(Headshot).where(Headshot.session_id == sid)).all()
         assert hs.full_name is None and hs.personal_info_erased_at is not None
     assert len(headshots) == 4 * (1 + 3)  # executive: 4 per style, the chosen one + 3 pre-selected
-    mails = sorted((Path(settings.VAR_DIR) / "mail").rglob("*.eml"))
+    mailbox = Path(settings.VAR_DIR) / "mail"
+    # "ready" is sent by the notification service on the same event that completes the session: it
+    # may land a moment after the status says completed.
+    wait_for(
+        lambda: len(list(mailbox.rglob("*.eml"))) >= 2, "the confirmation and ready e-mails", timeout=120
+    )
+    mails = sorted(mailbox.rglob("*.eml"))
     subjects = [line for m in mails for line in m.read_text().splitlines() if line.startswith("Subject:")]
     assert len(subjects) == 2, subjects  # the confirmation and "ready", once each
     everything = "".join(m.read_text() for m in mails)
