@@ -98,10 +98,17 @@ class S3BlobStore:
             raise
         return int(head["ContentLength"])
 
-    def presigned_url(self, key: str, seconds: int) -> str:
+    def url_for_download(self, key: str, seconds: int, *, disposition: str | None = None) -> str:
         """A GET URL for this one object that expires after ``seconds`` (the caller has checked
-        that the person asking owns it)."""
-        url: str = self.client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": self._object(key)}, ExpiresIn=seconds
-        )
+        that the person asking owns it); ``disposition`` becomes the answer's Content-Disposition
+        (e.g. ``attachment; filename="headshot.jpg"``). Signed here, no request is made."""
+        params = {"Bucket": self.bucket, "Key": self._object(key)}
+        if disposition:
+            params["ResponseContentDisposition"] = disposition
+        url: str = self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=seconds)
         return url
+
+    @property
+    def public_url(self) -> str:
+        """Where browsers fetch this store's URLs (its origin goes into the pages' img-src)."""
+        return self.url_for_download(new_key("probe", "jpg"), 1)

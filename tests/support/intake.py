@@ -153,7 +153,7 @@ def submit_concurrently(
     db: Database, actor: Any, session_id: str, confirm: dict[str, Any], n: int = 4
 ) -> list[bool]:
     """Press Submit ``n`` times at once (double clicks, two tabs); returns each call's ``submitted_now``."""
-    from services.intake import onboarding
+    from services.intake import forms, submission
 
     outcomes: list[bool] = []
     failures: list[BaseException] = []
@@ -163,7 +163,8 @@ def submit_concurrently(
         try:
             gate.wait()
             with db.uow(org_id=actor.org_id) as uow:
-                outcomes.append(onboarding.submit(uow, actor, session_id, confirm).submitted_now)
+                command = forms.submission_command(uow, actor, session_id, confirm)
+                outcomes.append(submission.submit(uow, actor, command).submitted_now)
         except BaseException as exc:  # reported below: a thread's exception would be lost
             failures.append(exc)
 

@@ -15,7 +15,7 @@ from libs.db.demo import DemoData
 from libs.storage import LocalBlobStore
 from libs.web import invite_url, sign
 from services.intake.app import create_app
-from services.intake.onboarding import MAX_PHOTOS
+from services.intake.photos import MAX_PHOTOS
 from tests.support.intake import (
     COMPLETE_INFO,
     add_photo,
