@@ -43,7 +43,12 @@ class S3BlobStore:
             aws_access_key_id=settings.S3_ACCESS_KEY_ID or None,
             aws_secret_access_key=settings.S3_SECRET_ACCESS_KEY or None,
             config=Config(
-                retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30
+                # Signature V4: presigned URLs carry their lifetime (X-Amz-Expires), and every
+                # region and S3-compatible server accepts them (V2 is refused by newer regions).
+                signature_version="s3v4",
+                retries={"max_attempts": 3, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=30,
             ),
         )
         return cls(client, parts.netloc, parts.path)
