@@ -22,7 +22,7 @@ from services.intake.sessions import Actor, find_session
 def delete_my_session(uow: UnitOfWork, actor: Actor, session_id: str, *, confirm: bool) -> Erasure:
     if not confirm:
         raise ConfirmationNeeded(fields={"confirm": ["Please confirm the deletion."]})
-    hs = find_session(uow, actor, session_id, lock=True)  # a deleted session is not found: 404
+    hs = find_session(uow, actor, session_id, lock=True)  # a deleted session is NotFound too
     return delete_session_data(uow, hs, reason="request", actor=actor.user_id)
 
 
