@@ -11,6 +11,12 @@ not have that exact shape.
 Both backends answer the same :class:`BlobStore` protocol; ``make_blob_store`` picks one from the
 settings. The S3 backend (:mod:`libs.storage.s3`) imports boto3 only when chosen.
 
+A web app that has checked who may read a blob can send the browser to the store itself instead of
+streaming the bytes, when the store can do that::
+
+    url = store.url_for_download(key, 60, disposition='inline; filename="headshot.jpg"')
+    # S3: a presigned GET URL that expires in 60 s; the local folder: None (stream it yourself)
+
 A job that may run twice (a worker killed and restarted) derives its keys instead, so the second run
 rewrites the same files rather than leaving orphans::
 
@@ -50,6 +56,7 @@ class BlobStore(Protocol):
     def delete(self, key: str) -> bool: ...
     def exists(self, key: str) -> bool: ...
     def size(self, key: str) -> int: ...
+    def url_for_download(self, key: str, seconds: int, *, disposition: str | None = None) -> str | None: ...
 
 
 # Namespace of derived keys: fixed, so a key derived today is the same key after a restart.
@@ -133,6 +140,11 @@ class LocalBlobStore:
             return self.path(key).stat().st_size
         except FileNotFoundError:
             raise BlobNotFound(key) from None
+
+    def url_for_download(self, key: str, seconds: int, *, disposition: str | None = None) -> str | None:
+        """None: a folder has no URL of its own, the app streams the file."""
+        self.path(key)  # a key of any other shape is refused as by every other method
+        return None
 
 
 def make_blob_store(settings: Settings) -> BlobStore:

@@ -43,7 +43,12 @@ class S3BlobStore:
             aws_access_key_id=settings.S3_ACCESS_KEY_ID or None,
             aws_secret_access_key=settings.S3_SECRET_ACCESS_KEY or None,
             config=Config(
-                retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30
+                # Signature V4: presigned URLs carry their lifetime (X-Amz-Expires), and every
+                # region and S3-compatible server accepts them (V2 is refused by newer regions).
+                signature_version="s3v4",
+                retries={"max_attempts": 3, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=30,
             ),
         )
         return cls(client, parts.netloc, parts.path)
@@ -98,10 +103,17 @@ class S3BlobStore:
             raise
         return int(head["ContentLength"])
 
-    def presigned_url(self, key: str, seconds: int) -> str:
+    def url_for_download(self, key: str, seconds: int, *, disposition: str | None = None) -> str:
         """A GET URL for this one object that expires after ``seconds`` (the caller has checked
-        that the person asking owns it)."""
-        url: str = self.client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": self._object(key)}, ExpiresIn=seconds
-        )
+        that the person asking owns it); ``disposition`` becomes the answer's Content-Disposition
+        (e.g. ``attachment; filename="headshot.jpg"``). Signed here, no request is made."""
+        params = {"Bucket": self.bucket, "Key": self._object(key)}
+        if disposition:
+            params["ResponseContentDisposition"] = disposition
+        url: str = self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=seconds)
         return url
+
+    @property
+    def public_url(self) -> str:
+        """Where browsers fetch this store's URLs (its origin goes into the pages' img-src)."""
+        return self.url_for_download(new_key("probe", "jpg"), 1)

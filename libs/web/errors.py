@@ -12,6 +12,7 @@ their traceback and answered 500 with no detail, never a stack trace.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, render_template_string, request
@@ -21,14 +22,26 @@ log = logging.getLogger("headshots.web")
 
 
 class ApiError(Exception):
-    """Raise from a view to answer a clear 4xx: ``raise ApiError(404, "not_found", "No such session.")``."""
+    """Raise from a view to answer a clear 4xx: ``raise ApiError(404, "not_found", "No such session.")``.
 
-    def __init__(self, status: int, code: str, message: str, fields: dict[str, Any] | None = None) -> None:
+    A service's web edge also builds one from each of its domain's refusals (one table per
+    service, e.g. services/intake/app.py ``ERRORS``); ``headers`` go on the answer (``Retry-After``).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: dict[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.fields = fields or {}
+        self.headers = dict(headers or {})
 
 
 def not_found(what: str = "page") -> ApiError:
@@ -82,6 +95,12 @@ def error_response(status: int, code: str, message: str, fields: dict[str, Any] 
     return response
 
 
+def api_error_response(exc: ApiError) -> Response:
+    response = error_response(exc.status, exc.code, exc.message, exc.fields)
+    response.headers.update(exc.headers)
+    return response
+
+
 def _flat(fields: dict[str, Any], prefix: str = "") -> dict[str, list[str]]:
     """{"styles": {"0": ["Too long."]}} -> {"styles.0": ["Too long."]}: one line per message."""
     flat: dict[str, list[str]] = {}
@@ -108,7 +127,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
-        return error_response(exc.status, exc.code, exc.message, exc.fields)
+        return api_error_response(exc)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

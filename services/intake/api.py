@@ -17,12 +17,11 @@ from libs.db import HeadshotSession, Photo, UnitOfWork
 from libs.privacy import remove_files
 from libs.web import csrf_token, get_blobs, get_db, get_settings
 from libs.web.api import ErrorSchema, ServiceBlueprint
-from services.intake import deletion, onboarding
+from services.intake import deletion, forms, photos, sessions, submission
+from services.intake.choices import EYE_COLORS, GENDERS, GLASSES
+from services.intake.commands import Answers, ChooseStyles, SavePersonalInfo
 from services.intake.context import catalog, current_actor
 from services.intake.schemas import (
-    EYE_COLORS,
-    GENDERS,
-    GLASSES,
     DeleteRequestSchema,
     PersonalInfoOutSchema,
     PersonalInfoSchema,
@@ -69,12 +68,12 @@ def _style_option(style: Any) -> dict[str, Any]:
 
 def session_body(uow: UnitOfWork, session: HeadshotSession) -> dict[str, Any]:
     cat = catalog()
-    rules = onboarding.rules_for(uow, session, cat)
+    rules = sessions.rules_for(uow, session, cat)
     package = rules.package
     return {
         "id": session.id,
         "state": session.state,
-        "stage": onboarding.status(session)["stage"],
+        "stage": sessions.status(session)["stage"],
         "package": {
             "id": package.id,
             "label": package.label,
@@ -82,12 +81,12 @@ def session_body(uow: UnitOfWork, session: HeadshotSession) -> dict[str, Any]:
             "headshots_per_style": package.headshots_per_style,
             "preselected": [_style_option(cat.style(sid)) for sid in package.preselected],
         },
-        "personal_info": _info_body(session),
-        "styles": onboarding.chosen_styles(session),
+        "personal_info": Answers.of(session).personal_info(),
+        "styles": list(Answers.of(session).styles),
         "format": session.format_id,
-        "photos": [photo_body(p) for p in onboarding.photos_of(uow, session)],
+        "photos": [photo_body(p) for p in sessions.photos_of(uow, session)],
         "options": {
-            "styles": [_style_option(s) for s in onboarding.style_options(rules)],
+            "styles": [_style_option(s) for s in sessions.style_options(rules)],
             "formats": [
                 {"id": f.id, "label": f.label, "width": f.width, "height": f.height}
                 for f in (cat.format(fid) for fid in package.formats)
@@ -95,25 +94,16 @@ def session_body(uow: UnitOfWork, session: HeadshotSession) -> dict[str, Any]:
             "genders": GENDERS,
             "eye_colors": EYE_COLORS,
             "glasses": GLASSES,
-            "max_photos": onboarding.MAX_PHOTOS,
+            "max_photos": photos.MAX_PHOTOS,
         },
-        "rejection_reason": onboarding.rejection_reason(uow, session),
+        "rejection_reason": sessions.rejection_reason(uow, session),
         "csrf_token": csrf_token(),
-    }
-
-
-def _info_body(session: HeadshotSession) -> dict[str, Any]:
-    return {
-        "full_name": session.full_name,
-        "gender": session.gender,
-        "eye_color": session.eye_color,
-        "glasses": session.glasses,
     }
 
 
 def _styles_body(session: HeadshotSession) -> dict[str, Any]:
     return {
-        "styles": onboarding.chosen_styles(session),
+        "styles": list(Answers.of(session).styles),
         "format": session.format_id,
         "preselected": list(catalog().package(session.package_id).preselected),
     }
@@ -134,7 +124,7 @@ class CurrentSession(MethodView):
         """
         actor = current_actor()
         with get_db().uow(org_id=actor.org_id) as uow:
-            session = onboarding.current_session(uow, actor, catalog())
+            session = sessions.current_or_new_session(uow, actor, catalog())
             return session_body(uow, session)
 
 
@@ -149,7 +139,7 @@ class NewSession(MethodView):
         """Renewal: start a new session after a completed one (when the organization allows it)."""
         actor = current_actor()
         with get_db().uow(org_id=actor.org_id) as uow:
-            return session_body(uow, onboarding.start_new_session(uow, actor, catalog()))
+            return session_body(uow, sessions.start_new_session(uow, actor, catalog()))
 
 
 @blp.route("/deletion-receipts")
@@ -191,7 +181,7 @@ class Session(MethodView):
         """One session: personal info, choices, photos and what may be chosen"""
         actor = current_actor()
         with get_db().uow(org_id=actor.org_id) as uow:
-            return session_body(uow, onboarding.find_session(uow, actor, session_id))
+            return session_body(uow, sessions.find_session(uow, actor, session_id))
 
 
 @blp.route("/<session_id>/status")
@@ -208,7 +198,7 @@ class Status(MethodView):
         """
         actor = current_actor()
         with get_db().uow(org_id=actor.org_id) as uow:
-            return onboarding.status(onboarding.find_session(uow, actor, session_id))
+            return sessions.status(sessions.find_session(uow, actor, session_id))
 
 
 @blp.route("/<session_id>/photos")
@@ -222,8 +212,8 @@ class Photos(MethodView):
         """
         actor = current_actor()
         with get_db().uow(org_id=actor.org_id) as uow:
-            session = onboarding.find_session(uow, actor, session_id)
-            return [photo_body(p) for p in onboarding.photos_of(uow, session)]
+            session = sessions.find_session(uow, actor, session_id)
+            return [photo_body(p) for p in sessions.photos_of(uow, session)]
 
     @blp.arguments(UploadSchema, location="files")
     @blp.response(201, PhotoSchema)
@@ -248,7 +238,7 @@ class Photos(MethodView):
         """
         actor = current_actor()
         data = files["photo"].read()
-        photo = onboarding.upload_photo(get_db(), get_blobs(), get_settings(), actor, session_id, data)
+        photo = photos.upload_photo(get_db(), get_blobs(), get_settings(), actor, session_id, data)
         return photo_body(photo)
 
 
@@ -264,7 +254,7 @@ class OnePhoto(MethodView):
         """
         actor = current_actor()
         with get_db().uow(org_id=actor.org_id) as uow:
-            onboarding.delete_photo(uow, get_blobs(), actor, session_id, photo_id)
+            photos.delete_photo(uow, get_blobs(), actor, session_id, photo_id)
 
 
 @blp.route("/<session_id>/info")
@@ -281,7 +271,8 @@ class PersonalInfo(MethodView):
         """
         actor = current_actor()
         with get_db().uow(org_id=actor.org_id) as uow:
-            return _info_body(onboarding.set_personal_info(uow, actor, session_id, payload))
+            saved = submission.set_personal_info(uow, actor, SavePersonalInfo(session_id, **payload))
+            return Answers.of(saved).personal_info()
 
 
 @blp.route("/<session_id>/styles")
@@ -300,7 +291,8 @@ class Styles(MethodView):
         """
         actor = current_actor()
         with get_db().uow(org_id=actor.org_id) as uow:
-            return _styles_body(onboarding.set_styles(uow, actor, session_id, payload, catalog()))
+            command = ChooseStyles.from_loaded(session_id, payload)
+            return _styles_body(submission.set_styles(uow, actor, command, catalog()))
 
 
 @blp.route("/<session_id>/submit")
@@ -319,5 +311,6 @@ class Submit(MethodView):
         """
         actor = current_actor()
         with get_db().uow(org_id=actor.org_id) as uow:
-            outcome = onboarding.submit(uow, actor, session_id, payload, catalog())
-            return onboarding.status(outcome.session)
+            command = forms.submission_command(uow, actor, session_id, payload, catalog())
+            outcome = submission.submit(uow, actor, command, catalog())
+            return sessions.status(outcome.session)

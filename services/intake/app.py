@@ -15,16 +15,46 @@ from flask import Flask, Response, render_template
 from werkzeug.exceptions import UnprocessableEntity
 
 from libs.db import Database
+from libs.imaging.errors import REASONS
 from libs.settings import Settings
 from libs.storage import BlobStore
-from libs.web import create_base_app, error_response
+from libs.web import ApiError, create_base_app, error_response
 from libs.web.api import ServiceApi
-from libs.web.errors import wants_json
+from libs.web.errors import api_error_response, wants_json
 from libs.web.health import ReadyCheck
 from services.intake import api, views, views_privacy
-from services.intake.onboarding import IntakeError
+from services.intake.errors import (
+    IntakeRefused,
+    Invalid,
+    NotEditable,
+    NotFound,
+    PhotoRefused,
+    RateLimited,
+    RenewalOff,
+    SessionInProgress,
+)
 
 API_VERSION = "1"
+
+# What the domain refuses -> HTTP status: the one table, for the pages and the JSON API alike.
+ERRORS: dict[type[IntakeRefused], int] = {
+    RenewalOff: 403,
+    NotFound: 404,
+    NotEditable: 409,
+    SessionInProgress: 409,
+    Invalid: 422,  # and ConfirmationNeeded
+    PhotoRefused: 422,  # unless libs.imaging names another status for the reason (413, 415)
+    RateLimited: 429,
+}
+
+
+def to_api_error(exc: IntakeRefused) -> ApiError:
+    """The answer to a refusal: status from :data:`ERRORS` (most specific class first)."""
+    status = next((ERRORS[kind] for kind in type(exc).__mro__ if kind in ERRORS), 400)
+    if isinstance(exc, PhotoRefused) and exc.code in REASONS:
+        status = REASONS[exc.code][0]
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else {}
+    return ApiError(status, exc.code, exc.message, exc.fields or None, headers=headers)
 
 
 def create_app(
@@ -52,13 +82,15 @@ def create_app(
         },
     )
 
-    @app.errorhandler(IntakeError)
-    def _intake_error(exc: IntakeError) -> Any:
-        if exc.status == 401 and not wants_json():
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Any:
+        if exc.status == 401 and not wants_json():  # signed out: the home page says how to sign in
             return render_template("home.html", signed_out=True), 401
-        response = error_response(exc.status, exc.code, exc.message, exc.fields or None)
-        response.headers.update(exc.headers)
-        return response
+        return api_error_response(exc)
+
+    @app.errorhandler(IntakeRefused)
+    def _refused(exc: IntakeRefused) -> Any:
+        return _api_error(to_api_error(exc))
 
     @app.errorhandler(UnprocessableEntity)
     def _invalid_request(exc: UnprocessableEntity) -> Response:

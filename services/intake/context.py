@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from libs.catalog import Catalog, default_catalog
 from libs.db import User
-from libs.web import current_user
-from services.intake.onboarding import Actor, IntakeError
+from libs.web import current_user, require_user
+from services.intake.sessions import Actor
 
 
 def catalog() -> Catalog:
@@ -19,7 +19,6 @@ def signed_in() -> User | None:
 
 
 def current_actor() -> Actor:
-    user = signed_in()
-    if user is None:
-        raise IntakeError(401, "unauthorized", "Please sign in with the invite link your admin sent you.")
-    return Actor.of(user)
+    """The signed-in person as the actor of intake's commands: 401 when signed out (libs.web's
+    ``require_user``); support staff, who have no sessions, find none (404)."""
+    return Actor.of(require_user())

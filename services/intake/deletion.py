@@ -15,18 +15,14 @@ from sqlalchemy import select
 
 from libs.db import DeletionReceipt, UnitOfWork
 from libs.privacy import Erasure, delete_session_data
-from services.intake.onboarding import Actor, IntakeError, find_session
+from services.intake.errors import ConfirmationNeeded
+from services.intake.sessions import Actor, find_session
 
 
 def delete_my_session(uow: UnitOfWork, actor: Actor, session_id: str, *, confirm: bool) -> Erasure:
     if not confirm:
-        raise IntakeError(
-            422,
-            "confirmation_needed",
-            "Please confirm: your photos, headshots and answers are deleted for good.",
-            fields={"confirm": ["Please confirm the deletion."]},
-        )
-    hs = find_session(uow, actor, session_id, lock=True)  # a deleted session is not found: 404
+        raise ConfirmationNeeded(fields={"confirm": ["Please confirm the deletion."]})
+    hs = find_session(uow, actor, session_id, lock=True)  # a deleted session is NotFound too
     return delete_session_data(uow, hs, reason="request", actor=actor.user_id)
 
 

@@ -1,21 +1,25 @@
-"""The results: headshots grouped by style (best likeness first), favourites, and the picture
-variants people download (full size, a thumbnail, a square crop for profile pictures).
+"""The results: headshots grouped by style (best likeness first), favourites, the picture
+variants people download (full size, a thumbnail, a square crop for profile pictures), their file
+names and the ZIP of them all.
 
-    groups = ordered_by_likeness(onboarding.headshots_by_style(uow, hs, catalog))
-    data, mimetype, ext = picture(blobs, shot, "square")
+    groups = ordered_by_likeness(headshots_by_style(uow, hs, catalog))
+    pic = picture(blobs, shot, "square")          # pic.data, pic.mimetype, pic.ext
+    key = stored_key(shot, "full")                # a stored object the store may hand out itself
 """
 
 from __future__ import annotations
 
 import io
+import zipfile
 from dataclasses import dataclass
 
 from PIL import Image
 from sqlalchemy import select
 
+from libs.catalog import Catalog, default_catalog
 from libs.db import Headshot, HeadshotSession, UnitOfWork
 from libs.storage import BlobStore
-from services.intake.onboarding import IntakeError
+from services.intake.errors import NotFound
 
 Groups = list[tuple[str, str, list[Headshot]]]
 
@@ -31,6 +35,27 @@ class Picture:
     data: bytes
     mimetype: str
     ext: str
+
+
+def headshots_by_style(uow: UnitOfWork, hs: HeadshotSession, catalog: Catalog | None = None) -> Groups:
+    """``[(style_id, label, [headshots...]), ...]`` in the order the styles were chosen."""
+    catalog = catalog or default_catalog()
+    shots = list(
+        uow.session.scalars(
+            select(Headshot)
+            .where(Headshot.session_id == hs.id)
+            .order_by(Headshot.position, Headshot.index_in_style)
+        )
+    )
+    order = [c.style_id for c in hs.styles]
+    order += sorted({h.style_id for h in shots} - set(order))
+    groups = []
+    for sid in order:
+        in_style = [h for h in shots if h.style_id == sid]
+        if in_style:
+            label = catalog.style(sid).label if catalog.is_style(sid) else sid
+            groups.append((sid, label, in_style))
+    return groups
 
 
 def ordered_by_likeness(groups: Groups) -> Groups:
@@ -56,7 +81,7 @@ def find_headshot(uow: UnitOfWork, hs: HeadshotSession, headshot_id: str) -> Hea
         select(Headshot).where(Headshot.id == headshot_id, Headshot.session_id == hs.id)
     )
     if shot is None:
-        raise IntakeError(404, "not_found", "No such headshot.")
+        raise NotFound("headshot")
     return shot
 
 
@@ -71,7 +96,7 @@ def picture(blobs: BlobStore, shot: Headshot, variant: str) -> Picture:
     """The bytes of one variant. Thumbnails come from the generation worker's thumb_key when it
     made one, and are made here from the full image otherwise (older headshots)."""
     if variant not in VARIANTS:
-        raise IntakeError(404, "not_found", "No such picture.")
+        raise NotFound("picture")
     if variant == "thumb" and shot.thumb_key:
         return _as_is(blobs.get(shot.thumb_key), shot.thumb_key)
     original = blobs.get(shot.blob_key)
@@ -88,17 +113,42 @@ def picture(blobs: BlobStore, shot: Headshot, variant: str) -> Picture:
         else:
             image.thumbnail((THUMB_SIDE, THUMB_SIDE))
         out = io.BytesIO()
-        if _ext(shot.blob_key) == "png" and variant == "square":
+        if ext_of(shot.blob_key) == "png" and variant == "square":
             image.save(out, "PNG")
             return Picture(out.getvalue(), "image/png", "png")
         image.convert("RGB").save(out, "JPEG", quality=90 if variant == "square" else 82)
         return Picture(out.getvalue(), "image/jpeg", "jpg")
 
 
-def _ext(key: str) -> str:
+def stored_key(shot: Headshot, variant: str) -> str | None:
+    """The blob holding this variant as it is served, or None when it is made on request."""
+    if variant == "full":
+        return shot.blob_key
+    if variant == "thumb":
+        return shot.thumb_key or None
+    return None
+
+
+def file_name(shot: Headshot, ext: str, variant: str = "full") -> str:
+    """``headshot-navy-suit-2-square.jpg``: by style and number, never by anything the user typed."""
+    suffix = {"full": "", "square": "-square", "thumb": "-thumb"}.get(variant, "")
+    return f"headshot-{shot.style_id.replace(':', '-')}-{shot.index_in_style + 1}{suffix}.{ext}"
+
+
+def zip_headshots(blobs: BlobStore, groups: Groups) -> bytes:
+    """One ZIP of every headshot in ``groups``, each under its :func:`file_name`."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:  # JPEGs do not compress
+        for _sid, _label, shots in groups:
+            for shot in shots:
+                zf.writestr(file_name(shot, shot.blob_key.rsplit(".", 1)[-1]), blobs.get(shot.blob_key))
+    return out.getvalue()
+
+
+def ext_of(key: str) -> str:
     return key.rsplit(".", 1)[-1].lower()
 
 
 def _as_is(data: bytes, key: str) -> Picture:
-    ext = _ext(key)
+    ext = ext_of(key)
     return Picture(data, "image/png" if ext == "png" else "image/jpeg", ext)

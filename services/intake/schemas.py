@@ -1,9 +1,9 @@
 """What intake accepts and answers, as marshmallow schemas: the pages and the JSON API load the same ones.
 
-The fixed choice lists (gender, eye colour, glasses) are defined here once; templates, the API
-document and the validators all read them from here. Rules that depend on the organization and its
-package (allowed styles, how many, which formats, how many photos so far) are passed in as
-:class:`Rules`::
+The fixed choice lists (gender, eye colour, glasses) and the checks against an organization's
+rules live in choices.py; these schemas read them from there. Rules that depend on the organization
+and its package (allowed styles, how many, which formats, how many photos so far) are passed in as
+:class:`~services.intake.choices.Rules`::
 
     rules = Rules(catalog, package, allowed=frozenset({"navy:suit", "office:shirt"}), photo_count=3)
     data = SubmissionSchema(rules=rules).load({
@@ -15,13 +15,15 @@ A failure raises ``marshmallow.ValidationError`` whose ``messages`` name each fi
 ``{"styles": ["Please choose at least one style."], "agree_terms": ["Please accept the terms."]}``.
 Without ``rules`` a schema checks only the shape of the data (that is how the API document and the
 API's request parsing use them).
+
+The pages and the API load these schemas and build the commands of commands.py from what loads
+(``SavePersonalInfo(session_id, **data)``); the domain never sees a request.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from flask_smorest.fields import Upload
@@ -36,40 +38,18 @@ from marshmallow import (
     validates_schema,
 )
 
-from libs.catalog import Catalog, CatalogError, Package
-
-# --- the fixed choice lists (value stored in the database -> label shown to people) ------------------
-GENDERS: dict[str, str] = {
-    "female": "Female",
-    "male": "Male",
-    "non_binary": "Non-binary",
-}
-EYE_COLORS: dict[str, str] = {
-    "brown": "Brown",
-    "hazel": "Hazel",
-    "amber": "Amber",
-    "green": "Green",
-    "blue": "Blue",
-    "grey": "Grey",
-}
-# Whether the headshots should show the person with glasses (as in their photos) or without.
-GLASSES: dict[str, str] = {
-    "glasses": "With glasses, as in my photos",
-    "no_glasses": "Without glasses",
-}
+from services.intake.choices import (
+    EYE_COLORS,
+    GENDERS,
+    GLASSES,
+    NO_PHOTOS,
+    Rules,
+    format_errors,
+    style_errors,
+)
 
 NAME_MAX = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-@dataclass(frozen=True)
-class Rules:
-    """What one session may choose: derived from its organization and package by onboarding.rules_for."""
-
-    catalog: Catalog
-    package: Package
-    allowed: frozenset[str]  # style ids the person may pick (the org's list; pre-selected ones excluded)
-    photo_count: int = 0  # accepted photos so far
 
 
 # --- fields shared by the schemas ---------------------------------------------------------------------
@@ -129,41 +109,6 @@ def _confirm_field(message: str, description: str) -> fields.Boolean:
         error_messages={"required": message, "null": message},
         metadata={"description": description, "example": True},
     )
-
-
-# --- validation against the rules ---------------------------------------------------------------------
-def style_errors(styles: list[str], rules: Rules, *, at_least_one: bool) -> list[str]:
-    """Everything wrong with a list of chosen style ids, in plain words (empty when fine)."""
-    errors: list[str] = []
-    catalog, package = rules.catalog, rules.package
-    for sid in styles:
-        try:
-            label = catalog.style(sid).label
-        except CatalogError:
-            errors.append(f"We don't offer a style called “{sid}”.")
-            continue
-        if sid in package.preselected:
-            errors.append(f"“{label}” is already included with your package.")
-        elif sid not in rules.allowed:
-            errors.append(f"“{label}” isn't available for your organization.")
-    if len(styles) > package.max_styles:
-        errors.append(
-            f"Your package allows up to {package.max_styles} styles; you chose {len(styles)}. "
-            f"Please remove {len(styles) - package.max_styles}."
-        )
-    if at_least_one and not styles:
-        errors.append("Please choose at least one style.")
-    return errors
-
-
-def format_errors(format_id: str, rules: Rules) -> list[str]:
-    try:
-        fmt = rules.catalog.format(format_id)
-    except CatalogError:
-        return ["Please choose a format from the list."]
-    if not rules.package.allows_format(format_id):
-        return [f"{fmt.label} isn't offered with the {rules.package.label} package."]
-    return []
 
 
 class _Input(Schema):
@@ -258,7 +203,7 @@ class SubmissionSchema(_StyleRules, _Input):
     @validates_schema(skip_on_field_errors=False)
     def _check_photos(self, _data: dict[str, Any], **_kwargs: Any) -> None:
         if self.rules is not None and self.rules.photo_count < 1:
-            raise ValidationError("Please add at least one photo of yourself.", field_name="photos")
+            raise ValidationError(NO_PHOTOS, field_name="photos")
 
 
 class UploadSchema(Schema):

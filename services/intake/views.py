@@ -1,7 +1,8 @@
 """Intake pages: invite link, the onboarding page (photos, about you, styles, format, review and
 submit), the waiting page, the results page and signed downloads.
 
-Views only translate: request -> onboarding command -> page or redirect. The page works without
+Views only translate: request -> schema -> command (forms.py) -> domain -> page or redirect; what
+the domain refuses is answered by the one error table in app.py. The page works without
 JavaScript (plain form posts); static/intake.js adds per-file uploads with instant verdicts and
 saves each answer as it is given, through the JSON API.
 """
@@ -29,21 +30,26 @@ from libs.contracts import STAGES, SessionState, stage_label
 from libs.db import Headshot, HeadshotSession, Organization, UnitOfWork, User
 from libs.storage import BlobNotFound
 from libs.web import (
+    ApiError,
     TokenInvalid,
     get_blobs,
     get_db,
     get_settings,
     login,
     logout,
+    not_found,
     progress_token,
     read_invite,
     sign,
     unsign,
 )
-from services.intake import onboarding, results, swatches
+from services.intake import forms, photos, results, sessions, submission, swatches
+from services.intake.choices import EYE_COLORS, GENDERS, GLASSES
+from services.intake.commands import Answers
 from services.intake.context import catalog, current_actor, signed_in
-from services.intake.onboarding import Actor, IntakeError
-from services.intake.schemas import EYE_COLORS, GENDERS, GLASSES, SubmissionSchema
+from services.intake.errors import Invalid, PhotoRefused, RateLimited
+from services.intake.schemas import SubmissionSchema
+from services.intake.sessions import Actor
 
 bp = Blueprint("intake", __name__)
 bp.add_app_template_global(swatches.backdrop_class, "backdrop_class")
@@ -94,7 +100,7 @@ def page_for(session: HeadshotSession) -> str:
         return url_for("intake.results", session_id=session.id)
     # A rejected session is moved back to onboarding by intake's handler a moment later; until
     # then its page is the waiting page (which shows the reason and follows it there).
-    if session.state in onboarding.WAITING_STATES or session.state == S.REJECTED:
+    if session.state in sessions.WAITING_STATES or session.state == S.REJECTED:
         return url_for("intake.waiting", session_id=session.id)
     return url_for("intake.session_page", session_id=session.id)
 
@@ -106,7 +112,7 @@ def index() -> Any:
     if user is None:
         return render_template("home.html"), 200
     with get_db().uow(org_id=user.org_id) as uow:
-        session = onboarding.current_session(uow, Actor.of(user), catalog())
+        session = sessions.current_or_new_session(uow, Actor.of(user), catalog())
         return redirect(page_for(session))
 
 
@@ -123,7 +129,7 @@ def invite(token: str) -> Any:
         return render_template("invite_invalid.html", expired=False), 400
     login(user)
     with get_db().uow(org_id=user.org_id) as uow:
-        session = onboarding.current_session(uow, Actor.of(user), catalog())
+        session = sessions.current_or_new_session(uow, Actor.of(user), catalog())
         # Redirect, so the token leaves the address bar and the history.
         return redirect(page_for(session), 303)
 
@@ -139,7 +145,7 @@ def sign_out() -> Any:
 def session_page(session_id: str) -> Any:
     actor = current_actor()
     with get_db().uow(org_id=actor.org_id) as uow:
-        session = onboarding.find_session(uow, actor, session_id)
+        session = sessions.find_session(uow, actor, session_id)
         if session.state != S.ONBOARDING:
             return redirect(page_for(session))
         return render_template("onboarding.html", **_page_context(uow, session))
@@ -151,11 +157,10 @@ def submit(session_id: str) -> Any:
     form = submission_form(request.form)
     with get_db().uow(org_id=actor.org_id) as uow:
         try:
-            onboarding.submit(uow, actor, session_id, form, catalog())
-        except IntakeError as exc:
-            if exc.status != 422:
-                raise
-            session = onboarding.find_session(uow, actor, session_id)
+            command = forms.submission_command(uow, actor, session_id, form, catalog())
+            submission.submit(uow, actor, command, catalog())
+        except Invalid as exc:
+            session = sessions.find_session(uow, actor, session_id)
             context = _page_context(uow, session, values=form, errors=exc.fields)
             return render_template("onboarding.html", **context), 422
     # Already submitted (double click, replayed form) lands here too: the waiting page.
@@ -180,26 +185,20 @@ def _page_context(
     errors: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     cat = catalog()
-    rules = onboarding.rules_for(uow, session, cat)
-    saved = {
-        "full_name": session.full_name or "",
-        "gender": session.gender,
-        "eye_color": session.eye_color,
-        "glasses": session.glasses,
-        "styles": onboarding.chosen_styles(session),
-        "format": session.format_id,
-    }
+    rules = sessions.rules_for(uow, session, cat)
+    saved = Answers.of(session).as_dict()
+    saved["full_name"] = saved["full_name"] or ""
     if values:
         saved.update({k: v for k, v in values.items() if v is not None})
-    options = onboarding.style_options(rules)
+    options = sessions.style_options(rules)
     by_backdrop: dict[str, tuple[Any, list[Style]]] = {}
     for style in options:
         by_backdrop.setdefault(style.backdrop.id, (style.backdrop, []))[1].append(style)
     return {
         "session": session,
         "package": rules.package,
-        "photos": onboarding.photos_of(uow, session),
-        "max_photos": onboarding.MAX_PHOTOS,
+        "photos": sessions.photos_of(uow, session),
+        "max_photos": photos.MAX_PHOTOS,
         "values": saved,
         "errors": flat_errors(errors or {}),
         "backdrops": list(by_backdrop.values()),
@@ -210,7 +209,7 @@ def _page_context(
         "genders": GENDERS,
         "eye_colors": EYE_COLORS,
         "glasses_choices": GLASSES,
-        "rejection_reason": onboarding.rejection_reason(uow, session),
+        "rejection_reason": sessions.rejection_reason(uow, session),
     }
 
 
@@ -224,11 +223,9 @@ def upload_photos(session_id: str) -> Any:
     for file in files:
         name = (file.filename or "photo")[:80]  # shown back to the person only, never used as a path
         try:
-            onboarding.upload_photo(get_db(), get_blobs(), get_settings(), actor, session_id, file.read())
+            photos.upload_photo(get_db(), get_blobs(), get_settings(), actor, session_id, file.read())
             flash(f"{name}: looks good.", "ok")
-        except IntakeError as exc:
-            if exc.status in (401, 404, 409):
-                raise
+        except (PhotoRefused, RateLimited) as exc:  # said next to the file; anything else answers the page
             flash(f"{name}: {exc.message}", "error")
     return redirect(url_for("intake.session_page", session_id=session_id) + "#photos", 303)
 
@@ -237,7 +234,7 @@ def upload_photos(session_id: str) -> Any:
 def delete_photo(session_id: str, photo_id: str) -> Any:
     actor = current_actor()
     with get_db().uow(org_id=actor.org_id) as uow:
-        onboarding.delete_photo(uow, get_blobs(), actor, session_id, photo_id)
+        photos.delete_photo(uow, get_blobs(), actor, session_id, photo_id)
     return redirect(url_for("intake.session_page", session_id=session_id) + "#photos", 303)
 
 
@@ -245,12 +242,12 @@ def delete_photo(session_id: str, photo_id: str) -> Any:
 def photo_thumb(session_id: str, photo_id: str) -> Any:
     actor = current_actor()
     with get_db().uow(org_id=actor.org_id) as uow:
-        session = onboarding.find_session(uow, actor, session_id)
-        photo = onboarding.find_photo(uow, session, photo_id)
+        session = sessions.find_session(uow, actor, session_id)
+        photo = photos.find_photo(uow, session, photo_id)
         try:
-            data = onboarding.thumbnail(get_blobs(), photo)
+            data = photos.thumbnail(get_blobs(), photo)
         except BlobNotFound:
-            raise IntakeError(404, "not_found", "No such photo.") from None
+            raise not_found("photo") from None
     response = Response(data, mimetype="image/jpeg")
     response.headers["Cache-Control"] = "private, max-age=600"
     return response
@@ -262,7 +259,7 @@ def waiting(session_id: str) -> Any:
     actor = current_actor()
     settings = get_settings()
     with get_db().uow(org_id=actor.org_id) as uow:
-        session = onboarding.find_session(uow, actor, session_id)
+        session = sessions.find_session(uow, actor, session_id)
         if session.state == S.ONBOARDING:
             return redirect(page_for(session))
         org = uow.session.get(Organization, session.org_id)
@@ -292,7 +289,7 @@ def waiting(session_id: str) -> Any:
         return render_template(
             "waiting.html",
             session=session,
-            status=onboarding.status(session),
+            status=sessions.status(session),
             stages=stages,
             stage=stage_label(session.state),
             headshots=shots,
@@ -327,7 +324,7 @@ def headshot_thumb(session_id: str, headshot_id: str) -> Any:
     expiring link (the same kind the results page uses)."""
     actor = current_actor()
     with get_db().uow(org_id=actor.org_id) as uow:
-        session = onboarding.find_session(uow, actor, session_id)
+        session = sessions.find_session(uow, actor, session_id)
         shot = results.find_headshot(uow, session, headshot_id)
         return redirect(download_url(get_settings(), session, actor, shot, variant="thumb"), 302)
 
@@ -337,8 +334,8 @@ def results_page(session_id: str) -> Any:
     actor = current_actor()
     settings = get_settings()
     with get_db().uow(org_id=actor.org_id) as uow:
-        session = onboarding.find_session(uow, actor, session_id)
-        groups = results.ordered_by_likeness(onboarding.headshots_by_style(uow, session, catalog()))
+        session = sessions.find_session(uow, actor, session_id)
+        groups = results.ordered_by_likeness(results.headshots_by_style(uow, session, catalog()))
         cat = catalog()
 
         def links(shot: Headshot) -> dict[str, Any]:
@@ -361,7 +358,7 @@ def results_page(session_id: str) -> Any:
         return render_template(
             "results.html",
             session=session,
-            can_start_new=onboarding.can_start_new(uow, actor, session),
+            can_start_new=sessions.can_start_new(uow, actor, session),
             groups=view,
             zip_url=download_url(settings, session, actor, None) if groups else None,
             favourites_zip_url=(
@@ -378,9 +375,9 @@ def favourite(session_id: str, headshot_id: str) -> Any:
     actor = current_actor()
     value = request.form.get("favourite", "")
     if value not in ("0", "1"):
-        raise IntakeError(422, "validation_failed", "Please choose whether this is a favourite.")
+        raise ApiError(422, "validation_failed", "Please choose whether this is a favourite.")
     with get_db().uow(org_id=actor.org_id) as uow:
-        session = onboarding.find_session(uow, actor, session_id)
+        session = sessions.find_session(uow, actor, session_id)
         results.set_favourite(uow, session, headshot_id, value == "1")
     return redirect(url_for("intake.results", session_id=session_id) + f"#h-{headshot_id}", 303)
 
@@ -390,7 +387,7 @@ def start_new_session() -> Any:
     """Renewal: "Start a new headshot session" on the results page (refused unless the org offers it)."""
     actor = current_actor()
     with get_db().uow(org_id=actor.org_id) as uow:
-        created = onboarding.start_new_session(uow, actor, catalog())
+        created = sessions.start_new_session(uow, actor, catalog())
         return redirect(url_for("intake.session_page", session_id=created.id), 303)
 
 
@@ -416,6 +413,9 @@ def download_url(
 
 @bp.get("/download/<token>")
 def download(token: str) -> Any:
+    """One headshot (or the ZIP) behind a signed link, for its owner only. With an S3-compatible
+    store, a stored picture is not streamed through here: after the owner check the answer is a
+    redirect to a presigned store URL that expires in STORE_URL_SECONDS."""
     settings = get_settings()
     try:
         claims = unsign(settings, RESULT_PURPOSE, token, max_age=settings.RESULT_URL_TTL_SECONDS)
@@ -425,32 +425,53 @@ def download(token: str) -> Any:
             if exc.expired
             else ("This download link isn't valid.")
         )
-        raise IntakeError(
+        raise ApiError(
             410 if exc.expired else 404, "link_expired" if exc.expired else "not_found", message
         ) from None
     actor = current_actor()
     # The signature proves we issued the link; the owner check keeps a forwarded link useless.
     if claims.get("u") != actor.user_id or claims.get("o") != actor.org_id:
-        raise IntakeError(404, "not_found", "No such download.")
+        raise not_found("download")
     variant = str(claims.get("v") or "full")
+    blobs = get_blobs()
     with get_db().uow(org_id=actor.org_id) as uow:
-        session = onboarding.find_session(uow, actor, str(claims.get("s")))
+        session = sessions.find_session(uow, actor, str(claims.get("s")))
         if claims.get("h") is None:
-            groups = onboarding.headshots_by_style(uow, session, catalog())
+            groups = results.headshots_by_style(uow, session, catalog())
             if variant == "favourites":
-                data = onboarding.zip_headshots(get_blobs(), results.favourites(groups))
+                data = results.zip_headshots(blobs, results.favourites(groups))
                 return _attachment(data, "application/zip", "favourite-headshots.zip")
-            return _attachment(
-                onboarding.zip_headshots(get_blobs(), groups), "application/zip", "headshots.zip"
-            )
+            return _attachment(results.zip_headshots(blobs, groups), "application/zip", "headshots.zip")
         shot = results.find_headshot(uow, session, str(claims["h"]))
+        if variant not in results.VARIANTS:
+            raise not_found("picture")
+        inline = request.args.get("download") is None
+        key = results.stored_key(shot, variant)
+        if key is not None and (
+            url := _store_url(key, results.file_name(shot, results.ext_of(key), variant), inline)
+        ):
+            return redirect(url, 302)
         try:
-            pic = results.picture(get_blobs(), shot, variant)
+            pic = results.picture(blobs, shot, variant)
         except BlobNotFound:
-            raise IntakeError(404, "not_found", "No such download.") from None
-        suffix = {"full": "", "square": "-square", "thumb": "-thumb"}.get(variant, "")
-        name = f"headshot-{shot.style_id.replace(':', '-')}-{shot.index_in_style + 1}{suffix}.{pic.ext}"
-        return _attachment(pic.data, pic.mimetype, name, inline=True)
+            raise not_found("download") from None
+        return _attachment(pic.data, pic.mimetype, results.file_name(shot, pic.ext, variant), inline=True)
+
+
+# A presigned store URL only has to outlive the redirect that hands it out: the page's own signed
+# link (RESULT_URL_TTL_SECONDS) is what the person keeps, and it checks the owner each time.
+STORE_URL_SECONDS = 60
+
+
+def _store_url(key: str, filename: str, inline: bool) -> str | None:
+    """The store's own short-lived URL for ``key`` (None: the store serves nothing itself, or the
+    object is missing, which answers 404 here as when streaming)."""
+    blobs = get_blobs()
+    disposition = f'{"inline" if inline else "attachment"}; filename="{filename}"'
+    url = blobs.url_for_download(key, STORE_URL_SECONDS, disposition=disposition)
+    if url is not None and not blobs.exists(key):
+        raise not_found("download")
+    return url
 
 
 def _attachment(data: bytes, mimetype: str, filename: str, *, inline: bool = False) -> Response:

@@ -8,7 +8,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 
 from libs.privacy import remove_files
 from libs.web import get_blobs, get_db, get_settings
-from services.intake import deletion, onboarding
+from services.intake import deletion, sessions
 from services.intake.context import current_actor
 
 bp = Blueprint("intake_privacy", __name__)
@@ -18,7 +18,7 @@ bp = Blueprint("intake_privacy", __name__)
 def confirm_page(session_id: str) -> Any:
     actor = current_actor()
     with get_db().uow(org_id=actor.org_id) as uow:
-        hs = onboarding.find_session(uow, actor, session_id)  # 404 for anyone else's
+        hs = sessions.find_session(uow, actor, session_id)  # 404 for anyone else's
         return render_template("delete_data.html", session_id=hs.id, errors={})
 
 
@@ -28,7 +28,7 @@ def delete(session_id: str) -> Any:
     confirmed = request.form.get("confirm") == "yes"
     with get_db().uow(org_id=actor.org_id) as uow:
         if not confirmed:
-            onboarding.find_session(uow, actor, session_id)  # still 404 for anyone else's
+            sessions.find_session(uow, actor, session_id)  # still 404 for anyone else's
             errors = {"confirm": ["Please tick the box to confirm."]}
             return render_template("delete_data.html", session_id=session_id, errors=errors), 422
         erasure = deletion.delete_my_session(uow, actor, session_id, confirm=True)

@@ -1,5 +1,7 @@
 """One blob-store suite, two backends: the local folder (embedded) and an S3-compatible server
-(distributed) — moto's standalone server, started here on a free loopback port."""
+(distributed) — moto's standalone server, started here on a free loopback port. Then intake's
+results on that server: the owner is sent to a presigned, expiring store URL instead of the app
+streaming the bytes."""
 
 from __future__ import annotations
 
@@ -7,7 +9,9 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+from sqlalchemy import select
 
 from libs.settings import Settings
 from libs.storage import BlobError, BlobNotFound, BlobStore, LocalBlobStore, make_blob_store
@@ -101,18 +105,46 @@ def test_a_large_original_goes_up_in_parts_and_comes_back_whole(store: BlobStore
     assert store.get(key) == data
 
 
-def test_s3_objects_live_under_the_prefix_and_presigned_urls_expire(tmp_path: Path, s3_endpoint: str) -> None:
+def test_only_a_store_with_urls_of_its_own_hands_one_out(store: BlobStore) -> None:
+    key = store.put(b"headshot", kind="headshots", ext="jpg")
+    url = store.url_for_download(key, 60)
+    if isinstance(store, LocalBlobStore):
+        assert url is None  # the app streams the file itself
+    else:
+        assert url is not None and fetch(url) == (200, b"headshot")
+    with pytest.raises(BlobError):
+        store.url_for_download("../etc/passwd", 60)  # generated keys only, as everywhere
+
+
+def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    import urllib.error
     import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as answer:
+            if headers is not None:
+                headers.clear()
+                headers.update(answer.headers.items())
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as refused:
+        return refused.code, b""
+
+
+def test_s3_objects_live_under_the_prefix_and_presigned_urls_expire(tmp_path: Path, s3_endpoint: str) -> None:
+    from urllib.parse import parse_qs, urlsplit
 
     blobs = make_blob_store(s3_settings(tmp_path, s3_endpoint, "prefix-check"))
     blobs.client.create_bucket(Bucket="prefix-check")  # type: ignore[attr-defined]
     key = blobs.put(b"headshot", kind="headshots", ext="jpg")
     listed = blobs.client.list_objects_v2(Bucket="prefix-check")["Contents"]  # type: ignore[attr-defined]
     assert [o["Key"] for o in listed] == [f"headshots/{key}"]
-    url = blobs.presigned_url(key, 60)  # type: ignore[attr-defined]
-    assert "Expires=" in url or "X-Amz-Expires=60" in url
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        assert answer.read() == b"headshot"
+    url = blobs.url_for_download(key, 60, disposition='attachment; filename="headshot-navy-suit-1.jpg"')
+    assert url is not None and url.startswith(f"{s3_endpoint}/prefix-check/headshots/{key}?")
+    query = parse_qs(urlsplit(url).query)
+    assert query["X-Amz-Expires"] == ["60"] and query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    headers: dict[str, str] = {}
+    assert fetch(url, headers) == (200, b"headshot")
+    assert headers["Content-Disposition"] == 'attachment; filename="headshot-navy-suit-1.jpg"'
 
 
 def test_a_bad_blob_url_is_a_clear_error(tmp_path: Path) -> None:
@@ -121,3 +153,85 @@ def test_a_bad_blob_url_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(BlobError, match="too short"):
         make_blob_store(Settings(VAR_DIR=str(tmp_path), BLOB_URL="s3://ab/x"))
     assert isinstance(make_blob_store(Settings(VAR_DIR=str(tmp_path))), LocalBlobStore)
+
+
+# --- intake's results on the S3 store ---------------------------------------------------------------------
+def test_intake_sends_the_owner_to_a_presigned_store_url(
+    tmp_path: Path, s3_endpoint: str, pg_url: str
+) -> None:
+    import re
+
+    from libs.db import Database, Headshot
+    from libs.db.demo import seed_demo
+    from services.intake.app import create_app
+    from services.intake.views import STORE_URL_SECONDS
+    from tests.support.intake import complete_with_headshots, intake_settings_for, png_bytes, sign_in
+
+    settings = intake_settings_for(
+        tmp_path,
+        pg_url,
+        BLOB_URL="s3://intake-results/headshots",
+        S3_ENDPOINT_URL=s3_endpoint,
+        S3_ACCESS_KEY_ID="test",
+        S3_SECRET_ACCESS_KEY="test",
+    )
+    blobs = make_blob_store(settings)
+    blobs.client.create_bucket(Bucket="intake-results")  # type: ignore[attr-defined]
+    db = Database(settings.database_url)
+    try:
+        demo = seed_demo(db)
+        app = create_app(settings, db=db, blobs=blobs, checks={})
+        bea = sign_in(app, settings, demo.employees[0])
+        images = complete_with_headshots(db, blobs, demo.org_id, bea.session_id)
+        page = bea.client.get(f"/sessions/{bea.session_id}/results")
+        # The pages may show images from the store's origin (and only from there besides their own).
+        assert f"img-src 'self' data: blob: {s3_endpoint};" in page.headers["Content-Security-Policy"]
+        urls = re.findall(r'src="(/download/[^"?]+)"', page.get_data(as_text=True))
+        assert len(urls) == 4
+
+        # Full size: a redirect to the store, signed for a minute; the bytes never pass the app.
+        for url, image in zip(urls, images, strict=True):
+            answer = bea.client.get(url)
+            assert answer.status_code == 302
+            location = answer.headers["Location"]
+            assert location.startswith(f"{s3_endpoint}/intake-results/headshots/headshots/")
+            assert f"X-Amz-Expires={STORE_URL_SECONDS}&" in location
+            headers: dict[str, str] = {}
+            assert fetch(location, headers) == (200, image)
+            assert headers["Content-Disposition"].startswith('inline; filename="headshot-')
+        attachment = bea.client.get(urls[0] + "?download=1").headers["Location"]
+        headers = {}
+        fetch(attachment, headers)
+        assert headers["Content-Disposition"] == 'attachment; filename="headshot-navy-shirt-1.png"'
+
+        # The owner check comes first: anyone else gets no store URL at all.
+        for intruder in (demo.employees[1], demo.other_employee):
+            other = sign_in(app, settings, intruder).client.get(urls[0])
+            assert other.status_code == 404 and "Location" not in other.headers
+        signed_out = app.test_client().get(urls[0])
+        assert signed_out.status_code == 401 and "Location" not in signed_out.headers
+
+        # The worker's stored thumbnail goes the same way; a square crop is made here and streamed.
+        thumb = png_bytes(np.full((32, 48, 3), 200, dtype=np.uint8))
+        with db.uow(org_id=demo.org_id) as uow:
+            shot = uow.session.scalars(select(Headshot).order_by(Headshot.position)).first()
+            assert shot is not None
+            shot.thumb_key = blobs.put(thumb, kind="thumbs", ext="png")
+            shot_id, full_key = shot.id, shot.blob_key
+            uow.commit()
+        hop = bea.client.get(f"/sessions/{bea.session_id}/headshots/{shot_id}/thumb")
+        assert hop.status_code == 302 and hop.headers["Location"].startswith("/download/")
+        to_store = bea.client.get(hop.headers["Location"])
+        assert to_store.status_code == 302 and fetch(to_store.headers["Location"]) == (200, thumb)
+        square_url = re.findall(
+            r'href="(/download/[^"?]+)\?download=1" download>Square', page.get_data(as_text=True)
+        )
+        square = bea.client.get(square_url[0])
+        assert square.status_code == 200 and square.data[:8] == b"\x89PNG\r\n\x1a\n"
+
+        # A missing object is a clear 404 from the app, not a dead link to the store.
+        blobs.delete(full_key)
+        gone = bea.client.get(urls[0])
+        assert gone.status_code == 404 and gone.get_json() is None and "Location" not in gone.headers
+    finally:
+        db.dispose()

@@ -29,10 +29,11 @@ from libs.messaging import Bus
 from libs.messaging.testing import pika_get_all, pika_parameters, running, wait_for
 from libs.settings import Settings
 from libs.storage import LocalBlobStore
-from services.intake import onboarding
+from services.intake import sessions, submission
 from services.intake.app import create_app
+from services.intake.commands import Answers, ChooseStyles, SavePersonalInfo
 from services.intake.handlers import HANDLERS
-from services.intake.onboarding import Actor
+from services.intake.sessions import Actor
 from tests.support.intake import (
     COMPLETE_INFO,
     add_photo,
@@ -145,12 +146,13 @@ def test_a_blocked_submit_publishes_nothing(servers: Servers, tmp_path: Path):
 def test_concurrent_submits_lock_the_session_row(servers: Servers):
     actor = Actor.of(servers.demo.employees[0])
     with servers.db.uow(org_id=actor.org_id) as uow:
-        sid = onboarding.current_session(uow, actor).id
+        sid = sessions.current_or_new_session(uow, actor).id
     add_photo(servers.db, actor.org_id, sid)
     with servers.db.uow(org_id=actor.org_id) as uow:
-        onboarding.set_personal_info(uow, actor, sid, COMPLETE_INFO)
+        submission.set_personal_info(uow, actor, SavePersonalInfo(sid, **COMPLETE_INFO))
     with servers.db.uow(org_id=actor.org_id) as uow:
-        onboarding.set_styles(uow, actor, sid, {"styles": ["navy:shirt"]})
+        saved = submission.set_styles(uow, actor, ChooseStyles(sid, styles=("navy:shirt",)))
+        assert Answers.of(saved) == Answers(**COMPLETE_INFO, styles=("navy:shirt",), format="standard")
 
     outcomes = submit_concurrently(servers.db, actor, sid, CONFIRM)
     assert sorted(outcomes) == [False, False, False, True]
@@ -161,7 +163,7 @@ def test_a_rejection_reaches_intake_and_reopens_the_session(servers: Servers):
     demo = servers.demo
     actor = Actor.of(demo.employees[0])
     with servers.db.uow(org_id=actor.org_id) as uow:
-        sid = onboarding.current_session(uow, actor).id
+        sid = sessions.current_or_new_session(uow, actor).id
     add_photo(servers.db, actor.org_id, sid)
     # What review does: move the session and write session.rejected in one transaction.
     with servers.db.uow(org_id=actor.org_id) as uow:
@@ -190,4 +192,4 @@ def test_a_rejection_reaches_intake_and_reopens_the_session(servers: Servers):
         session = uow.session.get(HeadshotSession, sid)
         assert session.state == SessionState.ONBOARDING
         assert len(session.photos) == 1
-        assert onboarding.rejection_reason(uow, session) == "Too dark"
+        assert sessions.rejection_reason(uow, session) == "Too dark"

@@ -23,8 +23,10 @@ from flask.testing import FlaskClient
 from PIL import Image
 from sqlalchemy import func, select
 
-from libs.db import Database, OutboxMessage, Photo, User
+from libs.contracts import SessionState
+from libs.db import ChosenStyle, Database, Headshot, HeadshotSession, OutboxMessage, Photo, User
 from libs.settings import Settings
+from libs.storage import BlobStore
 from libs.web import invite_url
 
 SESSION_PATH = re.compile(r"/sessions/([0-9a-f-]{36})")
@@ -153,7 +155,7 @@ def submit_concurrently(
     db: Database, actor: Any, session_id: str, confirm: dict[str, Any], n: int = 4
 ) -> list[bool]:
     """Press Submit ``n`` times at once (double clicks, two tabs); returns each call's ``submitted_now``."""
-    from services.intake import onboarding
+    from services.intake import forms, submission
 
     outcomes: list[bool] = []
     failures: list[BaseException] = []
@@ -163,7 +165,8 @@ def submit_concurrently(
         try:
             gate.wait()
             with db.uow(org_id=actor.org_id) as uow:
-                outcomes.append(onboarding.submit(uow, actor, session_id, confirm).submitted_now)
+                command = forms.submission_command(uow, actor, session_id, confirm)
+                outcomes.append(submission.submit(uow, actor, command).submitted_now)
         except BaseException as exc:  # reported below: a thread's exception would be lost
             failures.append(exc)
 
@@ -174,3 +177,46 @@ def submit_concurrently(
         t.join(30)
     assert not failures, failures
     return outcomes
+
+
+def error_of(response) -> dict:  # type: ignore[no-untyped-def]
+    """The ``error`` member of an error answer, checked to carry the answer's own status."""
+    body = response.get_json()
+    assert body is not None and set(body) == {"error"}, response.data[:300]
+    assert body["error"]["status"] == response.status_code
+    return body["error"]
+
+
+def complete_with_headshots(db: Database, blobs: BlobStore, org_id: str, session_id: str) -> list[bytes]:
+    """Move the session to ``completed`` with four PNG headshots in two styles (navy:shirt chosen,
+    studio-grey:suit pre-selected); returns their bytes in order."""
+    S = SessionState
+    images = []
+    with db.uow(org_id=org_id) as uow:
+        session = uow.session.get(HeadshotSession, session_id)
+        for state in (S.SUBMITTED, S.QUEUED, S.PREPROCESSING, S.TRAINING, S.GENERATING, S.COMPLETED):
+            session.move_to(state)
+        for position, (style, pre) in enumerate([("navy:shirt", False), ("studio-grey:suit", True)]):
+            uow.session.add(
+                ChosenStyle(
+                    org_id=org_id, session_id=session_id, style_id=style, preselected=pre, position=position
+                )
+            )
+            for index in range(2):
+                data = png_bytes(np.full((64, 96, 3), 40 * (position * 2 + index), dtype=np.uint8))
+                images.append(data)
+                uow.session.add(
+                    Headshot(
+                        org_id=org_id,
+                        session_id=session_id,
+                        style_id=style,
+                        index_in_style=index,
+                        position=position * 2 + index,
+                        blob_key=blobs.put(data, kind="headshots", ext="png"),
+                        width=96,
+                        height=64,
+                        seed=index,
+                    )
+                )
+        uow.commit()
+    return images

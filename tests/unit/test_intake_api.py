@@ -15,12 +15,13 @@ from libs.db.demo import DemoData
 from libs.storage import LocalBlobStore
 from libs.web import invite_url, sign
 from services.intake.app import create_app
-from services.intake.onboarding import MAX_PHOTOS
+from services.intake.photos import MAX_PHOTOS
 from tests.support.intake import (
     COMPLETE_INFO,
     add_photo,
     astronaut_png,
     coffee_png,
+    error_of,
     intake_settings_for,
     outbox_count,
     sign_in,
@@ -29,13 +30,6 @@ from tests.support.intake import (
 )
 
 CONFIRM = {"agree_terms": True, "best_photos": True}
-
-
-def error_of(response) -> dict:
-    body = response.get_json()
-    assert body is not None and set(body) == {"error"}, response.data[:300]
-    assert body["error"]["status"] == response.status_code
-    return body["error"]
 
 
 # --- sign in --------------------------------------------------------------------------------------------

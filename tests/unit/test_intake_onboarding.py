@@ -1,4 +1,5 @@
-"""The onboarding commands on a real (SQLite) unit of work: what they store, what they refuse."""
+"""The onboarding commands on a real (SQLite) unit of work: what they store, what they refuse, and
+what each refusal answers through the web edge's one error table (``to_api_error``)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,14 @@ from libs.db import ChosenStyle, Database, HeadshotSession, Organization, Outbox
 from libs.db.demo import DemoData
 from libs.settings import Settings
 from libs.storage import LocalBlobStore
-from services.intake import onboarding
-from services.intake.onboarding import MAX_PHOTOS, Actor, IntakeError
+from libs.web import ApiError
+from services.intake import forms, photos, sessions, submission
+from services.intake.app import to_api_error
+from services.intake.commands import Answers, ChooseStyles, SavePersonalInfo
+from services.intake.errors import IntakeRefused, Invalid, NotEditable, NotFound, PhotoRefused, RateLimited
+from services.intake.photos import MAX_PHOTOS
+from services.intake.schemas import PersonalInfoSchema, StylesSchema
+from services.intake.sessions import Actor
 from tests.support.intake import (
     COMPLETE_INFO,
     add_photo,
@@ -26,10 +33,30 @@ from tests.support.intake import (
 CONFIRM = {"agree_terms": True, "best_photos": True}
 
 
+# As the pages and the API do: load the schema, build the command, call the domain.
+def save_info(uow, actor: Actor, sid: str, given: dict):
+    return submission.set_personal_info(
+        uow, actor, SavePersonalInfo(sid, **forms.load(PersonalInfoSchema(), given))
+    )
+
+
+def choose_styles(uow, actor: Actor, sid: str, given: dict):
+    return submission.set_styles(uow, actor, ChooseStyles.from_loaded(sid, forms.load(StylesSchema(), given)))
+
+
+def submit(uow, actor: Actor, sid: str, given: dict):
+    return submission.submit(uow, actor, forms.submission_command(uow, actor, sid, given))
+
+
+def answer(caught: pytest.ExceptionInfo[IntakeRefused]) -> ApiError:
+    """What the web edge answers for a refusal (pages and API alike)."""
+    return to_api_error(caught.value)
+
+
 def start(db: Database, user) -> tuple[Actor, str]:
     actor = Actor.of(user)
     with db.uow(org_id=actor.org_id) as uow:
-        return actor, onboarding.current_session(uow, actor).id
+        return actor, sessions.current_or_new_session(uow, actor).id
 
 
 def ready_to_submit(
@@ -37,9 +64,9 @@ def ready_to_submit(
 ) -> None:
     add_photo(db, actor.org_id, session_id, embedding)
     with db.uow(org_id=actor.org_id) as uow:
-        onboarding.set_personal_info(uow, actor, session_id, COMPLETE_INFO)
+        save_info(uow, actor, session_id, COMPLETE_INFO)
     with db.uow(org_id=actor.org_id) as uow:
-        onboarding.set_styles(uow, actor, session_id, {"styles": list(styles)})
+        choose_styles(uow, actor, session_id, {"styles": list(styles)})
 
 
 def load(db: Database, org_id: str, session_id: str) -> HeadshotSession:
@@ -67,11 +94,13 @@ def test_another_persons_or_orgs_session_is_not_found(db: Database, demo: DemoDa
     _, bea_sid = start(db, demo.employees[0])
     carl = Actor.of(demo.employees[1])
     dana = Actor.of(demo.other_employee)
-    with db.uow(org_id=carl.org_id) as uow, pytest.raises(IntakeError) as same_org:
-        onboarding.set_personal_info(uow, carl, bea_sid, {"full_name": "Carl"})
-    with db.uow(org_id=dana.org_id) as uow, pytest.raises(IntakeError) as other_org:
-        onboarding.submit(uow, dana, bea_sid, CONFIRM)
-    assert same_org.value.status == other_org.value.status == 404
+    with db.uow(org_id=carl.org_id) as uow, pytest.raises(IntakeRefused) as same_org:
+        save_info(uow, carl, bea_sid, {"full_name": "Carl"})
+    with db.uow(org_id=dana.org_id) as uow, pytest.raises(IntakeRefused) as other_org:
+        submit(uow, dana, bea_sid, CONFIRM)
+    assert answer(same_org).status == answer(other_org).status == 404
+    assert type(same_org.value) is type(other_org.value) is NotFound  # the same answer: nothing revealed
+    assert answer(same_org).message == answer(other_org).message == "No such session."
     assert load(db, demo.org_id, bea_sid).full_name is None
 
 
@@ -79,30 +108,31 @@ def test_another_persons_or_orgs_session_is_not_found(db: Database, demo: DemoDa
 def test_personal_info_is_saved_as_given_and_blank_clears(db: Database, demo: DemoData):
     actor, sid = start(db, demo.employees[0])
     with db.uow(org_id=actor.org_id) as uow:
-        onboarding.set_personal_info(uow, actor, sid, {"full_name": " Bea ", "gender": "female"})
+        save_info(uow, actor, sid, {"full_name": " Bea ", "gender": "female"})
     with db.uow(org_id=actor.org_id) as uow:
-        onboarding.set_personal_info(uow, actor, sid, {"full_name": ""})
+        save_info(uow, actor, sid, {"full_name": ""})
     session = load(db, actor.org_id, sid)
     assert (session.full_name, session.gender) == (None, "female")
 
 
 def test_invalid_personal_info_changes_nothing(db: Database, demo: DemoData):
     actor, sid = start(db, demo.employees[0])
-    with db.uow(org_id=actor.org_id) as uow, pytest.raises(IntakeError) as caught:
-        onboarding.set_personal_info(uow, actor, sid, {"full_name": "Bea", "eye_color": "purple"})
-    assert caught.value.status == 422
-    assert caught.value.fields == {"eye_color": ["Please choose an eye colour from the list."]}
+    with db.uow(org_id=actor.org_id) as uow, pytest.raises(IntakeRefused) as caught:
+        save_info(uow, actor, sid, {"full_name": "Bea", "eye_color": "purple"})
+    assert isinstance(caught.value, Invalid)
+    assert (answer(caught).status, answer(caught).code) == (422, "validation_failed")
+    assert answer(caught).fields == {"eye_color": ["Please choose an eye colour from the list."]}
     assert load(db, actor.org_id, sid).full_name is None
 
 
 def test_styles_are_saved_in_order_and_replaced(db: Database, demo: DemoData):
     actor, sid = start(db, demo.employees[0])
     with db.uow(org_id=actor.org_id) as uow:
-        onboarding.set_styles(uow, actor, sid, {"styles": ["navy:shirt", "white:knit"], "format": "portrait"})
+        choose_styles(uow, actor, sid, {"styles": ["navy:shirt", "white:knit"], "format": "portrait"})
     with db.uow(org_id=actor.org_id) as uow:
-        onboarding.set_styles(uow, actor, sid, {"styles": ["white:knit", "office:casual"]})
+        choose_styles(uow, actor, sid, {"styles": ["white:knit", "office:casual"]})
     session = load(db, actor.org_id, sid)
-    assert onboarding.chosen_styles(session) == ["white:knit", "office:casual"]
+    assert list(Answers.of(session).styles) == ["white:knit", "office:casual"]
     assert session.format_id == "portrait"
 
 
@@ -116,23 +146,23 @@ def test_org_allowed_styles_limit_the_options_and_the_choice(db: Database, demo:
         uow.commit()
     actor, sid = start(db, demo.employees[0])
     with db.uow(org_id=actor.org_id) as uow:
-        rules = onboarding.rules_for(uow, load(db, actor.org_id, sid))
+        rules = sessions.rules_for(uow, load(db, actor.org_id, sid))
         # studio-grey:suit is pre-selected by the package: offered as included, not as a choice.
-        assert [s.id for s in onboarding.style_options(rules)] == ["navy:shirt", "white:knit"]
-    with db.uow(org_id=actor.org_id) as uow, pytest.raises(IntakeError) as caught:
-        onboarding.set_styles(uow, actor, sid, {"styles": ["navy:shirt", "outdoor:casual"]})
-    assert caught.value.fields == {
+        assert [s.id for s in sessions.style_options(rules)] == ["navy:shirt", "white:knit"]
+    with db.uow(org_id=actor.org_id) as uow, pytest.raises(IntakeRefused) as caught:
+        choose_styles(uow, actor, sid, {"styles": ["navy:shirt", "outdoor:casual"]})
+    assert answer(caught).fields == {
         "styles": ["“Green outdoors · Smart casual” isn't available for your organization."]
     }
 
 
 def test_starter_package_limits(db: Database, demo: DemoData):
     actor, sid = start(db, demo.other_employee)  # globex: starter, 2 styles, standard only
-    with db.uow(org_id=actor.org_id) as uow, pytest.raises(IntakeError) as caught:
-        onboarding.set_styles(
+    with db.uow(org_id=actor.org_id) as uow, pytest.raises(IntakeRefused) as caught:
+        choose_styles(
             uow, actor, sid, {"styles": ["navy:shirt", "white:knit", "office:casual"], "format": "portrait"}
         )
-    assert set(caught.value.fields) == {"styles", "format"}
+    assert set(answer(caught).fields) == {"styles", "format"}
 
 
 # --- submit -------------------------------------------------------------------------------------------------------
@@ -140,7 +170,7 @@ def test_submit_moves_the_session_writes_styles_and_one_outbox_message(db: Datab
     actor, sid = start(db, demo.employees[0])
     ready_to_submit(db, actor, sid, styles=("navy:shirt", "white:knit"))
     with db.uow(org_id=actor.org_id) as uow:
-        outcome = onboarding.submit(uow, actor, sid, CONFIRM)
+        outcome = submit(uow, actor, sid, CONFIRM)
     assert outcome.submitted_now
     session = load(db, actor.org_id, sid)
     assert session.state == SessionState.SUBMITTED
@@ -170,36 +200,34 @@ def test_submit_moves_the_session_writes_styles_and_one_outbox_message(db: Datab
 def test_a_blocked_submit_changes_nothing(db: Database, demo: DemoData):
     actor, sid = start(db, demo.employees[0])
     ready_to_submit(db, actor, sid)
-    with db.uow(org_id=actor.org_id) as uow, pytest.raises(IntakeError) as caught:
+    with db.uow(org_id=actor.org_id) as uow, pytest.raises(IntakeRefused) as caught:
         # The page posts every field: a new name and style with the terms unticked.
-        onboarding.submit(
-            uow, actor, sid, {"full_name": "Someone Else", "styles": ["white:knit"], "best_photos": True}
-        )
-    assert caught.value.status == 422
-    assert caught.value.fields == {"agree_terms": ["Please accept the terms to continue."]}
+        submit(uow, actor, sid, {"full_name": "Someone Else", "styles": ["white:knit"], "best_photos": True})
+    assert answer(caught).status == 422
+    assert answer(caught).fields == {"agree_terms": ["Please accept the terms to continue."]}
     session = load(db, actor.org_id, sid)
     assert session.state == SessionState.ONBOARDING
     assert session.full_name == "Bea Employee"
-    assert onboarding.chosen_styles(session) == ["navy:shirt"]
+    assert list(Answers.of(session).styles) == ["navy:shirt"]
     assert outbox_count(db) == 0
 
 
 def test_submit_without_photos_names_the_photos(db: Database, demo: DemoData):
     actor, sid = start(db, demo.employees[0])
     with db.uow(org_id=actor.org_id) as uow:
-        onboarding.set_personal_info(uow, actor, sid, COMPLETE_INFO)
-    with db.uow(org_id=actor.org_id) as uow, pytest.raises(IntakeError) as caught:
-        onboarding.submit(uow, actor, sid, {**CONFIRM, "styles": ["navy:shirt"]})
-    assert caught.value.fields == {"photos": ["Please add at least one photo of yourself."]}
+        save_info(uow, actor, sid, COMPLETE_INFO)
+    with db.uow(org_id=actor.org_id) as uow, pytest.raises(IntakeRefused) as caught:
+        submit(uow, actor, sid, {**CONFIRM, "styles": ["navy:shirt"]})
+    assert answer(caught).fields == {"photos": ["Please add at least one photo of yourself."]}
 
 
 def test_submitting_twice_submits_once(db: Database, demo: DemoData):
     actor, sid = start(db, demo.employees[0])
     ready_to_submit(db, actor, sid)
     with db.uow(org_id=actor.org_id) as uow:
-        first = onboarding.submit(uow, actor, sid, CONFIRM)
+        first = submit(uow, actor, sid, CONFIRM)
     with db.uow(org_id=actor.org_id) as uow:
-        second = onboarding.submit(uow, actor, sid, CONFIRM)
+        second = submit(uow, actor, sid, CONFIRM)
     assert (first.submitted_now, second.submitted_now) == (True, False)
     assert second.session.state == SessionState.SUBMITTED
     assert outbox_count(db) == 1
@@ -217,34 +245,35 @@ def test_after_submit_nothing_can_change(db: Database, demo: DemoData, blobs: Lo
     actor, sid = start(db, demo.employees[0])
     ready_to_submit(db, actor, sid)
     with db.uow(org_id=actor.org_id) as uow:
-        onboarding.submit(uow, actor, sid, CONFIRM)
+        submit(uow, actor, sid, CONFIRM)
     photo_id = load(db, actor.org_id, sid).photos[0].id
     attempts = [
-        lambda uow: onboarding.set_personal_info(uow, actor, sid, {"full_name": "X"}),
-        lambda uow: onboarding.set_styles(uow, actor, sid, {"styles": []}),
-        lambda uow: onboarding.delete_photo(uow, blobs, actor, sid, photo_id),
+        lambda uow: save_info(uow, actor, sid, {"full_name": "X"}),
+        lambda uow: choose_styles(uow, actor, sid, {"styles": []}),
+        lambda uow: photos.delete_photo(uow, blobs, actor, sid, photo_id),
     ]
     for attempt in attempts:
-        with db.uow(org_id=actor.org_id) as uow, pytest.raises(IntakeError) as caught:
+        with db.uow(org_id=actor.org_id) as uow, pytest.raises(IntakeRefused) as caught:
             attempt(uow)
-        assert (caught.value.status, caught.value.code) == (409, "not_editable")
+        assert isinstance(caught.value, NotEditable)
+        assert (answer(caught).status, answer(caught).code) == (409, "not_editable")
 
 
 def test_a_rejected_session_resubmits_with_fresh_styles(db: Database, demo: DemoData):
     actor, sid = start(db, demo.employees[0])
     ready_to_submit(db, actor, sid)
     with db.uow(org_id=actor.org_id) as uow:
-        onboarding.submit(uow, actor, sid, CONFIRM)
+        submit(uow, actor, sid, CONFIRM)
     with db.uow(org_id=actor.org_id) as uow:
         session = uow.session.get(HeadshotSession, sid)
         for state in (SessionState.IN_REVIEW, SessionState.REJECTED, SessionState.ONBOARDING):
             session.move_to(state)
         uow.commit()
     with db.uow(org_id=actor.org_id) as uow:
-        assert onboarding.chosen_styles(uow.session.get(HeadshotSession, sid)) == ["navy:shirt"]
-        onboarding.set_styles(uow, actor, sid, {"styles": ["white:knit"]})
+        assert list(Answers.of(uow.session.get(HeadshotSession, sid)).styles) == ["navy:shirt"]
+        choose_styles(uow, actor, sid, {"styles": ["white:knit"]})
     with db.uow(org_id=actor.org_id) as uow:
-        assert onboarding.submit(uow, actor, sid, CONFIRM).submitted_now
+        assert submit(uow, actor, sid, CONFIRM).submitted_now
     with db.session(org_id=actor.org_id) as s:
         rows = s.scalars(select(ChosenStyle.style_id).where(ChosenStyle.session_id == sid)).all()
     assert rows == ["white:knit", "studio-grey:suit", "office:blazer", "navy:suit"]
@@ -256,14 +285,14 @@ def test_upload_stores_clean_and_original_blobs_with_the_face(
     db: Database, demo: DemoData, blobs: LocalBlobStore, intake_settings: Settings
 ):
     actor, sid = start(db, demo.employees[0])
-    photo = onboarding.upload_photo(db, blobs, intake_settings, actor, sid, astronaut_png())
+    photo = photos.upload_photo(db, blobs, intake_settings, actor, sid, astronaut_png())
     assert photo.clean_key.startswith("photos/") and photo.clean_key.endswith(".jpg")
     assert photo.original_key.startswith("originals/") and photo.original_key.endswith(".png")
     assert blobs.get(photo.original_key) == astronaut_png()
     assert blobs.get(photo.clean_key)[:3] == b"\xff\xd8\xff"
     assert photo.face_box is not None and photo.face_box["w"] > 50
     assert len(photo.embedding or []) == 128
-    thumb = onboarding.thumbnail(blobs, photo)
+    thumb = photos.thumbnail(blobs, photo)
     assert thumb[:3] == b"\xff\xd8\xff" and len(thumb) < len(blobs.get(photo.clean_key))
 
 
@@ -271,15 +300,16 @@ def test_a_different_person_is_refused(db: Database, demo: DemoData, blobs: Loca
     actor, sid = start(db, demo.employees[0])
     # Someone else's face already accepted: an embedding far from the astronaut's.
     add_photo(db, actor.org_id, sid, embedding=[0.5] * 128)
-    with pytest.raises(IntakeError) as caught:
-        onboarding.upload_photo(db, blobs, intake_settings, actor, sid, astronaut_png())
-    assert (caught.value.status, caught.value.code) == (422, "different_person")
+    with pytest.raises(IntakeRefused) as caught:
+        photos.upload_photo(db, blobs, intake_settings, actor, sid, astronaut_png())
+    assert isinstance(caught.value, PhotoRefused)
+    assert (answer(caught).status, answer(caught).code) == (422, "different_person")
 
 
 def test_refused_uploads_leave_no_blobs(db: Database, demo: DemoData, blobs: LocalBlobStore, intake_settings):
     actor, sid = start(db, demo.employees[0])
-    with pytest.raises(IntakeError):
-        onboarding.upload_photo(db, blobs, intake_settings, actor, sid, b"not a photo")
+    with pytest.raises(IntakeRefused):
+        photos.upload_photo(db, blobs, intake_settings, actor, sid, b"not a photo")
     assert not blobs.root.exists() or not any(p.is_file() for p in blobs.root.rglob("*"))
 
 
@@ -288,18 +318,18 @@ def test_a_photo_checked_while_the_session_was_submitted_is_not_kept(
 ):
     actor, sid = start(db, demo.employees[0])
     ready_to_submit(db, actor, sid, embedding=astronaut_embedding())
-    real_check = onboarding.check_photo
+    real_check = photos.check_photo
 
     def check_then_submit_elsewhere(*args):
         checked = real_check(*args)
         with db.uow(org_id=actor.org_id) as uow:  # the person's other tab presses Submit meanwhile
-            onboarding.submit(uow, actor, sid, CONFIRM)
+            submit(uow, actor, sid, CONFIRM)
         return checked
 
-    monkeypatch.setattr(onboarding, "check_photo", check_then_submit_elsewhere)
-    with pytest.raises(IntakeError) as caught:
-        onboarding.upload_photo(db, blobs, intake_settings, actor, sid, astronaut_png())
-    assert caught.value.status == 409
+    monkeypatch.setattr(photos, "check_photo", check_then_submit_elsewhere)
+    with pytest.raises(IntakeRefused) as caught:
+        photos.upload_photo(db, blobs, intake_settings, actor, sid, astronaut_png())
+    assert answer(caught).status == 409
     assert len(load(db, actor.org_id, sid).photos) == 1
     assert not any(p.is_file() for p in blobs.root.rglob("*"))
 
@@ -308,9 +338,10 @@ def test_at_most_max_photos_per_session(db: Database, demo: DemoData, blobs: Loc
     actor, sid = start(db, demo.employees[0])
     for _ in range(MAX_PHOTOS):
         add_photo(db, actor.org_id, sid)
-    with pytest.raises(IntakeError) as caught:
-        onboarding.upload_photo(db, blobs, intake_settings, actor, sid, astronaut_png())
-    assert (caught.value.status, caught.value.code) == (422, "too_many_photos")
+    with pytest.raises(IntakeRefused) as caught:
+        photos.upload_photo(db, blobs, intake_settings, actor, sid, astronaut_png())
+    assert isinstance(caught.value, PhotoRefused)
+    assert (answer(caught).status, answer(caught).code) == (422, "too_many_photos")
 
 
 def test_upload_rate_limit_counts_attempts_in_the_last_minute(
@@ -320,35 +351,36 @@ def test_upload_rate_limit_counts_attempts_in_the_last_minute(
     actor, sid = start(db, demo.employees[0])
     t0 = utcnow()
     for seconds in (0, 10):
-        with pytest.raises(IntakeError) as refused:  # refused photos count too: the checks cost the same
-            onboarding.upload_photo(
-                db, blobs, settings, actor, sid, b"text", now=t0 + timedelta(seconds=seconds)
-            )
-        assert refused.value.status == 415
-    with pytest.raises(IntakeError) as limited:
-        onboarding.upload_photo(db, blobs, settings, actor, sid, b"text", now=t0 + timedelta(seconds=20))
-    assert (limited.value.status, limited.value.code) == (429, "too_many_uploads")
-    assert limited.value.headers == {"Retry-After": "40"}
+        with pytest.raises(IntakeRefused) as refused:  # refused photos count too: the checks cost the same
+            photos.upload_photo(db, blobs, settings, actor, sid, b"text", now=t0 + timedelta(seconds=seconds))
+        assert answer(refused).status == 415
+    with pytest.raises(IntakeRefused) as limited:
+        photos.upload_photo(db, blobs, settings, actor, sid, b"text", now=t0 + timedelta(seconds=20))
+    assert (answer(limited).status, answer(limited).code) == (429, "too_many_uploads")
+    assert answer(limited).headers == {"Retry-After": "40"}
+    assert isinstance(limited.value, RateLimited) and limited.value.retry_after == 40
+    assert "wait 40 seconds" in limited.value.message
     # A minute after the first attempt there is room again; another person is never affected.
-    with pytest.raises(IntakeError) as later:
-        onboarding.upload_photo(db, blobs, settings, actor, sid, b"text", now=t0 + timedelta(seconds=61))
-    assert later.value.status == 415
+    with pytest.raises(IntakeRefused) as later:
+        photos.upload_photo(db, blobs, settings, actor, sid, b"text", now=t0 + timedelta(seconds=61))
+    assert answer(later).status == 415
     carl, carl_sid = start(db, demo.employees[1])
-    with pytest.raises(IntakeError) as other:
-        onboarding.upload_photo(db, blobs, settings, carl, carl_sid, b"text", now=t0 + timedelta(seconds=21))
-    assert other.value.status == 415
+    with pytest.raises(IntakeRefused) as other:
+        photos.upload_photo(db, blobs, settings, carl, carl_sid, b"text", now=t0 + timedelta(seconds=21))
+    assert answer(other).status == 415
 
 
 def test_delete_photo_removes_row_and_blobs(
     db: Database, demo: DemoData, blobs: LocalBlobStore, intake_settings
 ):
     actor, sid = start(db, demo.employees[0])
-    photo = onboarding.upload_photo(db, blobs, intake_settings, actor, sid, astronaut_png())
+    photo = photos.upload_photo(db, blobs, intake_settings, actor, sid, astronaut_png())
     with db.uow(org_id=actor.org_id) as uow:
-        onboarding.delete_photo(uow, blobs, actor, sid, photo.id)
+        photos.delete_photo(uow, blobs, actor, sid, photo.id)
     assert not blobs.exists(photo.clean_key) and not blobs.exists(photo.original_key)
     with db.session(org_id=actor.org_id) as s:
         assert s.get(Photo, photo.id) is None
-    with db.uow(org_id=actor.org_id) as uow, pytest.raises(IntakeError) as caught:
-        onboarding.delete_photo(uow, blobs, actor, sid, photo.id)
-    assert caught.value.status == 404
+    with db.uow(org_id=actor.org_id) as uow, pytest.raises(IntakeRefused) as caught:
+        photos.delete_photo(uow, blobs, actor, sid, photo.id)
+    assert isinstance(caught.value, NotFound)
+    assert (answer(caught).status, answer(caught).message) == (404, "No such photo.")

@@ -7,54 +7,15 @@ import re
 import zipfile
 
 import itsdangerous.timed
-import numpy as np
 from flask import Flask
 
 from libs.contracts import SessionState
-from libs.db import ChosenStyle, Database, Headshot, HeadshotSession
 from libs.db.demo import DemoData
-from libs.storage import LocalBlobStore
-from tests.support.intake import (
-    png_bytes,
-    sign_in,
-)
-from tests.unit.test_intake_api import error_of
+from tests.support.intake import complete_with_headshots, error_of, sign_in
 
 S = SessionState
 DOWNLOAD = re.compile(r'src="(/download/[^"?]+)"')
 ZIP = re.compile(r'href="(/download/[^"?]+)" download>')
-
-
-def complete_with_headshots(db: Database, blobs: LocalBlobStore, org_id: str, session_id: str) -> list[bytes]:
-    images = []
-    with db.uow(org_id=org_id) as uow:
-        session = uow.session.get(HeadshotSession, session_id)
-        for state in (S.SUBMITTED, S.QUEUED, S.PREPROCESSING, S.TRAINING, S.GENERATING, S.COMPLETED):
-            session.move_to(state)
-        for position, (style, pre) in enumerate([("navy:shirt", False), ("studio-grey:suit", True)]):
-            uow.session.add(
-                ChosenStyle(
-                    org_id=org_id, session_id=session_id, style_id=style, preselected=pre, position=position
-                )
-            )
-            for index in range(2):
-                data = png_bytes(np.full((64, 96, 3), 40 * (position * 2 + index), dtype=np.uint8))
-                images.append(data)
-                uow.session.add(
-                    Headshot(
-                        org_id=org_id,
-                        session_id=session_id,
-                        style_id=style,
-                        index_in_style=index,
-                        position=position * 2 + index,
-                        blob_key=blobs.put(data, kind="headshots", ext="png"),
-                        width=96,
-                        height=64,
-                        seed=index,
-                    )
-                )
-        uow.commit()
-    return images
 
 
 def test_results_show_an_empty_state_until_there_are_headshots(app: Flask, intake_settings, demo: DemoData):

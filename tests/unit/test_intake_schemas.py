@@ -6,15 +6,8 @@ import pytest
 from marshmallow import ValidationError
 
 from libs.catalog import default_catalog
-from services.intake.schemas import (
-    EYE_COLORS,
-    GENDERS,
-    GLASSES,
-    PersonalInfoSchema,
-    Rules,
-    StylesSchema,
-    SubmissionSchema,
-)
+from services.intake.choices import EYE_COLORS, GENDERS, GLASSES, Rules
+from services.intake.schemas import PersonalInfoSchema, StylesSchema, SubmissionSchema
 
 CATALOG = default_catalog()
 EXECUTIVE = CATALOG.package("executive")
