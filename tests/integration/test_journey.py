@@ -76,6 +76,12 @@ def test_a_submitted_session_reaches_its_results_by_itself(product) -> None:
     wait_for_state(http, f"{api}/status", "completed")
 
     db = running.platform.db
+
+    def erased() -> bool:  # intake erases on the completion event, a moment after the status moves
+        with db.session(all_orgs=True) as s:
+            return s.get(HeadshotSession, sid).personal_info_erased_at is not None
+
+    wait_for(erased, "the personal info to be erased", timeout=120)
     with db.session(all_orgs=True) as s:
         hs = s.get(HeadshotSession, sid)
         headshots = s.scalars(select(Headshot).where(Headshot.session_id == sid)).all()
