@@ -4,9 +4,11 @@ receipt = erase_personal_info(uow, hs)                                 # at comp
 erasure = delete_session_data(uow, hs, reason="request", actor=user.id)  # rows now ...
 account = erase_account(uow, user, actor=admin.id, mail_dir=settings.mail_dir)  # the person, last
 uow.commit(); remove_files(erasure, blobs, settings.person_model_dir)     # ... files after the commit
+discard_dead_letters_about(settings, [erasure, account])               # ... and dead letters
 report = run_retention(settings, db, blobs, now)                        # the periodic job
 """
 
+from libs.privacy.broker import discard_dead_letters_about
 from libs.privacy.erasure import (
     ERASED_DOMAIN,
     Erasure,
@@ -26,6 +28,7 @@ __all__ = [
     "RetentionReport",
     "claim_period",
     "delete_session_data",
+    "discard_dead_letters_about",
     "erase_account",
     "due_for_retention",
     "erase_personal_info",

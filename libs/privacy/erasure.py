@@ -54,6 +54,7 @@ class Erasure:
     blob_keys: list[str] = field(default_factory=list)
     model_records: list[str] = field(default_factory=list)
     mail_files: list[str] = field(default_factory=list)  # paths of .eml files (embedded mailbox)
+    session_ids: list[str] = field(default_factory=list)  # an account's sessions (its dead letters go)
 
 
 def _receipt(
@@ -188,7 +189,8 @@ def erase_account(
         entry.detail = cast(dict[str, Any], _scrubbed(entry.detail, personal))
     mail_files = _mail_files(uow, user, mail_dir)
     kinds = {"account": 1, "email_files": len(mail_files)}
-    return Erasure(_receipt(uow, user, "request", actor, kinds), mail_files=mail_files)
+    sessions = list(uow.session.scalars(select(HeadshotSession.id).where(HeadshotSession.user_id == user.id)))
+    return Erasure(_receipt(uow, user, "request", actor, kinds), mail_files=mail_files, session_ids=sessions)
 
 
 def _scrubbed(value: object, personal: set[str]) -> object:

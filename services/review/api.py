@@ -18,7 +18,7 @@ from flask.views import MethodView
 
 from libs.catalog import default_catalog
 from libs.db import HeadshotSession, User, WebhookDelivery, webhooks
-from libs.privacy import remove_files
+from libs.privacy import discard_dead_letters_about, remove_files
 from libs.web import get_blobs, get_db, get_settings
 from libs.web.api import ErrorSchema
 from libs.web.api import ServiceBlueprint as Blueprint
@@ -154,6 +154,7 @@ class DeleteData(MethodView):
             uow.commit()
         for erasure in erasures:
             remove_files(erasure, get_blobs(), get_settings().person_model_dir)
+        discard_dead_letters_about(get_settings(), erasures)
         return {"receipts": [privacy.receipt_body(e.receipt) for e in erasures]}
 
 
