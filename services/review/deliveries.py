@@ -24,7 +24,7 @@ from services.review.errors import Conflict, NotFound
 from services.review.orgsettings import load_org
 
 
-def test_body(message_id: str, occurred_at: datetime, org_id: str, data: dict[str, Any]) -> str:
+def tested_event_body(message_id: str, occurred_at: datetime, org_id: str, data: dict[str, Any]) -> str:
     """The same envelope as every webhook (docs/notification.md), with no session and no state."""
     body = {
         "id": message_id,
@@ -57,7 +57,7 @@ def send_test_event(uow: UnitOfWork, reviewer: Reviewer, now: datetime) -> Webho
         org.id,
         message_id=message.message_id,
         event=message.routing_key,
-        body=test_body(message.message_id, now, org.id, message.data),
+        body=tested_event_body(message.message_id, now, org.id, message.data),
         now=now,
     )
     audit(uow, reviewer, "webhook.test", str(delivery.id), before={}, after={"status": delivery.status})
