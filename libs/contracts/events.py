@@ -106,6 +106,10 @@ class MemberInvitedData(_Strict):
     invited_by = fields.String(required=True, allow_none=True)
 
 
+class WebhookTestedData(_Strict):
+    requested_by = fields.String(required=True, allow_none=True)  # the admin's id (null: an API key alone)
+
+
 class SessionProgressData(_Strict):
     stage = fields.String(required=True, validate=validate.OneOf(_STAGES))
     done = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
@@ -199,6 +203,17 @@ MEMBER_INVITED = EventType(
     description="An org admin invited a person (or sent the invite again).",
 )
 
+# Not published on the bus: it names the test delivery an org admin sends to their own webhook
+# endpoint (the receiver sees it as the "type"), written straight into the delivery ledger.
+WEBHOOK_TESTED = EventType(
+    "WebhookTested",
+    "webhook.tested",
+    1,
+    WebhookTestedData,
+    needs_session=False,
+    description="An org admin sent a test event to the organization's webhook endpoint.",
+)
+
 EVENTS: dict[str, EventType] = {
     e.routing_key: e
     for e in (
@@ -213,6 +228,7 @@ EVENTS: dict[str, EventType] = {
         MODELS_RETIRED,
         SESSION_PROGRESS,
         MEMBER_INVITED,
+        WEBHOOK_TESTED,
     )
 }
 

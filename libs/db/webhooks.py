@@ -61,3 +61,22 @@ def attempts_of(db: Database, org_id: str, delivery_id: int) -> list[dict[str, o
             }
             for a in rows
         ]
+
+
+def send_test(
+    uow: UnitOfWork, org_id: str, *, message_id: str, event: str, body: str, now: datetime
+) -> WebhookDelivery:
+    """Queue a test delivery, due now, in the caller's transaction: the dispatcher signs and posts it
+    to the organization's endpoint like any other delivery, and its outcome lands in the same list."""
+    delivery = WebhookDelivery(
+        org_id=org_id,
+        message_id=message_id,
+        event=event,
+        session_id=None,
+        body=body,
+        status=PENDING,
+        next_attempt_at=now,
+    )
+    uow.session.add(delivery)
+    uow.session.flush()
+    return delivery

@@ -2,14 +2,20 @@
 
 receipt = erase_personal_info(uow, hs)                                 # at completion
 erasure = delete_session_data(uow, hs, reason="request", actor=user.id)  # rows now ...
+account = erase_account(uow, user, actor=admin.id, mail_dir=settings.mail_dir)  # the person, last
 uow.commit(); remove_files(erasure, blobs, settings.person_model_dir)     # ... files after the commit
+discard_dead_letters_about(settings, [erasure, account])               # ... and dead letters
 report = run_retention(settings, db, blobs, now)                        # the periodic job
 """
 
+from libs.privacy.broker import discard_dead_letters_about
 from libs.privacy.erasure import (
+    ERASED_DOMAIN,
     Erasure,
     delete_session_data,
+    erase_account,
     erase_personal_info,
+    is_erased,
     purge_uploads,
     remove_files,
     remove_person_model,
@@ -17,12 +23,16 @@ from libs.privacy.erasure import (
 from libs.privacy.retention import RetentionReport, claim_period, due_for_retention, run_retention
 
 __all__ = [
+    "ERASED_DOMAIN",
     "Erasure",
     "RetentionReport",
     "claim_period",
     "delete_session_data",
+    "discard_dead_letters_about",
+    "erase_account",
     "due_for_retention",
     "erase_personal_info",
+    "is_erased",
     "purge_uploads",
     "remove_files",
     "remove_person_model",

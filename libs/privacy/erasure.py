@@ -14,16 +14,32 @@ import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 from sqlalchemy import select
 
 from libs.contracts import MODELS_RETIRED, SessionState, can_transition, new_message
-from libs.db import DeletionReceipt, Headshot, HeadshotSession, PersonModel, Photo, UnitOfWork, utcnow
+from libs.db import (
+    AuditLog,
+    DeletionReceipt,
+    EmailSend,
+    Headshot,
+    HeadshotSession,
+    PersonModel,
+    Photo,
+    UnitOfWork,
+    User,
+    utcnow,
+)
 from libs.storage import BlobNotFound, BlobStore
 
 log = logging.getLogger("headshots.privacy")
 SYSTEM = "system"
 PERSONAL_FIELDS = ("full_name", "gender", "eye_color", "glasses")
+# An erased account keeps its row (ids in sessions, receipts, the audit log and the org's counts)
+# under an address that can never receive mail (RFC 2606 reserves .invalid).
+ERASED_DOMAIN = "erased.invalid"
+ERASED_NAME = "Erased member"
 
 
 class NothingToDelete(Exception):
@@ -37,15 +53,19 @@ class Erasure:
     receipt: DeletionReceipt
     blob_keys: list[str] = field(default_factory=list)
     model_records: list[str] = field(default_factory=list)
+    mail_files: list[str] = field(default_factory=list)  # paths of .eml files (embedded mailbox)
+    session_ids: list[str] = field(default_factory=list)  # an account's sessions (its dead letters go)
 
 
 def _receipt(
-    uow: UnitOfWork, hs: HeadshotSession, reason: str, actor: str, kinds: dict[str, int]
+    uow: UnitOfWork, hs: HeadshotSession | User, reason: str, actor: str, kinds: dict[str, int]
 ) -> DeletionReceipt:
+    """The receipt of a session's deletion, or (given the User) of the person's account."""
+    session_id, user_id = (hs.id, hs.user_id) if isinstance(hs, HeadshotSession) else (None, hs.id)
     receipt = DeletionReceipt(
         org_id=hs.org_id,
-        session_id=hs.id,
-        user_id=hs.user_id,
+        session_id=session_id,
+        user_id=user_id,
         reason=reason,
         actor=actor,
         kinds={k: v for k, v in kinds.items() if v},
@@ -143,6 +163,59 @@ def delete_session_data(
     return Erasure(_receipt(uow, hs, reason, actor, kinds), keys, records)
 
 
+def is_erased(user: User) -> bool:
+    return user.email.endswith("@" + ERASED_DOMAIN)
+
+
+def erase_account(
+    uow: UnitOfWork, user: User, *, actor: str, mail_dir: str | Path | None = None
+) -> Erasure | None:
+    """Erase the person's account (after their sessions: :func:`delete_session_data`): the e-mail
+    address and display name become a pseudonym, the account is deactivated (every sign-in link
+    and cookie of theirs stops working: sign-in checks ``active``), the audit entries about them
+    lose any address or name, and the e-mails written to the embedded mailbox (``mail_dir``) for
+    them are listed for :func:`remove_files`. The row stays, with its id, organization, role and
+    creation date: what the org's counts, receipts and audit log refer to. None if already erased.
+    """
+    if is_erased(user):
+        return None
+    personal = {v for v in (user.email, user.display_name) if v}
+    user.email = f"erased-{user.id}@{ERASED_DOMAIN}"
+    user.display_name = ERASED_NAME
+    user.active = False
+    for entry in uow.session.scalars(
+        select(AuditLog).where(AuditLog.org_id == user.org_id, AuditLog.target == user.id)
+    ):
+        entry.detail = cast(dict[str, Any], _scrubbed(entry.detail, personal))
+    mail_files = _mail_files(uow, user, mail_dir)
+    kinds = {"account": 1, "email_files": len(mail_files)}
+    sessions = list(uow.session.scalars(select(HeadshotSession.id).where(HeadshotSession.user_id == user.id)))
+    return Erasure(_receipt(uow, user, "request", actor, kinds), mail_files=mail_files, session_ids=sessions)
+
+
+def _scrubbed(value: object, personal: set[str]) -> object:
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, personal) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v, personal) for v in value]
+    return "(erased)" if isinstance(value, str) and value in personal else value
+
+
+def _mail_files(uow: UnitOfWork, user: User, mail_dir: str | Path | None) -> list[str]:
+    """The embedded mailbox's files of e-mails to this person (named ``<message id>.<template>.eml``
+    by the file transport; an SMTP deployment has none: the mail left our systems)."""
+    if mail_dir is None:
+        return []
+    sessions = select(HeadshotSession.id).where(HeadshotSession.user_id == user.id)
+    sends = uow.session.execute(
+        select(EmailSend.message_id, EmailSend.template).where(
+            (EmailSend.user_id == user.id) | EmailSend.session_id.in_(sessions)
+        )
+    ).all()
+    paths = (Path(mail_dir) / f"{message_id}.{template}.eml" for message_id, template in sends)
+    return [str(p) for p in paths if p.exists()]
+
+
 def remove_person_model(record: str | Path, root: str | Path) -> int:
     """Remove a person model's files: those its JSON record names (only under ``root``), the photos
     copied next to it, and the record itself. Removing twice is fine."""
@@ -172,10 +245,19 @@ def remove_person_model(record: str | Path, root: str | Path) -> int:
 
 
 def remove_files(erasure: Erasure, blobs: BlobStore, model_root: str | Path) -> int:
-    """After the commit: delete the erasure's blobs and person model files. One that is already gone
-    or fails is logged, not fatal (the rows are gone either way; the log names the leftover key)."""
+    """After the commit: delete the erasure's blobs, person model files and mailbox files. One that
+    is already gone or fails is logged, not fatal (the rows are gone either way; the log names the
+    leftover key)."""
     removed = 0
-    session_id = erasure.receipt.session_id
+    session_id = erasure.receipt.session_id or f"of person {erasure.receipt.user_id}"
+    for mail in erasure.mail_files:
+        try:
+            Path(mail).unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("session %s: could not delete mail file %s: %s", session_id, Path(mail).name, exc)
     for key in erasure.blob_keys:
         try:
             removed += bool(blobs.delete(key))

@@ -10,17 +10,19 @@ its csrf_token as ``X-CSRF-Token`` on writes. Example::
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, g, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from libs.catalog import default_catalog
-from libs.db import HeadshotSession, User
-from libs.privacy import remove_files
+from libs.db import HeadshotSession, User, WebhookDelivery, webhooks
+from libs.privacy import discard_dead_letters_about, remove_files
 from libs.web import get_blobs, get_db, get_settings
-from services.review import apikeys, decisions, invites, members, orgsettings, privacy
+from libs.web.api import ErrorSchema
+from libs.web.api import ServiceBlueprint as Blueprint
+from services.review import apikeys, decisions, deliveries, invites, members, orgsettings, privacy
 from services.review.access import current_reviewer
 from services.review.csvimport import Invitee, parse
 from services.review.decisions import Approve, Reject
@@ -32,7 +34,8 @@ from services.review.schemas import (
     BulkApproveOutSchema,
     BulkApproveSchema,
     DeleteDataSchema,
-    ErrorSchema,
+    DeliveriesSchema,
+    DeliverySchema,
     InvitesOutSchema,
     InvitesSchema,
     MemberSchema,
@@ -137,18 +140,21 @@ class DeleteData(MethodView):
     @members_blp.arguments(DeleteDataSchema)
     @members_blp.response(200, ReceiptsSchema)
     @members_blp.alt_response(404, schema=ErrorSchema, description="No such member in this org.")
+    @members_blp.alt_response(409, schema=ErrorSchema, description="Your own account.")
     @members_blp.alt_response(422, schema=ErrorSchema, description="confirm must be true.")
     def post(self, payload: dict[str, Any], user_id: str) -> dict[str, Any]:
-        """Delete all of a member's data (every session: photos, headshots, person models, answers);
-        answers the receipts. The account stays: deactivate it too to stop its links."""
+        """Delete all of a member's data (every session: photos, headshots, person models, answers)
+        and erase their account (address and name pseudonymised, links and API keys stop working);
+        answers the receipts."""
         if not payload["confirm"]:
             raise Invalid("Please confirm the deletion.", {"confirm": ["Please confirm the deletion."]})
         reviewer = current_reviewer()
         with get_db().uow(org_id=reviewer.org_id) as uow:
-            erasures = privacy.delete_member_data(uow, reviewer, user_id)
+            erasures = privacy.delete_member_data(uow, reviewer, user_id, get_settings().mail_dir)
             uow.commit()
         for erasure in erasures:
             remove_files(erasure, get_blobs(), get_settings().person_model_dir)
+        discard_dead_letters_about(get_settings(), erasures)
         return {"receipts": [privacy.receipt_body(e.receipt) for e in erasures]}
 
 
@@ -297,3 +303,45 @@ class WebhookSecret(MethodView):
             secret = orgsettings.rotate_webhook_secret(uow, reviewer)
             uow.commit()
         return {"webhook_secret": secret}
+
+
+@settings_blp.route("/webhook-test")
+class WebhookTest(MethodView):
+    @settings_blp.response(202, DeliverySchema)
+    @settings_blp.alt_response(
+        409, schema=ErrorSchema, description="No endpoint or secret yet, or a test is already on its way."
+    )
+    def post(self) -> dict[str, Any]:
+        """Send a signed ``webhook.tested`` event to the webhook endpoint through the delivery ledger;
+        follow its outcome in ``GET settings/webhook-deliveries``."""
+        reviewer = current_reviewer()
+        with get_db().uow(org_id=reviewer.org_id) as uow:
+            delivery = deliveries.send_test_event(uow, reviewer, datetime.now(UTC))
+            uow.commit()
+            return _delivery_body(delivery)
+
+
+@settings_blp.route("/webhook-deliveries")
+class WebhookDeliveries(MethodView):
+    @settings_blp.response(200, DeliveriesSchema)
+    def get(self) -> dict[str, Any]:
+        """The latest webhook deliveries, newest first: event, status, attempts, last error."""
+        reviewer = current_reviewer()
+        with get_db().uow(org_id=reviewer.org_id) as uow:
+            return {"deliveries": [_delivery_body(d) for d in webhooks.recent_deliveries(uow)]}
+
+
+def _delivery_body(delivery: WebhookDelivery) -> dict[str, Any]:
+    return {
+        name: getattr(delivery, name)
+        for name in (
+            "id",
+            "event",
+            "session_id",
+            "status",
+            "attempts",
+            "last_error",
+            "created_at",
+            "delivered_at",
+        )
+    }

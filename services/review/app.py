@@ -12,13 +12,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, render_template
-from flask_smorest import Api
 from werkzeug.exceptions import UnprocessableEntity
 
 from libs.db import Database
 from libs.settings import Settings
 from libs.storage import BlobStore
 from libs.web import create_base_app, error_response
+from libs.web.api import ServiceApi
 from libs.web.errors import wants_json
 from libs.web.health import ReadyCheck
 from services.review import (
@@ -40,7 +40,6 @@ from services.review.errors import (
     ReviewError,
     TooLarge,
 )
-from services.review.schemas import ErrorSchema
 
 STATUS: dict[type[ReviewError], int] = {
     NotSignedIn: 401,
@@ -51,15 +50,6 @@ STATUS: dict[type[ReviewError], int] = {
     TooLarge: 413,
     Invalid: 422,
 }
-
-
-class OrgApi(Api):
-    """flask-smorest's Api with libs/web's error shape instead of its own."""
-
-    ERROR_SCHEMA = ErrorSchema
-
-    def _register_error_handlers(self) -> None:
-        pass
 
 
 def create_app(
@@ -86,9 +76,12 @@ def create_app(
                 'X-CSRF-Token on writes. Errors: {"error": {"status", "code", "message", "fields"}}.'
             },
             "components": {
-                "securitySchemes": {"orgApiKey": {"type": "http", "scheme": "bearer"}},
+                "securitySchemes": {
+                    "orgApiKey": {"type": "http", "scheme": "bearer"},
+                    "consoleCookie": {"type": "apiKey", "in": "cookie", "name": "headshots_session"},
+                },
             },
-            "security": [{"orgApiKey": []}],
+            "security": [{"orgApiKey": []}, {"consoleCookie": []}],
         },
     )
 
@@ -116,7 +109,7 @@ def create_app(
 
     for module in (views_sign_in, views_queue, views_settings, views_team, views_results, views_privacy):
         app.register_blueprint(module.bp)
-    smorest = OrgApi(app)
+    smorest = ServiceApi(app)
     for blp in api.BLUEPRINTS:
         smorest.register_blueprint(blp)
     api.install_key_auth(app)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from libs.contracts import SESSION_APPROVED, SESSION_REJECTED, SessionState, new_message
-from libs.db import AuditLog, HeadshotSession, UnitOfWork, User, utcnow
+from libs.db import HeadshotSession, UnitOfWork, User, utcnow
+from services.review.audit import audit
 from services.review.errors import AlreadyDecided, Invalid, NotFound
 
 S = SessionState
@@ -69,16 +70,9 @@ def _lock_in_review(uow: UnitOfWork, session_id: str) -> HeadshotSession:
     return hs
 
 
-def _audit(uow: UnitOfWork, reviewer: Reviewer, action: str, hs: HeadshotSession, **detail: str) -> None:
-    uow.session.add(
-        AuditLog(
-            org_id=reviewer.org_id, actor_id=reviewer.user_id, action=action, target=hs.id, detail=detail
-        )
-    )
-
-
 def approve(uow: UnitOfWork, reviewer: Reviewer, command: Approve) -> HeadshotSession:
     hs = _lock_in_review(uow, command.session_id)
+    before = hs.state
     hs.move_to(S.QUEUED)
     hs.review_reason = None
     hs.reviewed_by, hs.reviewed_at = reviewer.user_id, utcnow()
@@ -87,7 +81,7 @@ def approve(uow: UnitOfWork, reviewer: Reviewer, command: Approve) -> HeadshotSe
             SESSION_APPROVED, org_id=hs.org_id, session_id=hs.id, auto=False, reviewer_id=reviewer.user_id
         )
     )
-    _audit(uow, reviewer, "session.approve", hs)
+    audit(uow, reviewer, "session.approve", hs.id, before={"state": before}, after={"state": hs.state})
     return hs
 
 
@@ -103,6 +97,7 @@ def clean_reason(reason: str | None) -> str:
 def reject(uow: UnitOfWork, reviewer: Reviewer, command: Reject) -> HeadshotSession:
     reason = clean_reason(command.reason)
     hs = _lock_in_review(uow, command.session_id)
+    before = hs.state
     hs.move_to(S.REJECTED)
     hs.review_reason = reason
     hs.reviewed_by, hs.reviewed_at = reviewer.user_id, utcnow()
@@ -116,7 +111,8 @@ def reject(uow: UnitOfWork, reviewer: Reviewer, command: Reject) -> HeadshotSess
             reason=reason,
         )
     )
-    _audit(uow, reviewer, "session.reject", hs, reason=reason)
+    # The reason stays on the session (erased with it): free text may quote the person.
+    audit(uow, reviewer, "session.reject", hs.id, before={"state": before}, after={"state": hs.state})
     return hs
 
 

@@ -13,10 +13,11 @@ from sqlalchemy import select
 
 from libs.contracts import MEMBER_INVITED, new_message
 from libs.db import Role, UnitOfWork, User
+from services.review import apikeys
+from services.review.audit import audit
 from services.review.csvimport import Invitee
 from services.review.decisions import Reviewer
 from services.review.errors import Conflict, NotFound
-from services.review.orgsettings import audit
 
 
 @dataclass(frozen=True)
@@ -78,16 +79,19 @@ def resend(uow: UnitOfWork, reviewer: Reviewer, user_id: str) -> User:
             invited_by=reviewer.user_id,
         )
     )
-    audit(uow, reviewer, "members.resend", user.id, before={}, after={"email": user.email})
+    # Nothing on the member changes; the entry says an invite went out (the target is their id).
+    audit(uow, reviewer, "members.resend", user.id, before={}, after={"invite": "sent again"})
     return user
 
 
 def deactivate(uow: UnitOfWork, reviewer: Reviewer, user_id: str) -> User:
-    """Their links stop signing in at once; their data stays until deleted."""
+    """Their links stop signing in at once, and the API keys they created are revoked with them;
+    their data stays until deleted."""
     user = _member(uow, user_id)
     if user.id == reviewer.user_id:
         raise Conflict("You cannot deactivate yourself.")
     if user.active:
         user.active = False
         audit(uow, reviewer, "members.deactivate", user.id, before={"active": True}, after={"active": False})
+    apikeys.revoke_keys_of(uow, reviewer, user.id, why="creator deactivated")
     return user

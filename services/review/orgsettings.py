@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from libs.catalog import Catalog
 from libs.db import AuditLog, Organization, UnitOfWork, User
+from services.review.audit import audit
 from services.review.decisions import Reviewer
 from services.review.errors import Invalid, NotFound
 
@@ -70,14 +71,6 @@ def _validate(command: ChangeSettings, org: Organization, catalog: Catalog) -> l
     chosen = set(command.allowed_styles) | set(preselected)
     # Every style ticked means the whole catalog, including styles added to it later.
     return [] if chosen >= set(everything) else [s for s in everything if s in chosen]
-
-
-def audit(uow: UnitOfWork, reviewer: Reviewer, action: str, target: str, **detail: Any) -> None:
-    uow.session.add(
-        AuditLog(
-            org_id=reviewer.org_id, actor_id=reviewer.user_id, action=action, target=target, detail=detail
-        )
-    )
 
 
 def change_settings(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from libs.contracts import WEBHOOK_TESTED
 from services.review.csvimport import MAX_NAME
 from services.review.decisions import MAX_REASON
 from services.review.members import STATUSES
@@ -14,24 +15,6 @@ from services.review.orgsettings import MAX_RETENTION_DAYS
 class _Strict(Schema):
     class Meta:
         unknown = RAISE
-
-
-class ErrorBodySchema(Schema):
-    status = fields.Integer(metadata={"example": 409})
-    code = fields.String(metadata={"example": "already_decided"})
-    message = fields.String(metadata={"example": "This session has already been decided."})
-    fields_ = fields.Dict(
-        data_key="fields",
-        keys=fields.String(),
-        values=fields.Raw(),
-        metadata={"description": "Per-field messages (validation errors only)."},
-    )
-
-
-class ErrorSchema(Schema):
-    """Every error: ``{"error": {"status", "code", "message", "fields"?}}``."""
-
-    error = fields.Nested(ErrorBodySchema)
 
 
 # --- members and invites -----------------------------------------------------------------------
@@ -125,6 +108,21 @@ class OrgSettingsSchema(_Strict):
 
 class WebhookSecretSchema(Schema):
     webhook_secret = fields.String(metadata={"description": "Shown once: store it now."})
+
+
+class DeliverySchema(Schema):
+    id = fields.Integer()
+    event = fields.String(metadata={"example": WEBHOOK_TESTED.routing_key})
+    session_id = fields.String(allow_none=True)
+    status = fields.String(metadata={"enum": ["pending", "delivered", "failed"]})
+    attempts = fields.Integer()
+    last_error = fields.String(allow_none=True)
+    created_at = fields.AwareDateTime()
+    delivered_at = fields.AwareDateTime(allow_none=True)
+
+
+class DeliveriesSchema(Schema):
+    deliveries = fields.List(fields.Nested(DeliverySchema))
 
 
 class DeleteDataSchema(_Strict):

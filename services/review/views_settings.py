@@ -12,9 +12,9 @@ from werkzeug.datastructures import MultiDict
 from libs.catalog import default_catalog
 from libs.db import webhooks
 from libs.web import get_db
-from services.review import apikeys, orgsettings
+from services.review import apikeys, deliveries, orgsettings
 from services.review.access import current_reviewer
-from services.review.errors import Invalid, NotFound
+from services.review.errors import Conflict, Invalid
 from services.review.orgsettings import ChangeSettings
 
 bp = Blueprint("org_settings", __name__)
@@ -61,6 +61,7 @@ def render_settings(status: int = 200, **extra: Any) -> Any:
         context = {
             "shown": shown,
             "has_secret": org.webhook_secret is not None,
+            "has_webhook": bool(org.webhook_url),
             "styles": [cat.style(s) for s in everything],
             "preselected": set(preselected),
             "keys": apikeys.list_keys(uow),
@@ -129,11 +130,21 @@ def resend_delivery(delivery_id: int) -> Any:
     """Send a webhook delivery again: its retry schedule starts over, due now (audited)."""
     reviewer = current_reviewer()
     with get_db().uow(org_id=reviewer.org_id) as uow:
-        try:
-            delivery = webhooks.restart(uow, delivery_id, datetime.now(UTC))
-        except webhooks.DeliveryNotFound:
-            raise NotFound("No such webhook delivery.") from None
-        orgsettings.audit(uow, reviewer, "webhook.resend", str(delivery_id), event=delivery.event)
+        delivery = deliveries.resend(uow, reviewer, delivery_id, datetime.now(UTC))
         uow.commit()
     flash(f"The {delivery.event} webhook will be sent again now.", "ok")
+    return redirect(url_for("org_settings.settings_page") + "#webhook-deliveries", 303)
+
+
+@bp.post("/settings/webhook-test")
+def send_test_event() -> Any:
+    """A signed test event to the organization's endpoint; its outcome shows in the deliveries list."""
+    reviewer = current_reviewer()
+    try:
+        with get_db().uow(org_id=reviewer.org_id) as uow:
+            deliveries.send_test_event(uow, reviewer, datetime.now(UTC))
+            uow.commit()
+    except Conflict as exc:
+        return render_settings(409, test_error=exc.message)
+    flash("A signed test event is on its way to your endpoint: reload to see how it went.", "ok")
     return redirect(url_for("org_settings.settings_page") + "#webhook-deliveries", 303)

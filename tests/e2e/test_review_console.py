@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from libs.contracts import SessionState
+from libs.contracts import WEBHOOK_TESTED, SessionState
 from libs.db import ChosenStyle
 from libs.db.demo import DemoData, seed_demo
 from libs.messaging.testing import wait_for
@@ -131,3 +131,58 @@ def test_an_admin_rejects_with_a_reason_then_approves_the_resubmission(browser: 
         admin.context.close()
         person.context.close()
     assert not problems, problems
+
+
+def test_an_admin_sends_a_test_event_and_sees_it_delivered(browser: Browser, tmp_path: Path, sqlite_url: str):
+    """Settings → "Send a test event": the notification service's dispatcher posts it, signed, to a
+    real endpoint on loopback, and the deliveries list shows it delivered."""
+    from tests.support.notification import WebhookReceiver, verify_headshots_webhook
+
+    receiver = WebhookReceiver(status=200)
+    settings = Settings(
+        VAR_DIR=str(tmp_path / "var"),
+        DATABASE_URL=sqlite_url,
+        BROKER_URL=f"memory://{uuid.uuid4().hex[:8]}/",
+        SECRET_KEY="e2e-secret",
+        HOST="127.0.0.1",
+        PORT=0,
+        WEBHOOK_ALLOW_PRIVATE=True,  # the receiver listens on loopback
+        WEBHOOK_POLL_SECONDS=0.2,
+    )
+    running = launcher.start(settings, only={"review", "notification"})
+    problems: list[str] = []
+    admin = tab(browser, problems)
+    try:
+        demo: DemoData = seed_demo(running.platform.db)
+        admin.goto(admin_invite_url(running.platform.settings, demo.admin))
+        admin.get_by_role("link", name="Settings", exact=True).click()
+        admin.get_by_label("Webhook address").fill(receiver.url)
+        admin.get_by_role("button", name="Save settings").click()
+        expect(admin.locator(".flashes")).to_contain_text("Settings saved.")
+        admin.once("dialog", lambda dialog: dialog.accept())  # "Replace the webhook secret?"
+        admin.get_by_role("button", name="Create secret").click()
+        secret = admin.locator("#new-secret").inner_text().strip()
+
+        admin.get_by_role("button", name="Send a test event").click()
+        expect(admin.locator(".flashes")).to_contain_text("test event is on its way")
+        row = admin.locator("#webhook-deliveries tbody tr").first
+        expect(row).to_contain_text(WEBHOOK_TESTED.routing_key)
+        wait_for(lambda: _delivery_statuses(running.platform.db) == ["delivered"], "the test event delivered")
+        admin.reload()
+        expect(admin.locator("#webhook-deliveries tbody tr").first.locator(".status")).to_have_text(
+            "delivered"
+        )
+        [received] = receiver.received
+        assert verify_headshots_webhook(secret, received.headers, received.body)
+    finally:
+        admin.context.close()
+        running.shutdown()
+        receiver.close()
+    assert not problems, problems
+
+
+def _delivery_statuses(db) -> list[str]:
+    from libs.db import WebhookDelivery
+
+    with db.session(all_orgs=True) as s:
+        return [d.status for d in s.query(WebhookDelivery)]

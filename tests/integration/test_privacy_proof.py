@@ -1,11 +1,13 @@
 """Proof that erased means gone: a session with unique markers runs to completion through the whole
-product (embedded, and on RabbitMQ + PostgreSQL), then retention and a deletion request; afterwards
-no table, blob, person model, e-mail, outbox row, log line or the SQLite file itself holds a marker,
-and the receipts list exactly what went."""
+product (embedded, and on RabbitMQ + PostgreSQL + an S3-compatible blob store), then retention, the
+person's deletion request and their admin's erasure of the account; afterwards no table, blob (the
+folder or the S3 bucket), person model, e-mail, outbox row, dead-letter queue, log line or the SQLite
+file itself holds a marker, and the receipts list exactly what went."""
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,24 +22,47 @@ from libs.db import DeletionReceipt, Headshot, HeadshotSession, Organization, Pe
 from libs.db.demo import DemoData, seed_demo
 from libs.privacy import run_retention
 from libs.settings import Settings
+from libs.storage.s3 import S3BlobStore
 from libs.web import invite_url
 from services import launcher
+from services.review.views_sign_in import admin_invite_url
 from tests.integration.test_journey import wait_for_state
 from tests.support.intake import (
     astronaut_png,
 )
-from tests.support.privacy import Captured, files_with, png_with_text, rows_with
+from tests.support.privacy import (
+    Captured,
+    blobs_with,
+    dead_letters_with,
+    files_with,
+    plant_dead_letter,
+    png_with_text,
+    rows_with,
+    s3_proof_endpoint_fixture,  # noqa: F401  (fixture)
+)
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def product(backend: Settings) -> Iterator[tuple[launcher.Running, DemoData, Captured]]:
+def product(
+    request: pytest.FixtureRequest, backend: Settings
+) -> Iterator[tuple[launcher.Running, DemoData, Captured]]:
     captured = Captured()
     root = logging.getLogger()
     root.addHandler(captured)
-    running = launcher.start(backend.replace(PORT=0, LOG_LEVEL="DEBUG"))
+    settings = backend.replace(PORT=0, LOG_LEVEL="DEBUG")
+    if not settings.database_url.startswith("sqlite"):  # distributed: the blobs go to S3
+        settings = settings.replace(
+            BLOB_URL="s3://proof-blobs/headshots",
+            S3_ENDPOINT_URL=request.getfixturevalue("s3_proof_endpoint"),
+            S3_ACCESS_KEY_ID="test",
+            S3_SECRET_ACCESS_KEY="test",
+        )
+    running = launcher.start(settings)
     try:
+        if isinstance(running.platform.blobs, S3BlobStore):
+            running.platform.blobs.client.create_bucket(Bucket=running.platform.blobs.bucket)
         yield running, seed_demo(running.platform.db), captured
     finally:
         running.shutdown()
@@ -89,7 +114,10 @@ def test_nothing_of_a_person_is_left_after_retention_and_a_deletion_request(prod
     settings = running.platform.settings
     db, base = running.platform.db, settings.public_url
     name, exif = f"Quillon Marker{uuid.uuid4().hex[:10]}", f"PhotoMarker{uuid.uuid4().hex[:10]}"
-    markers = [name, exif]
+    dead = f"DeadLetterMarker{uuid.uuid4().hex[:10]}"
+    person = demo.employees[0]
+    markers = [name, exif, dead]
+    blobs = running.platform.blobs
     sqlite = settings.database_url.startswith("sqlite")
     database_file = Path(settings.database_url.removeprefix("sqlite:///"))
     http = requests.Session()
@@ -107,6 +135,13 @@ def test_nothing_of_a_person_is_left_after_retention_and_a_deletion_request(prod
     submit = http.post(f"{api}/submit", json={"agree_terms": True, "best_photos": True}, headers=headers)
     assert submit.status_code == 200, submit.text
     assert rows_with(db, [name]) == [f"headshot_sessions: {name}"]  # the search does find a marker
+    # A faulty producer's message about this session, carrying personal data, breaks its contract:
+    # its consumers dead-letter it whole. The search finds it there.
+    plant_dead_letter(settings, person.org_id, sid, dead)
+    someone_elses = f"OtherPersonMarker{uuid.uuid4().hex[:10]}"  # about another session: must stay
+    plant_dead_letter(settings, person.org_id, str(uuid.uuid4()), someone_elses)
+    wait_until(lambda: len(dead_letters_with(settings, [dead])) >= 2, "the planted message dead-lettered")
+    wait_until(lambda: dead_letters_with(settings, [someone_elses]), "the other message dead-lettered")
     if sqlite:  # the name in the database file itself, not only in the write-ahead log
         with db.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -116,7 +151,7 @@ def test_nothing_of_a_person_is_left_after_retention_and_a_deletion_request(prod
     wait_until(lambda: _erased(db, sid), "the personal info erased after session.completed")
     var = Path(settings.VAR_DIR)
     assert rows_with(db, markers) == []  # personal info erased at completion
-    assert any(exif in hit for hit in files_with(var, [exif]))  # the original upload is still kept
+    assert any(exif in hit for hit in blobs_with(blobs, [exif]))  # the original upload is still kept
 
     # Retention, as the ops worker runs it, with the clock past the organization's retention days.
     with db.session(all_orgs=True) as s:
@@ -129,7 +164,7 @@ def test_nothing_of_a_person_is_left_after_retention_and_a_deletion_request(prod
         settings, db, running.platform.blobs, later - timedelta(hours=2), claim=False
     ).sessions
     assert run_retention(settings, db, running.platform.blobs, later, claim=False).sessions == [sid]
-    assert files_with(var, [exif]) == []
+    assert files_with(var, [exif]) == [] and blobs_with(blobs, [exif]) == []
     assert http.get(f"{api}/status", timeout=10).json()["state"] == "completed"  # headshots stay
 
     # The person deletes the rest: a confirmation is required, then the session is gone.
@@ -148,11 +183,32 @@ def test_nothing_of_a_person_is_left_after_retention_and_a_deletion_request(prod
         ("completion", {"personal_info": 4}),
     ]
 
+    assert dead_letters_with(settings, [dead])  # the session's deletion leaves the broker alone
+
+    # Their admin then erases the person: the account, its e-mails, its dead letters.
+    admin = requests.Session()
+    assert admin.get(admin_invite_url(settings, demo.admin), timeout=10).status_code == 200
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', admin.get(f"{base}/review/queue").text).group(1)
+    erased = admin.post(
+        f"{base}/review/api/v1/org/members/{person.id}/delete-data",
+        json={"confirm": True},
+        headers={"X-CSRF-Token": csrf},
+        timeout=30,
+    )
+    assert erased.status_code == 200, erased.text
+    assert [(r["session_id"], r["kinds"]["account"]) for r in erased.json()["receipts"]] == [(None, 1)]
+    assert http.get(invite_url(settings, person), timeout=10).status_code == 400  # the link is dead
+    markers.append(person.email)
+
     with db.session(all_orgs=True) as s:
         assert s.get(HeadshotSession, sid).state == "deleted"
         assert s.scalars(select(Headshot).where(Headshot.session_id == sid)).all() == []
-        assert all(r.actor in ("system", hs.user_id) for r in s.scalars(select(DeletionReceipt)))
+        actors = {"system", hs.user_id, demo.admin.id}
+        assert all(r.actor in actors for r in s.scalars(select(DeletionReceipt)))
     assert rows_with(db, markers) == []  # every table, outbox bodies and receipts included
+    assert dead_letters_with(settings, markers) == []  # every dead-letter queue
+    assert dead_letters_with(settings, [someone_elses])  # only the person's dead letters went
+    assert blobs_with(blobs, markers) == []  # the blob store (the S3 bucket in the distributed mode)
     running.shutdown()  # every connection closed: SQLite folds its write-ahead log into the file
     db.dispose()
     assert files_with(var, markers) == []  # blobs, person models, .eml files

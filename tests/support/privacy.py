@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from sqlalchemy import select
 
 from libs.db import Base, Database
+from libs.messaging.deadletters import list_dead_letters, queue_depths
+from libs.messaging.topology import DEAD_SUFFIX
+from libs.settings import Settings
+from libs.storage import BlobStore
+from libs.storage.s3 import S3BlobStore
 
 
 def png_with_text(pixels: bytes, text: str) -> bytes:
@@ -52,3 +59,75 @@ class Captured(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(self.format(record))
+
+
+def dead_letters_with(settings: Settings, markers: list[str]) -> list[str]:
+    """Every message in every dead-letter queue (body and headers, looked at, never taken): where a
+    marker is found."""
+    found = []
+    for queue, depth in queue_depths(settings).items():
+        if not queue.endswith(DEAD_SUFFIX) or not depth:
+            continue
+        for dead in list_dead_letters(settings, queue, limit=10_000):
+            text = dead.body + " " + str(dead.headers)
+            found += [f"{queue}: {m}" for m in markers if m in text]
+    return found
+
+
+def blobs_with(blobs: BlobStore, markers: list[str]) -> list[str]:
+    """Every object of the blob store (the folder, or every object under the S3 prefix): where a
+    marker is found."""
+    if isinstance(blobs, S3BlobStore):
+        found = []
+        pages = blobs.client.get_paginator("list_objects_v2").paginate(
+            Bucket=blobs.bucket, Prefix=f"{blobs.prefix}/" if blobs.prefix else ""
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                data = blobs.client.get_object(Bucket=blobs.bucket, Key=item["Key"])["Body"].read()
+                found += [f"s3://{blobs.bucket}/{item['Key']}: {m}" for m in markers if m.encode() in data]
+        return found
+    return files_with(Path(blobs.root), markers)  # type: ignore[attr-defined]
+
+
+def plant_dead_letter(settings: Settings, org_id: str, session_id: str, text: str) -> str:
+    """Publish a session.failed that breaks its contract (an unknown field carrying ``text``), as a
+    faulty producer might: its consumers dead-letter it whole. Returns its message id."""
+    import json
+    import uuid
+    from datetime import UTC, datetime
+
+    from libs.contracts import SESSION_FAILED
+    from libs.messaging import Publisher
+
+    message_id = str(uuid.uuid4())
+    body = {
+        "message_id": message_id,
+        "type": SESSION_FAILED.routing_key,
+        "version": SESSION_FAILED.version,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "org_id": org_id,
+        "session_id": session_id,
+        "data": {"stage": "training", "reason": "out of memory", "note": text},
+    }
+    with Publisher(settings, name="privacy proof") as publisher:
+        publisher.publish_raw(json.dumps(body), routing_key=SESSION_FAILED.routing_key, message_id=message_id)
+    return message_id
+
+
+@pytest.fixture(name="s3_proof_endpoint")
+def s3_proof_endpoint_fixture() -> Iterator[str]:
+    """A real S3-compatible server (moto's standalone server) on a free loopback port."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()

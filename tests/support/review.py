@@ -192,5 +192,8 @@ def blobs_fixture(review_settings: Any) -> Any:
 @pytest.fixture(name="app")
 def app_fixture(review_settings: Any, db: Database, blobs: Any) -> Any:
     from services.review.app import create_app
+    from tests.support.openapi import OpenApiCheckedClient
 
-    return create_app(review_settings, db=db, blobs=blobs, checks={})
+    app = create_app(review_settings, db=db, blobs=blobs, checks={})
+    app.test_client_class = OpenApiCheckedClient  # every org API answer a test sees matches the document
+    return app

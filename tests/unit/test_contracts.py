@@ -17,6 +17,7 @@ from libs.contracts import (
     SESSION_FAILED,
     SESSION_SUBMITTED,
     SUBSCRIPTIONS,
+    WEBHOOK_TESTED,
     ContractError,
     IllegalTransition,
     SessionState,
@@ -41,6 +42,7 @@ DESIGN_EVENTS = {
     "models.retired",
     "session.progress",
     "member.invited",
+    "webhook.tested",  # not in the design's table: a webhook type only, never on the bus
 }
 
 
@@ -126,6 +128,7 @@ def test_queues_are_named_after_consumer_and_event():
     assert {e.routing_key for e in GATEWAY_EVENTS} == set(EVENTS) - {
         MODELS_RETIRED.routing_key,
         MEMBER_INVITED.routing_key,
+        WEBHOOK_TESTED.routing_key,
     }
 
 

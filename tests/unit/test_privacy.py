@@ -243,3 +243,28 @@ def test_the_delete_my_data_pages_confirm_first_and_show_the_receipts(
     receipts = me.client.get("/my-data").get_data(as_text=True)
     assert "on request" in receipts and "1 headshots" in receipts and "4 photo files" in receipts
     assert "Nothing deleted yet" in other.client.get("/my-data").get_data(as_text=True)
+
+
+def test_an_account_is_erased_once_and_only_its_own_dead_letters_are_looked_for(db: Database, demo: DemoData):
+    from libs.db import User
+    from libs.privacy import discard_dead_letters_about, erase_account, is_erased
+    from libs.privacy.broker import _concerns
+
+    bea = demo.employees[0]
+    with db.uow(org_id=demo.org_id) as uow:
+        user = uow.session.get(User, bea.id)
+        erasure = erase_account(uow, user, actor=demo.admin.id)
+        assert erasure is not None and is_erased(user) and not user.active
+        assert erasure.receipt.kinds == {"account": 1} and erasure.receipt.session_id is None
+        assert erase_account(uow, user, actor=demo.admin.id) is None  # nothing left: no second receipt
+        uow.commit()
+    with db.session(all_orgs=True) as s:
+        assert bea.email not in {u.email for u in s.scalars(select(User))}
+    # Attribution of a dead letter: by the envelope's session id, or an account's id in its data.
+    assert _concerns(json.dumps({"session_id": "s1", "data": {}}), {"s1"}, set())
+    assert _concerns(json.dumps({"session_id": None, "data": {"user_id": "u1"}}), set(), {"u1"})
+    assert not _concerns(json.dumps({"session_id": "s2", "data": {"user_id": "u2"}}), {"s1"}, {"u1"})
+    assert not _concerns("not json", {"s1"}, {"u1"}) and not _concerns("[1]", {"s1"}, set())
+    # Nothing erased, nothing asked of the broker (an unreachable one would only be logged anyway).
+    unreachable = Settings(BROKER_URL="amqp://guest:guest@127.0.0.1:1/none")
+    assert discard_dead_letters_about(unreachable, []) == 0

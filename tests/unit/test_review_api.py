@@ -55,7 +55,9 @@ def test_decisions_through_the_api(app, review_settings, db, demo: DemoData):
     assert len(outbox(db, SESSION_APPROVED.routing_key, a)) == 1
 
     no_body = tool.post(f"/api/v1/org/sessions/{b}/reject", headers=key)
-    assert no_body.status_code == 422
+    assert no_body.status_code == 400 and no_body.json["error"]["code"] == "body_required"
+    form = tool.post(f"/api/v1/org/sessions/{b}/reject", data={"reason": "x"}, headers=key)
+    assert form.status_code == 415
     empty = tool.post(f"/api/v1/org/sessions/{b}/reject", json={"reason": ""}, headers=key)
     assert empty.status_code == 422 and "reason" in empty.json["error"]["fields"]
     done = tool.post(f"/api/v1/org/sessions/{b}/reject", json={"reason": "Sunglasses"}, headers=key)
@@ -92,7 +94,8 @@ def test_members_invites_and_settings_through_the_api(app, review_settings, db, 
     assert changed.status_code == 200 and changed.json["renewal"] is True
     wrong = tool.put("/api/v1/org/settings", json={**settings, "retention_days": 0}, headers=key)
     assert wrong.status_code == 422
-    assert tool.put("/api/v1/org/settings", headers=key).status_code == 422
+    assert tool.put("/api/v1/org/settings", headers=key).status_code == 400  # the body is required
+    assert tool.put("/api/v1/org/settings", json={}, headers=key).status_code == 422
     secret = tool.post("/api/v1/org/settings/webhook-secret", headers=key)
     assert secret.status_code == 201 and len(secret.json["webhook_secret"]) >= 32
     assert secret.json["webhook_secret"] not in str(tool.get("/api/v1/org/settings", headers=key).json)
@@ -170,3 +173,104 @@ def test_another_orgs_admin_gets_404_on_every_id_of_this_org(app, review_setting
     bulk = client.post("/api/v1/org/sessions/approve", json={"session_ids": [sid]}, headers=headers)
     assert bulk.json == {"approved": [], "skipped": [sid]}
     assert outbox(db, SESSION_APPROVED.routing_key) == [] and outbox(db, MEMBER_INVITED.routing_key) == []
+
+
+def test_an_admins_api_keys_are_revoked_when_the_admin_is_deactivated(app, review_settings, db, demo):
+    from sqlalchemy import select
+
+    from libs.db import AuditLog, OrgApiKey
+
+    second = User(org_id=demo.org_id, email="second@acme.example", role=Role.ORG_ADMIN.value)
+    with db.uow(org_id=demo.org_id) as uow:
+        uow.session.add(second)
+        uow.commit()
+    theirs, mine = api_key(app, review_settings, second), api_key(app, review_settings, demo.admin)
+    tool = app.test_client()
+    assert tool.get("/api/v1/org/settings", headers=theirs).status_code == 200
+    gone = tool.post(f"/api/v1/org/members/{second.id}/deactivate", headers=mine)
+    assert gone.status_code == 200 and gone.json["active"] is False
+    refused = tool.get("/api/v1/org/settings", headers=theirs)
+    assert refused.status_code == 401 and refused.json["error"]["code"] == "unauthorized"
+    assert tool.get("/api/v1/org/settings", headers=mine).status_code == 200  # only theirs died
+    with db.session(all_orgs=True) as s:
+        keys = {k.created_by: k.revoked_at for k in s.scalars(select(OrgApiKey))}
+        entries = s.scalars(select(AuditLog).where(AuditLog.action == "api_key.revoke")).all()
+    assert keys[second.id] is not None and keys[demo.admin.id] is None
+    [entry] = entries
+    assert (entry.actor_id, entry.detail["why"]) == (demo.admin.id, "creator deactivated")
+    assert (entry.detail["before"], entry.detail["after"]) == ({"revoked": False}, {"revoked": True})
+
+
+def test_a_key_whose_creator_lost_admin_rights_is_refused(app, review_settings, db, demo):
+    key = api_key(app, review_settings, demo.admin)
+    with db.uow(org_id=demo.org_id) as uow:  # changed outside the console (support, a script)
+        uow.session.get(User, demo.admin.id).role = Role.EMPLOYEE.value
+        uow.commit()
+    refused = app.test_client().get("/api/v1/org/members", headers=key)
+    assert refused.status_code == 401 and "no longer an admin" in refused.json["error"]["message"]
+
+
+def test_every_audited_change_says_what_it_was_before_and_after(app, review_settings, db, demo):
+    from sqlalchemy import select
+
+    from libs.db import AuditLog
+
+    key = api_key(app, review_settings, demo.admin)
+    tool = app.test_client()
+    a = make_session(db, demo.org_id, demo.employees[0].id, S.IN_REVIEW)
+    b = make_session(db, demo.org_id, demo.employees[1].id, S.IN_REVIEW)
+    tool.post(f"/api/v1/org/sessions/{a}/approve", headers=key)
+    tool.post(f"/api/v1/org/sessions/{b}/reject", json={"reason": "Bea, no sunglasses"}, headers=key)
+    tool.post(f"/api/v1/org/members/{demo.employees[0].id}/resend", headers=key)
+    tool.post("/api/v1/org/invites", json={"invites": [{"email": "new@acme.example"}]}, headers=key)
+    with db.session(all_orgs=True) as s:
+        entries = {e.action: e.detail for e in s.scalars(select(AuditLog).order_by(AuditLog.id))}
+    assert entries["session.approve"] == {"before": {"state": "in_review"}, "after": {"state": "queued"}}
+    assert entries["session.reject"] == {"before": {"state": "in_review"}, "after": {"state": "rejected"}}
+    assert set(entries) >= {"api_key.create", "members.resend", "members.invite"}
+    assert all({"before", "after"} <= set(detail) for detail in entries.values()), entries
+    # No address, name or free text a person could be quoted in: the target is an id.
+    assert demo.employees[0].email not in str(entries) and "sunglasses" not in str(entries)
+
+
+def test_a_test_webhook_through_the_api_and_its_deliveries(app, review_settings, db, demo):
+    from libs.contracts import WEBHOOK_TESTED
+
+    key = api_key(app, review_settings, demo.admin)
+    tool = app.test_client()
+    assert tool.post("/api/v1/org/settings/webhook-test", headers=key).status_code == 409
+    settings = tool.get("/api/v1/org/settings", headers=key).json
+    tool.put(
+        "/api/v1/org/settings", json={**settings, "webhook_url": "https://hooks.example.com/h"}, headers=key
+    )
+    tool.post("/api/v1/org/settings/webhook-secret", headers=key)
+    sent = tool.post("/api/v1/org/settings/webhook-test", headers=key)
+    assert sent.status_code == 202 and sent.json["event"] == WEBHOOK_TESTED.routing_key
+    assert sent.json["status"] == "pending"
+    listed = tool.get("/api/v1/org/settings/webhook-deliveries", headers=key).json["deliveries"]
+    assert [d["id"] for d in listed] == [sent.json["id"]]
+    intruder = api_key(app, review_settings, other_admin(db, demo))
+    assert tool.get("/api/v1/org/settings/webhook-deliveries", headers=intruder).json["deliveries"] == []
+
+
+def test_every_body_the_document_requires_is_refused_when_missing(app, review_settings, db, demo):
+    from tests.support.openapi import DocumentedApi
+
+    key = api_key(app, review_settings, demo.admin)
+    tool = app.test_client()
+    sid = make_session(db, demo.org_id, demo.employees[0].id, S.IN_REVIEW)
+    document = DocumentedApi.of(app).document
+    ids = {"session_id": sid, "user_id": demo.employees[0].id}
+    required = [
+        (path.format(**ids), method)
+        for path, item in document["paths"].items()
+        for method, op in item.items()
+        if method in ("post", "put") and op.get("requestBody", {}).get("required")
+    ]
+    assert len(required) == 5, required
+    checked = DocumentedApi.of(app).checked
+    for path, method in required:
+        answer = getattr(tool, method)(path, headers=key)
+        assert (answer.status_code, answer.json["error"]["code"]) == (400, "body_required"), path
+    assert DocumentedApi.of(app).checked == checked + len(required)  # each answer matched the document
+    assert session_state(db, demo.org_id, sid) == S.IN_REVIEW and outbox(db, MEMBER_INVITED.routing_key) == []

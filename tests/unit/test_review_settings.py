@@ -149,6 +149,7 @@ def test_webhook_deliveries_are_listed_and_sent_again_on_request(app, review_set
         assert (again.status, again.step) == ("pending", 0) and again.next_attempt_at is not None
     [entry] = [a for a in audits(db, demo) if a.action == "webhook.resend"]
     assert (entry.actor_id, entry.target) == (demo.admin.id, str(ours.id))
+    assert entry.detail["before"] == {"status": "failed"} and entry.detail["after"] == {"status": "pending"}
 
     # Another organization's delivery, or no CSRF token: refused, nothing changed.
     assert (
@@ -158,3 +159,62 @@ def test_webhook_deliveries_are_listed_and_sent_again_on_request(app, review_set
     assert client.post(f"/settings/webhook-deliveries/{ours.id}/resend").status_code == 400
     with db.session(all_orgs=True) as s:
         assert s.get(WebhookDelivery, theirs.id).status == "failed"
+
+
+def test_a_test_event_goes_through_the_delivery_ledger_signed_and_its_outcome_is_listed(
+    app, review_settings, db, demo: DemoData
+):
+    import json
+
+    from libs.contracts import WEBHOOK_TESTED
+    from libs.db import WebhookDelivery
+    from services.notification.webhooks.dispatcher import WebhookDispatcher
+    from tests.support.notification import WebhookReceiver, body_json, verify_headshots_webhook
+
+    receiver = WebhookReceiver(status=204, answer=b"")
+    client, csrf = console_sign_in(app, review_settings, demo.admin)
+    assert "Send a test event" not in client.get("/settings").get_data(as_text=True)  # no endpoint yet
+    refused = client.post("/settings/webhook-test", data={"csrf_token": csrf})
+    assert refused.status_code == 409 and "Set a webhook endpoint" in refused.get_data(as_text=True)
+    client.post("/settings", data={"csrf_token": csrf, **FORM, "webhook_url": receiver.url})
+    no_secret = client.post("/settings/webhook-test", data={"csrf_token": csrf})
+    assert no_secret.status_code == 409 and "signing secret" in no_secret.get_data(as_text=True)
+    page = client.post("/settings/webhook-secret", data={"csrf_token": csrf}).get_data(as_text=True)
+    secret = re.search(r'id="new-secret">([^<]+)<', page).group(1)
+    assert client.post("/settings/webhook-test").status_code == 400  # no CSRF token: nothing queued
+
+    sent = client.post("/settings/webhook-test", data={"csrf_token": csrf}, follow_redirects=True)
+    assert sent.status_code == 200 and "test event is on its way" in sent.get_data(as_text=True)
+    assert 'status-pending">pending<' in sent.get_data(as_text=True)  # listed at once
+    again = client.post("/settings/webhook-test", data={"csrf_token": csrf})
+    assert again.status_code == 409 and "already on its way" in again.get_data(as_text=True)
+    with db.session(all_orgs=True) as s:
+        [delivery] = s.scalars(select(WebhookDelivery)).all()
+    assert (delivery.org_id, delivery.event, delivery.session_id) == (
+        demo.org_id,
+        WEBHOOK_TESTED.routing_key,
+        None,
+    )
+    [entry] = [a for a in audits(db, demo) if a.action == "webhook.test"]
+    assert entry.detail["before"] == {} and entry.detail["after"] == {"status": "pending"}
+
+    # The notification service's dispatcher posts it like any delivery, to a real endpoint, signed.
+    dispatcher = WebhookDispatcher(db, review_settings.replace(WEBHOOK_ALLOW_PRIVATE=True))
+    try:
+        assert dispatcher.run_once(wait_for_attempts=True) == 1
+    finally:
+        dispatcher.close()
+        receiver.close()
+    [received] = receiver.received
+    assert verify_headshots_webhook(secret, received.headers, received.body)
+    assert received.headers["X-Headshots-Event"] == WEBHOOK_TESTED.routing_key
+    body = body_json(received)
+    assert (body["type"], body["org_id"], body["session_id"], body["data"]["test"]) == (
+        WEBHOOK_TESTED.routing_key,
+        demo.org_id,
+        None,
+        True,
+    )
+    assert body["id"] == delivery.message_id and json.loads(delivery.body) == body
+    listed = client.get("/settings").get_data(as_text=True)
+    assert 'status-delivered">delivered<' in listed
