@@ -3,11 +3,11 @@
 receipt = erase_personal_info(uow, hs)                                 # at completion
 erasure = delete_session_data(uow, hs, reason="request", actor=user.id)  # rows now ...
 account = erase_account(uow, user, actor=admin.id, mail_dir=settings.mail_dir)  # the person, last
-uow.commit(); remove_files(erasure, blobs, settings.person_model_dir)     # ... files after the commit
-discard_dead_letters_about(settings, [erasure, account])               # ... and dead letters
+uow.commit(); finish_erasures([erasure, account], blobs, settings)      # ... files and dead letters after
 report = run_retention(settings, db, blobs, now)                        # the periodic job
 """
 
+from libs.privacy.after_commit import finish_erasures
 from libs.privacy.broker import discard_dead_letters_about
 from libs.privacy.erasure import (
     ERASED_DOMAIN,
@@ -30,6 +30,7 @@ __all__ = [
     "delete_session_data",
     "discard_dead_letters_about",
     "erase_account",
+    "finish_erasures",
     "due_for_retention",
     "erase_personal_info",
     "is_erased",

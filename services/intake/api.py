@@ -14,7 +14,7 @@ from flask import url_for
 from flask.views import MethodView
 
 from libs.db import HeadshotSession, Photo, UnitOfWork
-from libs.privacy import remove_files
+from libs.privacy import finish_erasures
 from libs.web import csrf_token, get_blobs, get_db, get_settings
 from libs.web.api import ErrorSchema, ServiceBlueprint
 from services.intake import deletion, forms, photos, sessions, submission
@@ -169,7 +169,7 @@ class DeleteSession(MethodView):
         with get_db().uow(org_id=actor.org_id) as uow:
             erasure = deletion.delete_my_session(uow, actor, session_id, confirm=payload["confirm"])
             uow.commit()
-        remove_files(erasure, get_blobs(), get_settings().person_model_dir)
+        finish_erasures([erasure], get_blobs(), get_settings())
         return deletion.receipt_body(erasure.receipt)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from libs.privacy import remove_files
+from libs.privacy import finish_erasures
 from libs.web import get_blobs, get_db, get_settings
 from services.intake import deletion, sessions
 from services.intake.context import current_actor
@@ -33,7 +33,7 @@ def delete(session_id: str) -> Any:
             return render_template("delete_data.html", session_id=session_id, errors=errors), 422
         erasure = deletion.delete_my_session(uow, actor, session_id, confirm=True)
         uow.commit()
-    remove_files(erasure, get_blobs(), get_settings().person_model_dir)
+    finish_erasures([erasure], get_blobs(), get_settings())
     return redirect(url_for("intake_privacy.receipts_page"), 303)
 
 

@@ -18,7 +18,7 @@ from flask.views import MethodView
 
 from libs.catalog import default_catalog
 from libs.db import HeadshotSession, User, WebhookDelivery, webhooks
-from libs.privacy import discard_dead_letters_about, remove_files
+from libs.privacy import finish_erasures
 from libs.web import get_blobs, get_db, get_settings
 from libs.web.api import ErrorSchema
 from libs.web.api import ServiceBlueprint as Blueprint
@@ -152,9 +152,7 @@ class DeleteData(MethodView):
         with get_db().uow(org_id=reviewer.org_id) as uow:
             erasures = privacy.delete_member_data(uow, reviewer, user_id, get_settings().mail_dir)
             uow.commit()
-        for erasure in erasures:
-            remove_files(erasure, get_blobs(), get_settings().person_model_dir)
-        discard_dead_letters_about(get_settings(), erasures)
+        finish_erasures(erasures, get_blobs(), get_settings())
         return {"receipts": [privacy.receipt_body(e.receipt) for e in erasures]}
 
 

@@ -9,7 +9,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from libs.db import User
-from libs.privacy import discard_dead_letters_about, remove_files
+from libs.privacy import finish_erasures
 from libs.web import get_blobs, get_db, get_settings
 from services.review import privacy
 from services.review.access import current_reviewer
@@ -42,9 +42,7 @@ def delete_data(user_id: str) -> Any:
     with get_db().uow(org_id=reviewer.org_id) as uow:
         erasures = privacy.delete_member_data(uow, reviewer, user_id, get_settings().mail_dir)
         uow.commit()
-    for erasure in erasures:
-        remove_files(erasure, get_blobs(), get_settings().person_model_dir)
-    discard_dead_letters_about(get_settings(), erasures)
+    finish_erasures(erasures, get_blobs(), get_settings())
     sessions = sum(e.receipt.session_id is not None for e in erasures)
     flash(
         f"{sessions} session(s) deleted with their photos, headshots and models; the member's "
