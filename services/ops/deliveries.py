@@ -7,8 +7,9 @@ timeline. Nothing here writes.
     for e in page.rows: print(e.recipient, e.subject, e.status, [a.outcome for a in e.tries])
     emails, hooks = session_deliveries(db_session, hs.id, mail_dir)   # for the timeline
 
-The ledger holds ids; the recipient's address is read from the person's account (the account
-address is not personal info that completion erases). The ``.eml`` file of the embedded mode, when
+The ledger holds ids; the recipient's address is read from the person's account — the send's
+user, or the session's owner for session e-mails (the account address is not personal info that
+completion erases). The ``.eml`` file of the embedded mode, when
 there is one, is named by the transport's key ``<message id>.<template>``.
 """
 
@@ -21,9 +22,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from libs.db import EmailAttempt, EmailSend, Organization, User, WebhookAttempt, WebhookDelivery
+from libs.db import (
+    EmailAttempt,
+    EmailSend,
+    HeadshotSession,
+    Organization,
+    User,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 
 PAGE_SIZE = 50
 EMAIL_STATUSES = ("sending", "pending", "sent", "failed")
@@ -177,7 +186,7 @@ def _emails(db_session: Session, found: list[Any], mail_dir: Path | None) -> lis
             org_id=send.org_id,
             org_name=org_name or "",
             session_id=send.session_id,
-            user_id=send.user_id,
+            user_id=user_id,
             recipient=address,
             subject=send.subject,
             kind=send.template,
@@ -189,7 +198,7 @@ def _emails(db_session: Session, found: list[Any], mail_dir: Path | None) -> lis
             preview_key=_preview_key(mail_dir, send),
             tries=tries.get(send.id, ()),
         )
-        for send, org_name, address in found
+        for send, org_name, user_id, address in found
     ]
 
 
@@ -214,11 +223,20 @@ def _webhooks(db_session: Session, found: list[Any]) -> list[WebhookRow]:
     ]
 
 
-def _email_query() -> Select[EmailSend, str, str]:
+def _email_query() -> Select[EmailSend, str, str, str]:
+    # Session e-mails name the person through the session (their events carry no user id).
+    person, owner = aliased(User), aliased(User)
     return (
-        select(EmailSend, Organization.name, User.email)
+        select(
+            EmailSend,
+            Organization.name,
+            func.coalesce(EmailSend.user_id, HeadshotSession.user_id),
+            func.coalesce(person.email, owner.email),
+        )
         .outerjoin(Organization, Organization.id == EmailSend.org_id)
-        .outerjoin(User, User.id == EmailSend.user_id)
+        .outerjoin(person, person.id == EmailSend.user_id)
+        .outerjoin(HeadshotSession, HeadshotSession.id == EmailSend.session_id)
+        .outerjoin(owner, owner.id == HeadshotSession.user_id)
     )
 
 

@@ -192,7 +192,7 @@ def test_support_follows_a_sessions_emails_and_webhooks_try_by_try(page: Page, o
     expect(row).to_have_count(1)
     expect(row.locator(".recipient")).to_have_text(demo.employees[0].email)
     expect(row.locator(".subject")).to_have_text("Your headshots are ready")
-    expect(row.locator("tr.try")).to_be_hidden()
+    expect(row.locator("tr.try").first).to_be_hidden()
     row.get_by_text("2 tries").click()
     expect(row.locator("tr.try")).to_have_count(2)
     expect(row.locator("tr.try").first).to_contain_text("451 try again later")
@@ -207,7 +207,7 @@ def test_support_follows_a_sessions_emails_and_webhooks_try_by_try(page: Page, o
     expect(page.locator("tbody.delivery")).to_have_count(1)
 
     page.get_by_role("link", name="Webhooks", exact=True).click()
-    page.get_by_label("Status").select_option("pending")
+    page.locator('select[name="status"]').select_option("pending")
     page.get_by_role("button", name="Filter").click()
     delivery = page.locator("tbody.delivery")
     expect(delivery).to_have_count(1)

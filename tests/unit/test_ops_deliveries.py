@@ -7,12 +7,19 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from flask import Flask
 from sqlalchemy import update
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.test import Client
 
 from libs.contracts import SESSION_COMPLETED, SESSION_SUBMITTED
 from libs.db import Database, EmailSend, OutboxMessage
 from libs.db.demo import DemoData
 from libs.settings import Settings
+from libs.storage import LocalBlobStore
+from libs.web import invite_url
+from services import WEB_MOUNTS
+from tests.support.notification import run_handler, seed_people, session_events
 from tests.support.ops import (  # noqa: F401 (fixtures)
     SUBMITTED,
     OpsClient,
@@ -215,3 +222,36 @@ def test_the_document_lists_the_api_under_api_v1_ops(support: OpsClient) -> None
     } <= set(doc["paths"])
     assert not [p for p in doc["paths"] if not p.startswith("/api/v1/ops/")]
     assert support.get("/api/v1/sessions").status_code == 404  # the old place is gone
+
+
+def test_what_the_notification_service_records_is_what_support_sees(
+    ops_app: Flask, ops_settings: Settings, ops_db: Database, ops_blobs: LocalBlobStore, demo: DemoData
+) -> None:
+    """The real notification handler sends (embedded mode: an .eml file); the ops Mail page and the
+    session's timeline show that send and its try, and "read" opens the e-mail in the mail viewer
+    mounted beside ops, as the launcher mounts them."""
+    from services.notification.app import create_app as create_mail_app
+    from services.notification.handlers import HANDLERS, build_deps
+
+    people = seed_people(ops_db)
+    completed = session_events(people)["completed"]
+    run_handler(HANDLERS, completed, ops_db, build_deps(ops_settings, ops_db))
+
+    mail_app = create_mail_app(ops_settings, db=ops_db, blobs=ops_blobs, checks={})
+    ops, mail = WEB_MOUNTS["ops"], WEB_MOUNTS["notification"]
+    site = Client(DispatcherMiddleware(Flask("nothing-at-root"), {ops: ops_app, mail: mail_app}))
+    link = invite_url(ops_settings, demo.support, f"{ops}/invite/").removeprefix(ops_settings.public_url)
+    assert site.get(link).status_code == 303  # signed in as support staff
+
+    page = site.get(f"{ops}/mail").get_data(as_text=True)
+    [row] = re.findall(r'<tbody class="delivery" data-email="\d+">(.*?)</details>', page, re.S)
+    key = f"{completed.message_id}.ready"
+    assert "bea@acme.example" in row and "Your headshots are ready" in row and ">sent<" in row
+    assert f"{ops}/sessions/{people.session_id}" in row and f"written as {key}.eml" in row
+    href = re.search(r'class="preview" href="([^"]+)"', row)
+    assert href is not None and href.group(1) == f"{ops_settings.public_url}{mail}/{key}"
+    opened = site.get(href.group(1).removeprefix(ops_settings.public_url))
+    assert opened.status_code == 200 and "Your headshots are ready" in opened.get_data(as_text=True)
+
+    timeline = site.get(f"{ops}/sessions/{people.session_id}").get_data(as_text=True)
+    assert "e-mail: ready" in timeline and "attempt 1" in timeline and f"written as {key}.eml" in timeline
