@@ -33,6 +33,7 @@ from libs.db import (
     WebhookAttempt,
     WebhookDelivery,
 )
+from services.ops.queries import paged
 
 PAGE_SIZE = 50
 EMAIL_STATUSES = ("sending", "pending", "sent", "failed")
@@ -116,14 +117,6 @@ def _filtered(query: Q, model: type[EmailSend] | type[WebhookDelivery], f: Deliv
     if f.session:
         query = query.where(model.session_id.startswith(f.session.strip().lower(), autoescape=True))
     return query
-
-
-def _page(db_session: Session, query: Any, f: DeliveryFilter, order: Any) -> tuple[list[Any], int, int, int]:
-    total = db_session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    pages = max(1, -(-total // PAGE_SIZE))
-    page = min(max(1, f.page), pages)
-    rows = db_session.execute(query.order_by(*order).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
-    return list(rows), total, page, pages
 
 
 def _counts(
@@ -249,9 +242,8 @@ def _webhook_query() -> Select[WebhookDelivery, str]:
 def find_emails(db_session: Session, f: DeliveryFilter, *, mail_dir: Path | None) -> Page:
     """E-mails across organizations, newest first, with their attempts and counts per status."""
     query = _filtered(_email_query(), EmailSend, f, EmailSend.template)
-    found, total, page, pages = _page(
-        db_session, query, f, (EmailSend.created_at.desc(), EmailSend.id.desc())
-    )
+    order = (EmailSend.created_at.desc(), EmailSend.id.desc())
+    found, total, page, pages = paged(db_session, query, f.page, PAGE_SIZE, order)
     counts = _counts(db_session, EmailSend, f, EmailSend.template, EMAIL_STATUSES)
     return Page(_emails(db_session, found, mail_dir), total, page, pages, counts)
 
@@ -260,7 +252,7 @@ def find_webhooks(db_session: Session, f: DeliveryFilter) -> Page:
     """Webhook deliveries across organizations, newest first, with their attempts."""
     query = _filtered(_webhook_query(), WebhookDelivery, f, WebhookDelivery.event)
     order = (WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
-    found, total, page, pages = _page(db_session, query, f, order)
+    found, total, page, pages = paged(db_session, query, f.page, PAGE_SIZE, order)
     counts = _counts(db_session, WebhookDelivery, f, WebhookDelivery.event, WEBHOOK_STATUSES)
     return Page(_webhooks(db_session, found), total, page, pages, counts)
 

@@ -16,11 +16,22 @@ from services.ops.queries import SessionFilter
 STATES = [s.value for s in SessionState]
 
 
-class SessionFilterSchema(Schema):
-    """?state=failed&org=<org id>&older_than_hours=2&q=<session or person id>&page=2"""
+class FilterSchema(Schema):
+    """A query-string filter: unknown parameters are ignored, an empty one means "any"."""
 
     class Meta:
         unknown = EXCLUDE
+
+    @pre_load
+    def _blanks_are_missing(self, data: Any, **_: Any) -> Any:
+        # An empty select or field in the filter form means "any".
+        if hasattr(data, "items"):
+            return {k: v for k, v in data.items() if v not in ("", None)}
+        return data
+
+
+class SessionFilterSchema(FilterSchema):
+    """?state=failed&org=<org id>&older_than_hours=2&q=<session or person id>&page=2"""
 
     state = fields.String(load_default=None, validate=validate.OneOf(STATES, error="Unknown state."))
     org = fields.String(load_default=None, validate=validate.Length(max=64))
@@ -29,13 +40,6 @@ class SessionFilterSchema(Schema):
     q = fields.String(load_default=None, validate=validate.Length(max=64))
     flagged = fields.Boolean(load_default=False)
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100000))
-
-    @pre_load
-    def _blanks_are_missing(self, data: Any, **_: Any) -> Any:
-        # An empty select or field in the filter form means "any".
-        if hasattr(data, "items"):
-            return {k: v for k, v in data.items() if v not in ("", None)}
-        return data
 
     @post_load
     def _to_filter(self, data: dict[str, Any], **_: Any) -> SessionFilter:
@@ -50,11 +54,8 @@ class SessionFilterSchema(Schema):
         )
 
 
-class DeliveryFilterSchema(Schema):
+class DeliveryFilterSchema(FilterSchema):
     """?status=failed&kind=ready&org=<org id>&session=<session id or its start>&page=2"""
-
-    class Meta:
-        unknown = EXCLUDE
 
     status = fields.String(load_default=None)
     kind = fields.String(
@@ -68,12 +69,6 @@ class DeliveryFilterSchema(Schema):
     )
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100000))
     statuses: tuple[str, ...] = ()
-
-    @pre_load
-    def _blanks_are_missing(self, data: Any, **_: Any) -> Any:
-        if hasattr(data, "items"):
-            return {k: v for k, v in data.items() if v not in ("", None)}
-        return data
 
     @validates("status")
     def _known_status(self, value: str | None, **_: Any) -> None:
