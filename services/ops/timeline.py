@@ -54,6 +54,10 @@ STATE_AFTER: dict[str, SessionState] = {
 }
 
 
+# The audit action of the console's "resend" on a webhook delivery (its target: the delivery id).
+WEBHOOK_RESEND = "webhook.resend"
+
+
 @dataclass(frozen=True)
 class Handled:
     consumer: str
@@ -253,5 +257,13 @@ def load_timeline(db_session: Session, hs: HeadshotSession, mail_dir: Path | Non
         db_session.scalars(select(Photo).where(Photo.session_id == hs.id).order_by(Photo.created_at))
     )
     emails, webhooks = session_deliveries(db_session, hs.id, mail_dir)
+    if webhooks:  # an org admin's "resend" is audited against the delivery, not the session
+        audits += db_session.scalars(
+            select(AuditLog).where(
+                AuditLog.action == WEBHOOK_RESEND,
+                AuditLog.org_id == hs.org_id,
+                AuditLog.target.in_([str(w.id) for w in webhooks]),
+            )
+        )
     deliveries = delivery_entries(emails, webhooks)
     return assemble(outbox, processed, audits, photos, hs.failure_reason, deliveries)

@@ -13,7 +13,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.test import Client
 
 from libs.contracts import SESSION_COMPLETED, SESSION_SUBMITTED
-from libs.db import Database, EmailSend, OutboxMessage
+from libs.db import AuditLog, Database, EmailSend, OutboxMessage
 from libs.db.demo import DemoData
 from libs.settings import Settings
 from libs.storage import LocalBlobStore
@@ -86,7 +86,21 @@ def _session_with_deliveries(db: Database, demo: DemoData) -> tuple[str, int, in
 def test_the_timeline_shows_every_try_in_order_with_the_state_changes(
     support: OpsClient, ops_db: Database, demo: DemoData
 ) -> None:
-    hs, _, _ = _session_with_deliveries(ops_db, demo)
+    hs, _, hook = _session_with_deliveries(ops_db, demo)
+    with ops_db.session(all_orgs=True) as s:  # the org admin pressed "resend" between the two tries
+        s.add(
+            AuditLog(
+                org_id=demo.org_id,
+                actor_id=demo.admin.id,
+                action="webhook.resend",
+                target=str(hook),
+                detail={"event": SESSION_COMPLETED.routing_key},
+                created_at=NOW - timedelta(minutes=1),
+            )
+        )
+        # the same number in another organization's audit is another delivery: not this session's
+        s.add(AuditLog(org_id=demo.other_org_id, action="webhook.resend", target=str(hook), detail={}))
+        s.commit()
     entries = support.get(f"/api/v1/ops/sessions/{hs}/timeline").json["entries"]
     brief = [(e["kind"], e["title"], e["attempt"], e["outcome"]) for e in entries]
     assert brief == [
@@ -95,6 +109,7 @@ def test_the_timeline_shows_every_try_in_order_with_the_state_changes(
         ("email", "e-mail: ready", 1, "pending"),
         ("webhook", f"webhook: {SESSION_COMPLETED.routing_key}", 1, "failed"),
         ("email", "e-mail: ready", 2, "sent"),
+        ("action", "webhook.resend", None, None),
         ("webhook", f"webhook: {SESSION_COMPLETED.routing_key}", 2, "delivered"),
     ]
     retry = entries[3]
