@@ -271,12 +271,33 @@ class EmailSend(Tenanted, Base):
     session_id: Mapped[str | None] = mapped_column(String(36), default=None)
     user_id: Mapped[str | None] = mapped_column(String(36), default=None)
     status: Mapped[str] = mapped_column(String(12))
+    subject: Mapped[str | None] = mapped_column(String(200), default=None)  # set once it is built
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class EmailAttempt(Tenanted, Base):
+    """One try at sending an e-mail: when, how long the server took, and what it answered (the
+    reply to the message, or the error). The server's words only, addresses replaced."""
+
+    __tablename__ = "email_attempts"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    send_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("email_sends.id"), index=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer)  # 1 for the first try of this e-mail
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    outcome: Mapped[str] = mapped_column(String(12))  # sent, pending (transient), failed (permanent)
+    reply: Mapped[str | None] = mapped_column(Text, default=None)  # the server's answer, first 1 KB
+    error: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class WebhookDelivery(Tenanted, Base):
@@ -321,6 +342,7 @@ class WebhookAttempt(Tenanted, Base):
         BigInteger().with_variant(Integer, "sqlite"), ForeignKey("webhook_deliveries.id"), index=True
     )
     attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempt: Mapped[int | None] = mapped_column(Integer, default=None)  # 1, 2, … across resends
     url: Mapped[str] = mapped_column(String(500))
     status_code: Mapped[int | None] = mapped_column(Integer, default=None)
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)

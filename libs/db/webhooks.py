@@ -53,6 +53,7 @@ def attempts_of(db: Database, org_id: str, delivery_id: int) -> list[dict[str, o
         ).all()
         return [
             {
+                "attempt": a.attempt,
                 "attempted_at": a.attempted_at.isoformat(),
                 "status_code": a.status_code,
                 "latency_ms": a.latency_ms,

@@ -82,7 +82,8 @@ def _list(settings: Settings, org_id: str) -> int:
             print(line)
             for a in attempts_of(db, org_id, delivery_id):
                 print(
-                    f"         {a['attempted_at']} {a['status_code']} {a['latency_ms']} ms {a['error'] or ''}"
+                    f"       #{a['attempt'] or '?'} {a['attempted_at']} {a['status_code']} {a['latency_ms']} ms "
+                    f"{a['error'] or ''}"
                 )
         if not lines:
             print("no webhook deliveries for this organization")

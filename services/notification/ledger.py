@@ -2,8 +2,9 @@
 short transactions around the SMTP conversation, so that it survives the event handler's rollback.
 
     claim = ledger.claim(key, now)          # commits status "sending" before anything is sent
-    transport.send(...)
-    ledger.finish(key, "sent", now)         # commits "sent" right after the server said 250
+    reply = transport.send(...)
+    ledger.finish(key, "sent", now, attempt=Attempt(claim.attempts, started, 42.0, reply=reply))
+                                            # commits "sent" right after the server said 250
 
 ``claim`` says whether to send: a row already ``sent`` or ``failed`` means the e-mail was dealt
 with (a redelivered event); a row another worker is ``sending`` right now (its claim younger than
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 
-from libs.db import Database, EmailSend
+from libs.db import Database, EmailAttempt, EmailSend
 
 SENDING, PENDING, SENT, FAILED = "sending", "pending", "sent", "failed"
 
@@ -44,6 +45,17 @@ class Claim:
     status: str
     attempts: int
     resumed: bool = False  # True: a previous claim ended without an outcome
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try at the server, recorded with its outcome: when, how long, what it answered."""
+
+    number: int
+    started_at: datetime
+    latency_ms: float
+    reply: str | None = None
+    error: str | None = None
 
 
 class SendLedger:
@@ -89,8 +101,18 @@ class SendLedger:
             uow.commit()
             return Claim(True, SENDING, attempts, resumed=resumed)
 
-    def finish(self, key: SendKey, status: str, now: datetime, error: str | None = None) -> None:
-        """Record the outcome: ``sent``, ``failed`` (permanent) or ``pending`` (transient)."""
+    def finish(
+        self,
+        key: SendKey,
+        status: str,
+        now: datetime,
+        error: str | None = None,
+        *,
+        attempt: Attempt | None = None,
+        subject: str | None = None,
+    ) -> None:
+        """Record the outcome: ``sent``, ``failed`` (permanent) or ``pending`` (transient), with
+        the attempt that led to it (none when nothing was claimed) and the e-mail's subject."""
         with self.db.uow(org_id=key.org_id) as uow:
             row = uow.session.scalar(self._query(key))
             if row is None:  # a failure found before anything was claimed (no such person...)
@@ -107,8 +129,24 @@ class SendLedger:
             row.status = status
             row.last_error = error
             row.claimed_at = None
+            if subject is not None:
+                row.subject = subject[:200]
             if status == SENT:
                 row.sent_at = now
+            if attempt is not None:
+                uow.flush()  # the row's id, for a send recorded just now
+                uow.session.add(
+                    EmailAttempt(
+                        org_id=key.org_id,
+                        send_id=row.id,
+                        attempt=attempt.number,
+                        started_at=attempt.started_at,
+                        latency_ms=round(attempt.latency_ms, 1),
+                        outcome=status,
+                        reply=attempt.reply,
+                        error=attempt.error,
+                    )
+                )
             uow.commit()
 
     @staticmethod

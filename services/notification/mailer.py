@@ -12,12 +12,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 
 from libs.settings import Settings
 from services.notification.emails import BadAddress, Email, compose
-from services.notification.ledger import FAILED, PENDING, SENT, SendKey, SendLedger
+from services.notification.ledger import FAILED, PENDING, SENT, Attempt, Claim, SendKey, SendLedger
 from services.notification.transport import PermanentMailError, TransientMailError, Transport
 
 log = logging.getLogger("headshots.notification.mail")
@@ -52,24 +53,44 @@ class Mailer:
                 key.template,
                 key.message_id[:8],
             )
+        tried = _Try(claim, self.clock(), time.monotonic())
         try:
             email = build()
             message = compose(self.settings, email, message_id=key.message_id)
         except (NoRecipient, BadAddress) as exc:
-            return self._failed(key, str(exc))
+            return self._failed(key, tried.ended(error=str(exc)))
         try:
-            self.transport.send(message, key=f"{key.message_id}.{key.template}")
+            reply = self.transport.send(message, key=f"{key.message_id}.{key.template}")
         except PermanentMailError as exc:
-            return self._failed(key, str(exc))
+            return self._failed(key, tried.ended(error=str(exc)), email.subject)
         except TransientMailError as exc:
-            self.ledger.finish(key, PENDING, self.clock(), error=str(exc))
+            attempt = tried.ended(error=str(exc))
+            self.ledger.finish(key, PENDING, self.clock(), str(exc), attempt=attempt, subject=email.subject)
             raise
         # The one window: the server has the e-mail and this commit has not happened yet.
-        self.ledger.finish(key, SENT, self.clock())
-        log.info("%s e-mail for %s sent (attempt %d)", key.template, key.message_id[:8], claim.attempts)
+        attempt = tried.ended(reply=reply)
+        self.ledger.finish(key, SENT, self.clock(), attempt=attempt, subject=email.subject)
+        log.info(
+            "%s e-mail for %s sent (attempt %d, %.0f ms)",
+            key.template,
+            key.message_id[:8],
+            claim.attempts,
+            attempt.latency_ms,
+        )
         return SENT
 
-    def _failed(self, key: SendKey, error: str) -> str:
-        self.ledger.finish(key, FAILED, self.clock(), error=error)
-        log.warning("%s e-mail for %s failed for good: %s", key.template, key.message_id[:8], error)
+    def _failed(self, key: SendKey, attempt: Attempt, subject: str | None = None) -> str:
+        self.ledger.finish(key, FAILED, self.clock(), attempt.error, attempt=attempt, subject=subject)
+        log.warning("%s e-mail for %s failed for good: %s", key.template, key.message_id[:8], attempt.error)
         return FAILED
+
+
+class _Try:
+    """The attempt a claim starts: its number, when it started, and a monotonic start for latency."""
+
+    def __init__(self, claim: Claim, started_at: datetime, started: float) -> None:
+        self.claim, self.started_at, self.started = claim, started_at, started
+
+    def ended(self, *, reply: str | None = None, error: str | None = None) -> Attempt:
+        latency = (time.monotonic() - self.started) * 1000
+        return Attempt(self.claim.attempts, self.started_at, latency, reply=reply, error=error)

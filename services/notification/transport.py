@@ -1,7 +1,8 @@
 """Where e-mails go: an SMTP server (distributed mode) or .eml files under var/mail (embedded mode).
 
     transport = make_transport(settings)
-    transport.send(message, key="4f7c….ready")   # raises TransientMailError or PermanentMailError
+    reply = transport.send(message, key="4f7c….ready")   # "250 2.0.0 Ok: queued as 4Xb…"
+    # raises TransientMailError or PermanentMailError (their text is the server's answer)
 
 The two errors are what the mailer needs to know: a transient failure (the server is down, busy,
 4xx) is worth retrying later and the message was certainly not accepted; a permanent one (5xx, an
@@ -19,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from libs.settings import Settings
@@ -39,8 +40,13 @@ class PermanentMailError(MailError):
     """Not delivered and never will be as it stands (5xx, an address refused)."""
 
 
+REPLY_CHARS = 1024  # what is kept of a server's answer
+
+
 class Transport(Protocol):
-    def send(self, message: EmailMessage, *, key: str) -> None: ...
+    def send(self, message: EmailMessage, *, key: str) -> str:
+        """Deliver ``message``; returns what the server answered to it (for the attempt record)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -69,21 +75,38 @@ class SmtpConfig:
         )
 
 
+class _KeepsDataReply:
+    """smtplib checks the answer to DATA and drops it; this keeps it (the queue id support quotes)."""
+
+    data_reply = ""
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        code, text = super().data(msg)  # type: ignore[misc]
+        self.data_reply = f"{code} {_text(text)}"
+        return code, text
+
+
+class _SMTP(_KeepsDataReply, smtplib.SMTP):
+    pass
+
+
+class _SMTPS(_KeepsDataReply, smtplib.SMTP_SSL):
+    pass
+
+
 class SmtpTransport:
     def __init__(self, config: SmtpConfig, timeout: float) -> None:
         self.config = config
         self.timeout = timeout
 
-    def send(self, message: EmailMessage, *, key: str) -> None:
+    def send(self, message: EmailMessage, *, key: str) -> str:
         c = self.config
         try:
-            client: smtplib.SMTP
+            client: _SMTP | _SMTPS
             if c.security == "tls":
-                client = smtplib.SMTP_SSL(
-                    c.host, c.port, timeout=self.timeout, context=ssl.create_default_context()
-                )
+                client = _SMTPS(c.host, c.port, timeout=self.timeout, context=ssl.create_default_context())
             else:
-                client = smtplib.SMTP(c.host, c.port, timeout=self.timeout)
+                client = _SMTP(c.host, c.port, timeout=self.timeout)
             with client:
                 if c.security == "starttls":
                     client.starttls(context=ssl.create_default_context())
@@ -101,6 +124,7 @@ class SmtpTransport:
             raise TransientMailError(f"SMTP server {c.host}:{c.port} unavailable: {exc!r}") from exc
         if refused:  # several recipients and some refused: we only ever send to one
             raise _by_codes(list(refused.values()))
+        return _ADDRESS.sub("<address>", client.data_reply)[:REPLY_CHARS]
 
 
 _ADDRESS = re.compile(r"[^\s<>'\"]+@[^\s<>'\"]+")
@@ -127,7 +151,7 @@ class FileTransport:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def send(self, message: EmailMessage, *, key: str) -> None:
+    def send(self, message: EmailMessage, *, key: str) -> str:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             # Written whole, then renamed: a reader never sees half an e-mail.
@@ -137,6 +161,7 @@ class FileTransport:
             os.replace(tmp, self.folder / f"{key}.eml")
         except OSError as exc:
             raise TransientMailError(f"could not write to {self.folder}: {exc}") from exc
+        return f"written as {key}.eml"
 
 
 def make_transport(settings: Settings) -> Transport:

@@ -108,7 +108,9 @@ def _check(settings: Settings) -> int:
         for session_id in report.requeued:
             print(f"  re-queued {session_id}")
         for session_id in report.flagged:
-            print(f"  flagged   {session_id} (see {settings.public_url}/ops/sessions/{session_id})")
+            print(
+                f"  flagged   {session_id} (see {settings.public_url}{WEB_MOUNTS['ops']}/sessions/{session_id})"
+            )
     finally:
         db.dispose()
     return 0
@@ -146,11 +148,14 @@ def _retention(settings: Settings, *, dry_run: bool) -> int:
 def _serve(settings: Settings, *, workers: bool) -> int:
     configure_logging(settings)
     from services import launcher  # after logging is configured; it imports the messaging stack
+    from services.ops.api import PREFIX as API_PREFIX
 
     running = launcher.start(
         settings, stop=catch_stop_signals(), only={"ops"}, web=True, workers=workers, relay=True
     )
-    print(f"ops at {running.platform.settings.public_url}/ops/  (Ctrl-C to stop)", flush=True)
+    base = f"{running.platform.settings.public_url}{WEB_MOUNTS['ops']}"
+    print(f"ops at {base}/  (Ctrl-C to stop)", flush=True)
+    print(f"  JSON API {base}{API_PREFIX}/  (OpenAPI document: {base}{API_PREFIX}/openapi.json)", flush=True)
     launcher.run_until_stopped(running)
     return 0
 

@@ -32,6 +32,7 @@ NAV = (
     ("ops_infra.dead_letters", "Dead letters"),
     ("ops_infra.workers", "Workers"),
     ("ops_infra.mail", "Mail"),
+    ("ops_infra.webhooks", "Webhooks"),
     ("ops_infra.audit", "Audit log"),
 )
 
@@ -69,7 +70,7 @@ def create_app(
         API_TITLE="Headshots ops API",
         API_VERSION="1",
         OPENAPI_VERSION="3.0.3",
-        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_URL_PREFIX=api.PREFIX,
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={
             "info": {
@@ -121,4 +122,5 @@ def create_app(
     app.register_blueprint(views_infra.bp)
     smorest = OpsApi(app)
     smorest.register_blueprint(api.blp)
+    smorest.register_blueprint(api.deliveries_blp)
     return app

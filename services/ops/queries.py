@@ -8,9 +8,10 @@ Support staff read across organizations (``db.session(all_orgs=True)``); nothing
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
@@ -82,6 +83,18 @@ def _filtered(query: Q, f: SessionFilter, now: datetime, *, with_state: bool) ->
     return query
 
 
+def paged(
+    db_session: Session, query: Q, wanted: int, size: int, order: Sequence[Any]
+) -> tuple[list[Any], int, int, int]:
+    """One page of ``query`` in ``order``: (rows, total, page, pages); a page past the end gives
+    the last one."""
+    total = db_session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    pages = max(1, -(-total // size))
+    page = min(max(1, wanted), pages)
+    rows = db_session.execute(query.order_by(*order).limit(size).offset((page - 1) * size)).all()
+    return list(rows), total, page, pages
+
+
 def find_sessions(db_session: Session, f: SessionFilter, *, now: datetime) -> SessionPage:
     base = (
         select(HeadshotSession, Organization.name, StuckCheck.flagged_at, StuckCheck.state)
@@ -89,14 +102,8 @@ def find_sessions(db_session: Session, f: SessionFilter, *, now: datetime) -> Se
         .outerjoin(StuckCheck, StuckCheck.session_id == HeadshotSession.id)
     )
     query = _filtered(base, f, now, with_state=True)
-    total = db_session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    pages = max(1, -(-total // PAGE_SIZE))
-    page = min(max(1, f.page), pages)
-    found = db_session.execute(
-        query.order_by(HeadshotSession.updated_at.desc(), HeadshotSession.id)
-        .limit(PAGE_SIZE)
-        .offset((page - 1) * PAGE_SIZE)
-    ).all()
+    order = (HeadshotSession.updated_at.desc(), HeadshotSession.id)
+    found, total, page, pages = paged(db_session, query, f.page, PAGE_SIZE, order)
     rows = [
         SessionRow(
             id=hs.id,

@@ -6,7 +6,9 @@ the time spent in each stage, preparation decisions, support actions and failure
     for stage in timeline.stages: print(stage.state, stage.seconds)
 
 The outbox (kept after sending) is the source of events; ``processed_messages`` says which
-consumer handled each and when; the audit log adds what people did. Events carry no personal info,
+consumer handled each and when; the audit log adds what people did; the notification ledgers add
+every try at an e-mail or a webhook (attempt number, outcome, latency, the answer or the error),
+so a retry or a resend shows where it happened among the state changes. Events carry no personal info,
 so nothing here can show any after erasure.
 """
 
@@ -14,8 +16,10 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -34,6 +38,7 @@ from libs.contracts import (
     stage_label,
 )
 from libs.db import AuditLog, HeadshotSession, OutboxMessage, Photo, ProcessedMessage
+from services.ops.deliveries import EmailRow, WebhookRow, session_deliveries
 
 S = SessionState
 
@@ -49,6 +54,10 @@ STATE_AFTER: dict[str, SessionState] = {
 }
 
 
+# The audit action of the console's "resend" on a webhook delivery (its target: the delivery id).
+WEBHOOK_RESEND = "webhook.resend"
+
+
 @dataclass(frozen=True)
 class Handled:
     consumer: str
@@ -58,14 +67,21 @@ class Handled:
 @dataclass(frozen=True)
 class Entry:
     at: datetime
-    kind: str  # "event" or "action"
-    title: str  # the routing key, or the audited action
+    kind: str  # "event", "action", "email" or "webhook"
+    title: str  # the routing key, the audited action, the e-mail's template or the webhook's event
     detail: str = ""  # a readable summary of the event's data
     state: str | None = None  # the state this entry shows the session entered
     message_id: str | None = None
     sent_at: datetime | None = None
     publish_error: str | None = None
     handled_by: tuple[Handled, ...] = ()
+    # e-mails and webhooks: one entry per try
+    attempt: int | None = None
+    outcome: str | None = None  # sent / pending / failed (e-mail), delivered / failed (webhook)
+    latency_ms: float | None = None
+    status_code: int | None = None
+    answer: str | None = None  # the SMTP server's reply, or the first KB of the endpoint's answer
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,12 +167,60 @@ def stages_of(entries: list[Entry]) -> list[Stage]:
     return stages
 
 
+def delivery_entries(emails: Sequence[EmailRow], webhooks: Sequence[WebhookRow]) -> list[Entry]:
+    """One entry per try of each e-mail and webhook delivery; one for those not tried yet."""
+    entries: list[Entry] = []
+    for e in emails:
+        title = f"e-mail: {e.kind}"
+        detail = e.subject or ""
+        if not e.tries:
+            entries.append(Entry(e.created_at, "email", title, detail, outcome=e.status, error=e.last_error))
+        for t in e.tries:
+            entries.append(
+                Entry(
+                    t.at,
+                    "email",
+                    title,
+                    detail,
+                    attempt=t.number,
+                    outcome=t.outcome,
+                    latency_ms=t.latency_ms,
+                    answer=t.answer,
+                    error=t.error,
+                )
+            )
+    for w in webhooks:
+        title = f"webhook: {w.kind}"
+        due = (
+            f"next try at {w.next_attempt_at:%H:%M:%S}" if w.status == "pending" and w.next_attempt_at else ""
+        )
+        if not w.tries:
+            entries.append(Entry(w.created_at, "webhook", title, due, outcome=w.status, error=w.last_error))
+        for i, t in enumerate(w.tries):
+            entries.append(
+                Entry(
+                    t.at,
+                    "webhook",
+                    title,
+                    due if i == len(w.tries) - 1 else "",
+                    attempt=t.number,
+                    outcome=t.outcome,
+                    latency_ms=t.latency_ms,
+                    status_code=t.status_code,
+                    answer=t.answer,
+                    error=t.error,
+                )
+            )
+    return entries
+
+
 def assemble(
     outbox: list[OutboxMessage],
     processed: list[ProcessedMessage],
     audits: list[AuditLog],
     photos: list[Photo],
     failure_reason: str | None = None,
+    deliveries: Sequence[Entry] = (),
 ) -> Timeline:
     by_message: dict[str, list[Handled]] = defaultdict(list)
     for p in processed:
@@ -166,6 +230,7 @@ def assemble(
         detail = ", ".join(f"{k}: {v}" for k, v in (a.detail or {}).items())
         state = (a.detail or {}).get("to")
         entries.append(Entry(at=a.created_at, kind="action", title=a.action, detail=detail, state=state))
+    entries.extend(deliveries)
     entries.sort(key=lambda e: e.at)
     return Timeline(
         entries=entries,
@@ -175,7 +240,7 @@ def assemble(
     )
 
 
-def load_timeline(db_session: Session, hs: HeadshotSession) -> Timeline:
+def load_timeline(db_session: Session, hs: HeadshotSession, mail_dir: Path | None = None) -> Timeline:
     outbox = list(
         db_session.scalars(
             select(OutboxMessage).where(OutboxMessage.session_id == hs.id).order_by(OutboxMessage.id)
@@ -191,4 +256,14 @@ def load_timeline(db_session: Session, hs: HeadshotSession) -> Timeline:
     photos = list(
         db_session.scalars(select(Photo).where(Photo.session_id == hs.id).order_by(Photo.created_at))
     )
-    return assemble(outbox, processed, audits, photos, hs.failure_reason)
+    emails, webhooks = session_deliveries(db_session, hs.id, mail_dir)
+    if webhooks:  # an org admin's "resend" is audited against the delivery, not the session
+        audits += db_session.scalars(
+            select(AuditLog).where(
+                AuditLog.action == WEBHOOK_RESEND,
+                AuditLog.org_id == hs.org_id,
+                AuditLog.target.in_([str(w.id) for w in webhooks]),
+            )
+        )
+    deliveries = delivery_entries(emails, webhooks)
+    return assemble(outbox, processed, audits, photos, hs.failure_reason, deliveries)

@@ -85,7 +85,7 @@ def session_detail(session_id: str) -> Any:
     with get_db().session(all_orgs=True) as db_session:
         hs = _load(db_session, session_id)
         row = session_row(db_session, hs)
-        timeline = load_timeline(db_session, hs)
+        timeline = load_timeline(db_session, hs, get_settings().mail_dir)
         person = person_of(db_session, hs)
         # Personal info is shown only while it exists; after erasure there is nothing to show.
         full_name = None if hs.personal_info_erased_at else hs.full_name

@@ -1,14 +1,14 @@
 """Ops pages about the machinery: queues (with the last hour's chart), dead letters (look, replay,
-discard: each audited), workers (heartbeats), mail and the audit log."""
+discard: each audited), workers (heartbeats), e-mails and webhook deliveries, and the audit log."""
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from email.parser import BytesHeaderParser
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from marshmallow import ValidationError
 from sqlalchemy import select
 
 from libs.db import AuditLog, WorkerHeartbeat
@@ -21,17 +21,19 @@ from libs.messaging import (
     replay_dead_letters,
 )
 from libs.web import ApiError, get_db, get_settings
+from services import WEB_MOUNTS
 from services.ops.access import require_support
 from services.ops.charts import line_chart
+from services.ops.deliveries import DeliveryFilter, find_emails, find_webhooks, kinds
 from services.ops.queries import organizations
 from services.ops.queues import queue_stats
 from services.ops.sampler import depth_history, throughput_history
+from services.ops.schemas import DeliveryFilterSchema, EmailFilterSchema, WebhookFilterSchema
 
 bp = Blueprint("ops_infra", __name__)
 log = logging.getLogger("headshots.ops")
 
 AUDIT_PAGE = 50
-MAIL_LIMIT = 200
 
 
 def now() -> datetime:
@@ -142,28 +144,50 @@ def workers() -> Any:
     return render_template("workers.html", rows=rows, now=current, gone_after=settings.WORKER_GONE_SECONDS)
 
 
+def _deliveries_page(schema: DeliveryFilterSchema, template: str, find: Any, **extra: Any) -> Any:
+    """A Mail or Webhooks page: the filter form (per-field errors, 400) and the matching rows."""
+    errors: dict[str, Any] = {}
+    try:
+        f = schema.load(request.args)
+    except ValidationError as exc:
+        errors, f = exc.normalized_messages(), DeliveryFilter()
+    with get_db().session(all_orgs=True) as db_session:
+        page = find(db_session, f) if not errors else None
+        orgs = organizations(db_session)
+        templates, events = kinds(db_session)
+    body = render_template(
+        template,
+        page=page,
+        f=f,
+        errors=errors,
+        orgs=orgs,
+        statuses=schema.statuses,
+        kinds=templates if isinstance(schema, EmailFilterSchema) else events,
+        args=request.args.to_dict(),
+        **extra,
+    )
+    return body, 400 if errors else 200
+
+
 @bp.get("/mail")
 def mail() -> Any:
-    folder = get_settings().mail_dir
-    files = (
-        sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True)[:MAIL_LIMIT]
-        if folder.is_dir()
-        else []
+    """Every e-mail the notification service recorded, with each try; the embedded mode's .eml
+    file, when there is one, opens in the mail viewer (``WEB_MOUNTS["notification"]``)."""
+    settings = get_settings()
+    return _deliveries_page(
+        EmailFilterSchema(),
+        "mail.html",
+        lambda db_session, f: find_emails(db_session, f, mail_dir=settings.mail_dir),
+        smtp=bool(settings.SMTP_URL),
+        folder=str(settings.mail_dir),
+        viewer=f"{settings.public_url}{WEB_MOUNTS['notification']}/",
     )
-    parser = BytesHeaderParser()
-    rows = []
-    for path in files:
-        with path.open("rb") as fh:
-            headers = parser.parse(fh)
-        rows.append(
-            {
-                "name": path.name,
-                "at": datetime.fromtimestamp(path.stat().st_mtime, UTC),
-                "to": headers.get("To", ""),
-                "subject": headers.get("Subject", ""),
-            }
-        )
-    return render_template("mail.html", rows=rows, folder=str(folder), smtp=bool(get_settings().SMTP_URL))
+
+
+@bp.get("/webhooks")
+def webhooks() -> Any:
+    """Every webhook delivery, with each try's status code, latency and the endpoint's answer."""
+    return _deliveries_page(WebhookFilterSchema(), "webhooks.html", find_webhooks)
 
 
 @bp.get("/audit")

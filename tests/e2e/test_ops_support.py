@@ -7,6 +7,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,13 +15,21 @@ from flask import Response
 from playwright.sync_api import Page, expect
 from werkzeug.serving import make_server
 
-from libs.contracts import SESSION_APPROVED, SESSION_FAILED, SESSION_SUBMITTED
+from libs.contracts import SESSION_APPROVED, SESSION_COMPLETED, SESSION_FAILED, SESSION_SUBMITTED
 from libs.db import Database
 from libs.db.demo import DemoData, seed_demo
 from libs.settings import Settings
 from libs.storage import LocalBlobStore
 from libs.web import invite_url
-from tests.support.ops import SUBMITTED, make_session, outbox_for, state_of
+from tests.support.ops import (
+    SUBMITTED,
+    Tried,
+    make_session,
+    outbox_for,
+    record_email,
+    record_webhook,
+    state_of,
+)
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -115,8 +124,94 @@ def test_support_finds_a_failed_session_reads_its_timeline_and_retries_it(
     assert violations == []
 
     # The other pages open too, under the same policy.
-    for name in ("Queues", "Dead letters", "Workers", "Mail", "Audit log"):
+    for name in ("Queues", "Dead letters", "Workers", "Mail", "Webhooks", "Audit log"):
         page.get_by_role("link", name=name, exact=True).click()
         expect(page.get_by_role("heading", level=1)).to_be_visible()
     expect(page.locator("#audit")).to_contain_text("session.retried")
+    assert violations == []
+
+
+def test_support_follows_a_sessions_emails_and_webhooks_try_by_try(page: Page, ops_server: LiveOps) -> None:
+    demo, db = ops_server.demo, ops_server.db
+    violations: list[str] = []
+    page.on(
+        "console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None
+    )
+    hs = make_session(
+        db,
+        demo,
+        "completed",
+        events=[(SESSION_SUBMITTED, SUBMITTED), (SESSION_COMPLETED, {"headshot_count": 12})],
+    )
+    soon = datetime.now(UTC) + timedelta(seconds=5)  # after the events: the tries come last
+    record_email(
+        db,
+        hs,
+        "ready",
+        status="sent",
+        at=soon,
+        tries=[
+            Tried(0, "pending", latency_ms=31.0, error="SMTP server answered 451 try again later"),
+            Tried(60, "sent", latency_ms=12.0, answer="250 2.0.0 Ok: queued as 4XbYz"),
+        ],
+    )
+    record_webhook(
+        db,
+        hs,
+        SESSION_COMPLETED.routing_key,
+        status="pending",
+        at=soon,
+        tries=[Tried(1, "failed", latency_ms=840.0, status_code=503, answer="busy, come back later",
+                     error="the endpoint answered 503")],
+    )  # fmt: skip
+
+    page.goto(invite_url(ops_server.settings, demo.support, "/invite/"))
+    page.goto(f"{ops_server.url}/sessions/{hs}")
+    timeline = page.locator("#timeline")
+    expect(timeline.locator(".entry .title")).to_have_text(
+        [
+            SESSION_SUBMITTED.routing_key,
+            SESSION_COMPLETED.routing_key,
+            "e-mail: ready",
+            f"webhook: {SESSION_COMPLETED.routing_key}",
+            "e-mail: ready",
+        ]
+    )
+    retried = timeline.locator(".entry.email").nth(1)
+    expect(retried).to_contain_text("attempt 2")
+    expect(retried).to_contain_text("queued as 4XbYz")
+    expect(timeline.locator(".entry.email").first).to_contain_text("451 try again later")
+    hook = timeline.locator(".entry.webhook")
+    expect(hook).to_contain_text("HTTP 503")
+    expect(hook).to_contain_text("840 ms")
+    expect(hook).to_contain_text("busy, come back later")
+
+    # The session's e-mails, from the timeline's link: recipient, subject, status, tries.
+    page.get_by_role("link", name="e-mails", exact=True).click()
+    row = page.locator("tbody.delivery")
+    expect(row).to_have_count(1)
+    expect(row.locator(".recipient")).to_have_text(demo.employees[0].email)
+    expect(row.locator(".subject")).to_have_text("Your headshots are ready")
+    expect(row.locator("tr.try").first).to_be_hidden()
+    row.get_by_text("2 tries").click()
+    expect(row.locator("tr.try")).to_have_count(2)
+    expect(row.locator("tr.try").first).to_contain_text("451 try again later")
+
+    # A filter it cannot use is answered next to the field, and kept for fixing.
+    page.get_by_label("Session").fill("not a session!")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#session-error")).to_have_text("A session id, or its start.")
+    expect(page.get_by_label("Session")).to_have_attribute("aria-invalid", "true")
+    page.get_by_label("Session").fill(hs[:8])
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("tbody.delivery")).to_have_count(1)
+
+    page.get_by_role("link", name="Webhooks", exact=True).click()
+    page.locator('select[name="status"]').select_option("pending")
+    page.get_by_role("button", name="Filter").click()
+    delivery = page.locator("tbody.delivery")
+    expect(delivery).to_have_count(1)
+    delivery.get_by_text("1 try").click()
+    expect(delivery.locator("tr.try")).to_contain_text("503")
+    expect(delivery.locator("tr.try .excerpt")).to_have_text("busy, come back later")
     assert violations == []

@@ -9,7 +9,8 @@ Only answers under the document's paths are checked (pages, static files and the
 are not API answers). A 404 or 405 for a path or method the document does not list is the honest
 answer to a request outside the API, so it is let through; anything else undocumented fails.
 The document is read once per app from its published URL (``OPENAPI_URL_PREFIX`` +
-``OPENAPI_JSON_PATH``), exactly as a client of the API would read it.
+``OPENAPI_JSON_PATH``), exactly as a client of the API would read it (signed in, with
+``DocumentedApi.read_as(app, client)``, where only the API's users may read it: the ops API).
 """
 
 from __future__ import annotations
@@ -31,14 +32,20 @@ class OpenApiMismatch(AssertionError):
 
 
 class DocumentedApi:
-    def __init__(self, app: Flask) -> None:
+    def __init__(self, app: Flask, reader: FlaskClient | None = None) -> None:
         prefix = "/" + app.config["OPENAPI_URL_PREFIX"].strip("/")
         self.document_url = f"{prefix}/{app.config['OPENAPI_JSON_PATH']}"
-        raw = FlaskClient(app, app.response_class).get(self.document_url)
+        raw = (reader or FlaskClient(app, app.response_class)).get(self.document_url)
         assert raw.status_code == 200, f"{self.document_url} answered {raw.status_code}"
         self.document: dict[str, Any] = raw.get_json()
         self.openapi = OpenAPI.from_dict(self.document)  # also validates the document itself
         self.checked = 0
+
+    @classmethod
+    def read_as(cls, app: Flask, reader: FlaskClient) -> DocumentedApi:
+        """Read the document with ``reader`` (signed in), for an API that shows it only to its users."""
+        app.extensions[_CACHE] = cls(app, reader)
+        return cls.of(app)
 
     @classmethod
     def of(cls, app: Flask) -> DocumentedApi:

@@ -21,12 +21,23 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
 from libs.contracts import EventType, new_message
-from libs.db import AuditLog, Database, HeadshotSession, OutboxMessage, User
+from libs.db import (
+    AuditLog,
+    Database,
+    EmailAttempt,
+    EmailSend,
+    HeadshotSession,
+    OutboxMessage,
+    User,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 from libs.db.demo import DemoData, seed_demo
 from libs.settings import Settings
 from libs.storage import LocalBlobStore
 from libs.web import invite_url
 from services import WEB_MOUNTS
+from tests.support.openapi import DocumentedApi, OpenApiCheckedClient
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 SUBMITTED = {"package": "executive", "format": "portrait", "styles": ["navy:suit"], "photo_count": 4}
@@ -79,6 +90,104 @@ def backdate(db: Database, session_id: str, idle: timedelta) -> None:
         )
         s.execute(update(OutboxMessage).where(OutboxMessage.session_id == session_id).values(created_at=then))
         s.commit()
+
+
+@dataclass(frozen=True)
+class Tried:
+    """One try to record: seconds after the start, outcome, and the answer or the error."""
+
+    after: float
+    outcome: str
+    latency_ms: float = 20.0
+    status_code: int | None = None
+    answer: str | None = None
+    error: str | None = None
+
+
+def record_email(
+    db: Database,
+    session_id: str,
+    template: str,
+    *,
+    status: str,
+    tries: list[Tried],
+    at: datetime,
+    subject: str | None = "Your headshots are ready",
+) -> int:
+    """An e-mail send with its tries, as the notification service records them (setup)."""
+    with db.session(all_orgs=True) as s:
+        hs = s.get(HeadshotSession, session_id)
+        assert hs is not None
+        send = EmailSend(
+            org_id=hs.org_id,
+            message_id=str(uuid.uuid4()),
+            template=template,
+            session_id=hs.id,
+            user_id=hs.user_id,
+            status=status,
+            attempts=len(tries),
+            subject=subject,
+            last_error=tries[-1].error if tries else None,
+            sent_at=at + timedelta(seconds=tries[-1].after) if status == "sent" and tries else None,
+            created_at=at,
+        )
+        s.add(send)
+        s.flush()
+        for n, t in enumerate(tries, 1):
+            s.add(
+                EmailAttempt(
+                    org_id=hs.org_id,
+                    send_id=send.id,
+                    attempt=n,
+                    started_at=at + timedelta(seconds=t.after),
+                    latency_ms=t.latency_ms,
+                    outcome=t.outcome,
+                    reply=t.answer,
+                    error=t.error,
+                )
+            )
+        s.commit()
+        return send.id
+
+
+def record_webhook(
+    db: Database, session_id: str, event: str, *, status: str, tries: list[Tried], at: datetime
+) -> int:
+    """A webhook delivery with its tries (setup)."""
+    with db.session(all_orgs=True) as s:
+        hs = s.get(HeadshotSession, session_id)
+        assert hs is not None
+        delivery = WebhookDelivery(
+            org_id=hs.org_id,
+            message_id=str(uuid.uuid4()),
+            event=event,
+            session_id=hs.id,
+            body="{}",
+            status=status,
+            attempts=len(tries),
+            step=len(tries),
+            last_error=tries[-1].error if tries else None,
+            next_attempt_at=at + timedelta(minutes=5) if status == "pending" else None,
+            created_at=at,
+        )
+        s.add(delivery)
+        s.flush()
+        for n, t in enumerate(tries, 1):
+            s.add(
+                WebhookAttempt(
+                    org_id=hs.org_id,
+                    delivery_id=delivery.id,
+                    attempt=n,
+                    attempted_at=at + timedelta(seconds=t.after),
+                    url="https://hooks.acme.example/headshots",
+                    status_code=t.status_code,
+                    latency_ms=t.latency_ms,
+                    error=t.error,
+                    response_excerpt=t.answer,
+                )
+            )
+        s.commit()
+        return delivery.id
 
 
 def state_of(db: Database, session_id: str) -> str:
@@ -179,10 +288,16 @@ def ops_blobs_fixture(ops_settings: Settings) -> LocalBlobStore:
 
 
 @pytest.fixture(name="ops_app")
-def ops_app_fixture(ops_settings: Settings, ops_db: Database, ops_blobs: LocalBlobStore) -> Flask:
+def ops_app_fixture(
+    ops_settings: Settings, ops_db: Database, ops_blobs: LocalBlobStore, demo: DemoData
+) -> Flask:
     from services.ops.app import create_app
 
-    return create_app(ops_settings, db=ops_db, blobs=ops_blobs, checks={})
+    app = create_app(ops_settings, db=ops_db, blobs=ops_blobs, checks={})
+    # Only support staff may read the ops document: read it as a support tool would, signed in.
+    DocumentedApi.read_as(app, sign_in_other(app, ops_settings, demo.support).client)
+    app.test_client_class = OpenApiCheckedClient  # every API answer a test sees matches the document
+    return app
 
 
 @pytest.fixture(name="support")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from libs.db import Database, WebhookDelivery
+from libs.db import Database, WebhookAttempt, WebhookDelivery, utcnow
 from services.notification.__main__ import main
 from services.notification.emails import SUBJECTS
 from services.notification.webhooks.deliveries import WebhookRecorder
@@ -45,9 +45,22 @@ def test_webhooks_lists_and_resend_restarts_a_delivery(sqlite_url, capsys, monke
         with db.uow(all_orgs=True) as uow:
             delivery = uow.session.query(WebhookDelivery).one()
             delivery.status, delivery.step = "failed", 5
+            uow.session.add(
+                WebhookAttempt(
+                    org_id=people.org_id,
+                    delivery_id=delivery.id,
+                    attempt=1,
+                    attempted_at=utcnow(),
+                    url="https://hooks.example.com/in",
+                    status_code=503,
+                    latency_ms=12.5,
+                    error="the endpoint answered 503",
+                )
+            )
             uow.commit()
         assert main(["webhooks", "--org", people.org_id]) == 0
-        assert "failed" in capsys.readouterr().out
+        listed = capsys.readouterr().out
+        assert "failed" in listed and "#1 " in listed and "503 12.5 ms the endpoint answered 503" in listed
         assert main(["resend", "--org", people.other_org_id, str(delivery.id)]) == 2  # another tenant's
         assert main(["resend", "--org", people.org_id, str(delivery.id)]) == 0
         with db.session(all_orgs=True) as s:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from libs.contracts import SESSION_COMPLETED, new_message
-from libs.db import Database, EmailSend, HeadshotSession, User
+from libs.db import Database, EmailAttempt, EmailSend, HeadshotSession, User
 from libs.settings import Settings
 from libs.web import read_invite
 from services.notification.handlers import HANDLERS, build_deps
@@ -57,6 +57,11 @@ def _parts(message: EmailMessage) -> tuple[str, str]:
 def _sends(db: Database) -> list[EmailSend]:
     with db.session(all_orgs=True) as s:
         return list(s.query(EmailSend).order_by(EmailSend.id))
+
+
+def _tries(db: Database) -> list[EmailAttempt]:
+    with db.session(all_orgs=True) as s:
+        return list(s.query(EmailAttempt).order_by(EmailAttempt.id))
 
 
 def test_a_whole_session_sends_one_email_per_event_even_when_every_event_comes_twice(tmp_path, db, sink):
@@ -139,6 +144,13 @@ def test_smtp_down_then_up_is_retried_and_sends_one_email(tmp_path, db, sink):
     assert sink.subjects() == ["Your headshots are ready"]
     [row] = _sends(db)
     assert (row.status, row.attempts, row.last_error) == ("sent", 2, None)
+    assert row.subject == "Your headshots are ready"
+    # every try is recorded: when, how long, and what the server said (or why there was no answer)
+    down, up = _tries(db)
+    assert (down.send_id, down.attempt, down.outcome, down.reply) == (row.id, 1, "pending", None)
+    assert "unavailable" in (down.error or "") and down.latency_ms >= 0
+    assert (up.send_id, up.attempt, up.outcome, up.error) == (row.id, 2, "sent", None)
+    assert (up.reply or "").startswith("250 ") and up.started_at >= down.started_at
 
 
 def test_a_4xx_answer_is_transient(tmp_path, db, sink):
@@ -151,6 +163,9 @@ def test_a_4xx_answer_is_transient(tmp_path, db, sink):
         run_handler(HANDLERS, submitted, db, deps)
     run_handler(HANDLERS, submitted, db, deps)
     assert len(sink.messages) == 1
+    busy, sent = _tries(db)
+    assert (busy.attempt, busy.outcome) == (1, "pending") and "451" in (busy.error or "")
+    assert (sent.attempt, sent.outcome) == (2, "sent") and (sent.reply or "").startswith("250")
 
 
 def test_a_refused_address_is_recorded_failed_and_does_not_block_other_emails(tmp_path, db, sink):
@@ -174,6 +189,10 @@ def test_a_refused_address_is_recorded_failed_and_does_not_block_other_emails(tm
     assert (failed.template, failed.status, failed.attempts) == ("ready", "failed", 1)
     assert "550" in (failed.last_error or "")
     assert sent.status == "sent"
+    refused, accepted = _tries(db)
+    assert (refused.send_id, refused.attempt, refused.outcome) == (failed.id, 1, "failed")
+    assert "550" in (refused.error or "") and "bea@acme.example" not in (refused.error or "")
+    assert (accepted.send_id, accepted.outcome) == (sent.id, "sent")
     assert [str(m["To"]) for m in sink.messages] == ["Alex Admin <admin@acme.example>"]
 
 
@@ -226,11 +245,14 @@ def test_embedded_mode_writes_one_eml_file_per_email(tmp_path, db):
     for _ in range(2):
         run_handler(HANDLERS, events["submitted"], db, deps)
     with db.uow(all_orgs=True) as uow:  # a replayed ledger-less world: the file is replaced, not added
+        uow.session.query(EmailAttempt).delete()
         uow.session.query(EmailSend).delete()
         uow.commit()
     run_handler(HANDLERS, events["submitted"], db, deps)
     files = sorted(settings.mail_dir.glob("*.eml"))
     assert [f.name for f in files] == [f"{events['submitted'].message_id}.submitted.eml"]
+    [attempt] = _tries(db)  # the file transport's "reply" says where the e-mail went
+    assert (attempt.outcome, attempt.reply) == ("sent", f"written as {files[0].stem}.eml")
     assert b"We have your photos" in files[0].read_bytes()
 
 

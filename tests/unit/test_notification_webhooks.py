@@ -180,6 +180,9 @@ def test_a_failing_endpoint_walks_the_retry_schedule_then_gives_up(tmp_path, db,
         assert dispatcher.run_once(wait_for_attempts=True) == 1
         [delivery] = _deliveries(db)
         assert (delivery.status, delivery.attempts) == ("delivered", 7)
+        # attempts are numbered across the resend: the redelivery is the seventh
+        assert [a.attempt for a in _attempts(db)] == [1, 2, 3, 4, 5, 6, 7]
+        assert _attempts(db)[-1].status_code == 200 and _attempts(db)[-1].error is None
     finally:
         dispatcher.close()
 

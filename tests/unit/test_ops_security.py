@@ -31,11 +31,14 @@ PAGES = [
     "/dead-letters",
     "/workers",
     "/mail",
+    "/webhooks",
     "/audit",
     "/dead-letters/review.session.submitted.dead",
-    "/api/v1/sessions",
-    "/api/v1/sessions/{hs}/timeline",
-    "/api/v1/openapi.json",
+    "/api/v1/ops/sessions",
+    "/api/v1/ops/sessions/{hs}/timeline",
+    "/api/v1/ops/emails",
+    "/api/v1/ops/webhooks",
+    "/api/v1/ops/openapi.json",
 ]
 ACTIONS = [
     "/sessions/{hs}/retry",
@@ -43,9 +46,9 @@ ACTIONS = [
     "/sessions/{hs}/delete",
     "/dead-letters/review.session.submitted.dead/replay",
     "/dead-letters/review.session.submitted.dead/discard",
-    "/api/v1/sessions/{hs}/retry",
-    "/api/v1/sessions/{hs}/fail",
-    "/api/v1/sessions/{hs}/delete",
+    "/api/v1/ops/sessions/{hs}/retry",
+    "/api/v1/ops/sessions/{hs}/fail",
+    "/api/v1/ops/sessions/{hs}/delete",
 ]
 
 
@@ -62,7 +65,7 @@ def test_org_people_get_403_everywhere(
         response = other.post(path.format(hs=hs), {"reason": "x" * 10, "confirm": "yes"})
         assert response.status_code == 403, path
     assert state_of(ops_db, hs) == "failed" and audit_actions(ops_db) == []
-    api = other.get("/api/v1/sessions")
+    api = other.get("/api/v1/ops/sessions")
     assert api.json["error"]["code"] == "forbidden"
 
 
@@ -70,7 +73,7 @@ def test_signed_out_visitors_are_asked_to_sign_in(ops_app: Flask, demo: DemoData
     client = ops_app.test_client()
     page = client.get("/")
     assert page.status_code == 401 and "services.ops invite" in page.get_data(as_text=True)
-    assert client.get("/api/v1/sessions").status_code == 401
+    assert client.get("/api/v1/ops/sessions").status_code == 401
     assert client.get("/healthz").status_code == 200  # health and metrics stay open for probes
     assert client.get("/metrics").status_code == 200
 
@@ -105,4 +108,4 @@ def test_another_org_session_is_visible_to_support_only(
     theirs = make_session(ops_db, demo, "queued", user=demo.other_employee)
     assert support.get(f"/sessions/{theirs}").status_code == 200
     assert support.get("/sessions/00000000-0000-0000-0000-000000000000").status_code == 404
-    assert support.get("/api/v1/sessions/nope/timeline").status_code == 404
+    assert support.get("/api/v1/ops/sessions/nope/timeline").status_code == 404

@@ -40,30 +40,32 @@ def test_list_filters_counts_and_searches_across_orgs(
     queued = make_session(ops_db, demo, "queued")
     theirs = make_session(ops_db, demo, "failed", user=demo.other_employee, failure_reason="GPU lost")
 
-    everything = support.get("/api/v1/sessions").json
+    everything = support.get("/api/v1/ops/sessions").json
     assert (
         everything["total"] == 3
         and everything["counts"]["failed"] == 2
         and everything["counts"]["queued"] == 1
     )
 
-    only_failed = support.get("/api/v1/sessions?state=failed").json
+    only_failed = support.get("/api/v1/ops/sessions?state=failed").json
     assert {s["id"] for s in only_failed["sessions"]} == {failed, theirs}
     assert only_failed["counts"]["queued"] == 1  # the tabs keep counting every state
 
-    assert [s["id"] for s in support.get(f"/api/v1/sessions?org={demo.other_org_id}").json["sessions"]] == [
-        theirs
+    assert [
+        s["id"] for s in support.get(f"/api/v1/ops/sessions?org={demo.other_org_id}").json["sessions"]
+    ] == [theirs]
+    assert [s["id"] for s in support.get("/api/v1/ops/sessions?older_than_hours=1").json["sessions"]] == [
+        failed
     ]
-    assert [s["id"] for s in support.get("/api/v1/sessions?older_than_hours=1").json["sessions"]] == [failed]
-    assert [s["id"] for s in support.get(f"/api/v1/sessions?q={queued[:8]}").json["sessions"]] == [queued]
+    assert [s["id"] for s in support.get(f"/api/v1/ops/sessions?q={queued[:8]}").json["sessions"]] == [queued]
     person = demo.other_employee.id
-    assert [s["id"] for s in support.get(f"/api/v1/sessions?q={person}").json["sessions"]] == [theirs]
+    assert [s["id"] for s in support.get(f"/api/v1/ops/sessions?q={person}").json["sessions"]] == [theirs]
 
     page = support.get("/?state=failed").get_data(as_text=True)
     assert failed[:8] in page and theirs[:8] in page and queued[:8] not in page
     assert "no usable photo" in page and "Globex" in page
 
-    bad = support.get("/api/v1/sessions?state=nonsense")
+    bad = support.get("/api/v1/ops/sessions?state=nonsense")
     assert bad.status_code == 400 and "state" in bad.json["error"]["fields"]
     bad_page = support.get("/?older_than_hours=-3")
     assert bad_page.status_code == 400 and "older_than_hours" in bad_page.get_data(as_text=True)
@@ -73,8 +75,8 @@ def test_list_filters_counts_and_searches_across_orgs(
 def test_list_pages_through_many_sessions(support: OpsClient, ops_db: Database, demo: DemoData) -> None:
     for _ in range(PAGE_SIZE + 2):
         make_session(ops_db, demo, "completed")
-    first = support.get("/api/v1/sessions").json
-    second = support.get("/api/v1/sessions?page=2").json
+    first = support.get("/api/v1/ops/sessions").json
+    second = support.get("/api/v1/ops/sessions?page=2").json
     assert first["pages"] == 2 and len(first["sessions"]) == PAGE_SIZE and len(second["sessions"]) == 2
     assert not {s["id"] for s in first["sessions"]} & {s["id"] for s in second["sessions"]}
     assert "older →" in support.get("/").get_data(as_text=True)
@@ -91,7 +93,7 @@ def test_session_page_shows_the_timeline_and_the_reason(
     assert "no usable photo" in page and "Bea Employee" in page  # the name is shown while it exists
     assert 'id="retry"' in page
 
-    timeline = support.get(f"/api/v1/sessions/{hs}/timeline").json
+    timeline = support.get(f"/api/v1/ops/sessions/{hs}/timeline").json
     assert [e["title"] for e in timeline["entries"]] == [
         SESSION_SUBMITTED.routing_key,
         SESSION_FAILED.routing_key,
@@ -179,7 +181,7 @@ def test_delete_removes_files_and_personal_info(
         assert row is not None and row.full_name is None and row.personal_info_erased_at is not None
     page = support.get(f"/sessions/{hs}").get_data(as_text=True)
     assert "Bea Employee" not in page and "erased" in page
-    assert "Bea Employee" not in json.dumps(support.get(f"/api/v1/sessions/{hs}/timeline").json)
+    assert "Bea Employee" not in json.dumps(support.get(f"/api/v1/ops/sessions/{hs}/timeline").json)
     assert audit_actions(ops_db, hs) == ["session.deleted"]
     with ops_db.session(all_orgs=True) as s:  # the person model is retired through generation
         retired = s.scalars(
@@ -196,32 +198,37 @@ def test_actions_on_a_missing_session_answer_404(support: OpsClient) -> None:
 
 
 def test_openapi_document_lists_the_ops_api(support: OpsClient) -> None:
-    doc = support.get("/api/v1/openapi.json").json
-    assert "/api/v1/sessions" in doc["paths"] and "/api/v1/sessions/{session_id}/timeline" in doc["paths"]
+    doc = support.get("/api/v1/ops/openapi.json").json
+    assert (
+        "/api/v1/ops/sessions" in doc["paths"]
+        and "/api/v1/ops/sessions/{session_id}/timeline" in doc["paths"]
+    )
 
 
 def test_the_api_acts_like_the_pages(support: OpsClient, ops_db: Database, demo: DemoData) -> None:
     failed = make_session(ops_db, demo, "failed", failure_reason="boom")
     moving = make_session(ops_db, demo, "generating")
-    token = support.get("/api/v1/sessions").json["csrf_token"]
+    token = support.get("/api/v1/ops/sessions").json["csrf_token"]
     headers = {"X-CSRF-Token": token}
     api = support.client
 
-    assert api.post(f"/api/v1/sessions/{failed}/retry").status_code == 400  # no CSRF token
-    retried = api.post(f"/api/v1/sessions/{failed}/retry", headers=headers)
+    assert api.post(f"/api/v1/ops/sessions/{failed}/retry").status_code == 400  # no CSRF token
+    retried = api.post(f"/api/v1/ops/sessions/{failed}/retry", headers=headers)
     assert retried.status_code == 200 and retried.json["state"] == "queued"
-    refused = api.post(f"/api/v1/sessions/{failed}/retry", headers=headers)
+    refused = api.post(f"/api/v1/ops/sessions/{failed}/retry", headers=headers)
     assert refused.status_code == 409 and refused.json["error"]["code"] == "action_refused"
 
-    no_reason = api.post(f"/api/v1/sessions/{moving}/fail", json={"reason": ""}, headers=headers)
+    no_reason = api.post(f"/api/v1/ops/sessions/{moving}/fail", json={"reason": ""}, headers=headers)
     assert no_reason.status_code == 422 and "reason" in no_reason.json["error"]["fields"]
-    failed_now = api.post(f"/api/v1/sessions/{moving}/fail", json={"reason": "dead node"}, headers=headers)
+    failed_now = api.post(
+        f"/api/v1/ops/sessions/{moving}/fail", json={"reason": "dead node"}, headers=headers
+    )
     assert failed_now.json["state"] == "failed" and failed_now.json["failure_reason"] == "dead node"
 
-    unconfirmed = api.post(f"/api/v1/sessions/{moving}/delete", json={"confirm": False}, headers=headers)
+    unconfirmed = api.post(f"/api/v1/ops/sessions/{moving}/delete", json={"confirm": False}, headers=headers)
     assert unconfirmed.status_code == 422 and state_of(ops_db, moving) == "failed"
-    deleted = api.post(f"/api/v1/sessions/{moving}/delete", json={"confirm": True}, headers=headers)
+    deleted = api.post(f"/api/v1/ops/sessions/{moving}/delete", json={"confirm": True}, headers=headers)
     assert deleted.status_code == 200 and deleted.json["state"] == "deleted"
-    missing = api.post("/api/v1/sessions/nope/retry", headers=headers)
+    missing = api.post("/api/v1/ops/sessions/nope/retry", headers=headers)
     assert missing.status_code == 404
     assert audit_actions(ops_db) == ["session.retried", "session.failed_by_support", "session.deleted"]

@@ -221,6 +221,7 @@ class WebhookDispatcher:
                     org_id=org_id,
                     delivery_id=delivery_id,
                     attempted_at=outcome.at,
+                    attempt=delivery.attempts + 1,
                     url=outcome.url[:500],
                     status_code=outcome.status_code,
                     latency_ms=round(outcome.latency_ms, 1),
