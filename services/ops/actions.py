@@ -2,7 +2,7 @@
 
     retry_session(uow, Actor(user.id), RetrySession(session_id))          # failed -> queued, preparation runs again
     fail_session(uow, actor, FailSession(session_id, reason="stuck on a dead GPU"))
-    erasure = delete_session(uow, actor, DeleteSession(session_id))      # then remove_files(blobs, erasure, root)
+    erasure = delete_session(uow, actor, DeleteSession(session_id))      # then finish_erasures([erasure], blobs, settings)
 
 Domain errors only (no HTTP here): :class:`SessionNotFound`, :class:`ActionRefused`.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import delete
 
@@ -24,8 +23,6 @@ from libs.contracts import (
 )
 from libs.db import AuditLog, HeadshotSession, StuckCheck, UnitOfWork
 from libs.privacy import Erasure, delete_session_data
-from libs.privacy import remove_files as privacy_remove_files
-from libs.storage import BlobStore
 
 log = logging.getLogger("headshots.ops")
 S = SessionState
@@ -127,7 +124,7 @@ def fail_session(uow: UnitOfWork, actor: Actor, cmd: FailSession) -> HeadshotSes
 
 def delete_session(uow: UnitOfWork, actor: Actor, cmd: DeleteSession) -> Erasure:
     """Delete a session with its personal data (libs.privacy, receipt included); returns the
-    erasure whose files :func:`remove_files` removes after the commit (files are not
+    erasure whose files libs.privacy.finish_erasures removes after the commit (files are not
     transactional: removing them only once the deletion is recorded means a failed commit never
     leaves a session whose photos are gone)."""
     hs = _locked(uow, cmd.session_id)
@@ -149,8 +146,3 @@ def delete_session(uow: UnitOfWork, actor: Actor, cmd: DeleteSession) -> Erasure
     )
     uow.commit()
     return erasure
-
-
-def remove_files(blobs: BlobStore, erasure: Erasure | None, model_root: str | Path) -> int:
-    """Delete a deleted session's files after the commit (see libs.privacy.remove_files)."""
-    return privacy_remove_files(erasure, blobs, model_root) if erasure is not None else 0

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from flask_smorest import Blueprint
 
 from libs.db import HeadshotSession
+from libs.privacy import finish_erasures
 from libs.web import ApiError, get_blobs, get_db, get_settings
 from services.ops import actions
 from services.ops.access import require_support
@@ -172,7 +173,7 @@ def delete(body: dict[str, Any], session_id: str) -> Any:
     """Delete a session: its photos, headshots, person model and personal info."""
     cmd = actions.DeleteSession(session_id)
     erasure, row = _act(session_id, lambda uow, actor: actions.delete_session(uow, actor, cmd))
-    actions.remove_files(get_blobs(), erasure, get_settings().person_model_dir)
+    finish_erasures([erasure], get_blobs(), get_settings())
     return row
 
 

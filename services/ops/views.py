@@ -15,6 +15,7 @@ from marshmallow import ValidationError
 
 from libs.contracts import STAGES, SessionState
 from libs.db import HeadshotSession, Role, User
+from libs.privacy import finish_erasures
 from libs.web import ApiError, TokenInvalid, get_blobs, get_db, get_settings, login, logout, read_invite
 from services.ops import actions
 from services.ops.access import require_support
@@ -159,5 +160,6 @@ def delete(session_id: str) -> Any:
         lambda uow, actor: actions.delete_session(uow, actor, cmd),
         "Deleted, with its files and personal info.",
     )
-    actions.remove_files(get_blobs(), erasure, get_settings().person_model_dir)
+    if erasure is not None:  # None: the state refused it, and the page says why
+        finish_erasures([erasure], get_blobs(), get_settings())
     return _detail(session_id)

@@ -9,13 +9,13 @@ a real event is, and its outcome shows in the same list.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from libs.contracts import WEBHOOK_TESTED, new_message
+from libs.contracts.webhooks import webhook_body
 from libs.db import UnitOfWork, WebhookDelivery, webhooks
 from libs.db.webhooks import PENDING
 from services.review.audit import audit
@@ -26,16 +26,15 @@ from services.review.orgsettings import load_org
 
 def tested_event_body(message_id: str, occurred_at: datetime, org_id: str, data: dict[str, Any]) -> str:
     """The same envelope as every webhook (docs/notification.md), with no session and no state."""
-    body = {
-        "id": message_id,
-        "type": WEBHOOK_TESTED.routing_key,
-        "occurred_at": occurred_at.isoformat(),
-        "org_id": org_id,
-        "session_id": None,
-        "state": None,
-        "data": {**data, "test": True},
-    }
-    return json.dumps(body, separators=(",", ":"), sort_keys=True)
+    return webhook_body(
+        message_id=message_id,
+        event=WEBHOOK_TESTED,
+        occurred_at=occurred_at,
+        org_id=org_id,
+        session_id=None,
+        state=None,
+        data={**data, "test": True},
+    )
 
 
 def send_test_event(uow: UnitOfWork, reviewer: Reviewer, now: datetime) -> WebhookDelivery:

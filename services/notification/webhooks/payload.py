@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from typing import Any
 
 from libs.contracts import (
@@ -21,6 +20,7 @@ from libs.contracts import (
     Message,
     SessionState,
 )
+from libs.contracts.webhooks import webhook_body
 
 EVENT_HEADER = "X-Headshots-Event"
 ID_HEADER = "X-Headshots-Event-Id"
@@ -62,16 +62,15 @@ def _data(message: Message) -> dict[str, Any]:
 
 def payload(message: Message) -> str:
     """``{"id", "type", "occurred_at", "org_id", "session_id", "state", "data"}`` as compact JSON."""
-    body = {
-        "id": message.message_id,
-        "type": message.routing_key,
-        "occurred_at": message.occurred_at.isoformat(),
-        "org_id": message.org_id,
-        "session_id": message.session_id,
-        "state": WEBHOOK_EVENTS[message.event].value,
-        "data": _data(message),
-    }
-    return json.dumps(body, separators=(",", ":"), sort_keys=True)
+    return webhook_body(
+        message_id=message.message_id,
+        event=message.event,
+        occurred_at=message.occurred_at,
+        org_id=message.org_id,
+        session_id=message.session_id,
+        state=WEBHOOK_EVENTS[message.event].value,
+        data=_data(message),
+    )
 
 
 def sign(secret: str, timestamp: int, body: str) -> str:
