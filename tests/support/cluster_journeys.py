@@ -19,6 +19,7 @@ from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import func, select
@@ -132,31 +133,38 @@ class Journeys:
     # --- what it led to --------------------------------------------------------------------------
     def settle(self, settings: Settings, timeout: float = 180) -> None:
         """Until nothing is left in flight: outbox sent, e-mails and webhooks done, queues empty."""
-        db = self.product.db
+        left: dict[str, object] = {}
+
+        def in_flight(s: Any) -> dict[str, object]:
+            return {
+                "unsent outbox rows": s.scalar(
+                    select(func.count()).select_from(OutboxMessage).where(OutboxMessage.sent_at.is_(None))
+                ),
+                "e-mails sending or pending": s.execute(
+                    select(
+                        EmailSend.template, EmailSend.status, EmailSend.attempts, EmailSend.last_error
+                    ).where(EmailSend.status.in_(("sending", "pending")))
+                ).all(),
+                "webhooks pending": s.execute(
+                    select(
+                        WebhookDelivery.event,
+                        WebhookDelivery.attempts,
+                        WebhookDelivery.next_attempt_at,
+                        WebhookDelivery.last_error,
+                    ).where(WebhookDelivery.status == "pending")
+                ).all(),  # fmt: skip
+            }
 
         def quiet() -> bool:
-            with db.session(all_orgs=True) as s:
-                unsent = s.scalar(
-                    select(func.count()).select_from(OutboxMessage).where(OutboxMessage.sent_at.is_(None))
-                )
-                mails = s.scalar(
-                    select(func.count())
-                    .select_from(EmailSend)
-                    .where(EmailSend.status.in_(("sending", "pending")))
-                )
-                hooks = s.scalar(
-                    select(func.count())
-                    .select_from(WebhookDelivery)
-                    .where(WebhookDelivery.status == "pending")
-                )
-            if unsent or mails or hooks:
-                return False
-            depths = queue_depths(settings)
-            return not any(n for q, n in depths.items() if not q.endswith(".dead"))
+            left.clear()
+            left.update({k: v for k, v in self.product.read(in_flight).items() if v})
+            left.update({q: n for q, n in queue_depths(settings).items() if n and not q.endswith(".dead")})
+            return not left
 
-        wait_for(
-            quiet, "nothing left in flight (outbox, e-mails, webhooks, queues)", timeout=timeout, interval=0.5
-        )
+        try:
+            wait_for(quiet, "nothing left in flight", timeout=timeout, interval=0.5)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; still in flight: {left}") from None
 
     def tally(self, settings: Settings, *, poison_id: str | None = None) -> Tally:
         tally = Tally()

@@ -112,6 +112,7 @@ def test_twenty_sessions_complete_through_faults(
     }
     settings = Settings(BROKER_URL=rabbit.amqp_url, DATABASE_URL=database_url, PUBLISH_TIMEOUT=5.0)
     seed = int(os.environ.get("FAULT_SEED", random.randrange(1_000_000)))
+    print(f"fault order seed: {seed} (FAULT_SEED={seed} replays it)")
     db = Database(database_url)
     try:
         # Two relays for the same outbox all along: each row must still be delivered once in effect.
