@@ -21,6 +21,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 
 from libs.db import Database, EmailSend
+from libs.db.outages import retry_while_unavailable
 
 SENDING, PENDING, SENT, FAILED = "sending", "pending", "sent", "failed"
 
@@ -90,7 +91,16 @@ class SendLedger:
             return Claim(True, SENDING, attempts, resumed=resumed)
 
     def finish(self, key: SendKey, status: str, now: datetime, error: str | None = None) -> None:
-        """Record the outcome: ``sent``, ``failed`` (permanent) or ``pending`` (transient)."""
+        """Record the outcome: ``sent``, ``failed`` (permanent) or ``pending`` (transient).
+
+        Waits out a short database outage (within the lease): the e-mail is already with the
+        server, and an outcome left unrecorded has the event retried into SendInProgress until it
+        is dead-lettered with the row stuck in ``sending`` (seen when PostgreSQL restarted)."""
+        retry_while_unavailable(
+            lambda: self._finish(key, status, now, error), seconds=self.lease.total_seconds() / 2
+        )
+
+    def _finish(self, key: SendKey, status: str, now: datetime, error: str | None) -> None:
         with self.db.uow(org_id=key.org_id) as uow:
             row = uow.session.scalar(self._query(key))
             if row is None:  # a failure found before anything was claimed (no such person...)
