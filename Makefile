@@ -56,7 +56,7 @@ run: venv vendor ## Set up and start the whole product in its embedded mode (one
 cluster: venv vendor servers ## Every service as its own process on the local RabbitMQ + PostgreSQL (distributed mode, no Docker)
 	$(PY) -m services.cluster $(CLUSTER_ARGS)
 
-test: venv vendor browser servers ## Set up and run every test (unit, integration on real servers, e2e in Chromium)
+test: venv vendor browser servers ## Set up and run every test (unit, integration on real servers, system with faults, e2e in Chromium)
 	$(PY) -m pytest -n 2 --timeout 300 -q $(PYTEST_ARGS)
 
 test-unit: venv ## Only the unit tests (no servers)
