@@ -394,10 +394,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
     print("Stopping…", flush=True)
     codes = cluster.stop()
-    unclean = {label: code for label, code in codes.items() if code not in (0, None) or code is None}
-    unclean = {k: v for k, v in unclean.items() if k not in reported}
+    unclean = {label: code for label, code in codes.items() if code != 0 and label not in reported}
     for label, code in unclean.items():
-        print(f"  {label}: {'killed after ' + str(int(STOP_SECONDS)) + ' s' if code is None else code}")
+        print(
+            f"  {label}: " + (f"killed after {STOP_SECONDS:g} s" if code is None else f"exit status {code}")
+        )
     print("Stopped.", flush=True)
     return 0 if not unclean else 1
 

@@ -82,19 +82,3 @@ def cluster_env(tmp_path: Path, broker_url: str, database_url: str, smtp: SmtpSi
         "SMTP_URL": smtp.url,
         "PATH": os.environ.get("PATH", ""),
     }
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """The system tests' counts (lost / duplicated / dead-lettered), shown even when they pass and
-    even from pytest-xdist workers (the figures travel in the test reports)."""
-    lines = [
-        value
-        for outcome in ("passed", "failed")
-        for report in terminalreporter.stats.get(outcome, [])
-        for key, value in getattr(report, "user_properties", [])
-        if key == "system-tally" and getattr(report, "when", "") == "call"
-    ]
-    if lines:
-        terminalreporter.section("system tests: lost / duplicated / dead-lettered")
-        for line in lines:
-            terminalreporter.write_line(str(line))
