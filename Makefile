@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit test-integration test-e2e lint format bench migrate up down clean venv browser servers vendor
+.PHONY: help run cluster test test-unit test-integration test-system test-e2e lint format bench migrate up down clean venv browser servers vendor
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,7 +53,10 @@ run: venv vendor ## Set up and start the whole product in its embedded mode (one
 	$(PY) -m libs.db.migrate
 	$(PY) -m services
 
-test: venv vendor browser servers ## Set up and run every test (unit, integration on real servers, e2e in Chromium)
+cluster: venv vendor servers ## Every service as its own process on the local RabbitMQ + PostgreSQL (distributed mode, no Docker)
+	$(PY) -m services.cluster $(CLUSTER_ARGS)
+
+test: venv vendor browser servers ## Set up and run every test (unit, integration on real servers, system with faults, e2e in Chromium)
 	$(PY) -m pytest -n 2 --timeout 300 -q $(PYTEST_ARGS)
 
 test-unit: venv ## Only the unit tests (no servers)
@@ -61,6 +64,9 @@ test-unit: venv ## Only the unit tests (no servers)
 
 test-integration: venv servers ## Only the integration tests (real RabbitMQ + PostgreSQL)
 	$(PY) -m pytest -n 2 -q tests/integration $(PYTEST_ARGS)
+
+test-system: venv vendor browser servers ## Only the system tests: 20 sessions through every service as processes, then under faults
+	$(PY) -m pytest -n 2 --timeout 900 -q tests/system $(PYTEST_ARGS)
 
 test-e2e: venv vendor browser ## Only the browser tests
 	$(PY) -m pytest -q tests/e2e $(PYTEST_ARGS)

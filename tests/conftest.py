@@ -21,6 +21,9 @@ import pytest
 
 from libs.settings import Settings
 
+# The system tests' lost / duplicated / dead-lettered counts, printed at the end of every run.
+pytest_plugins = ["tests.support.cluster_summary"]
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 

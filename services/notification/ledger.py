@@ -22,6 +22,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 
 from libs.db import Database, EmailAttempt, EmailSend
+from libs.db.outages import retry_while_unavailable
 
 SENDING, PENDING, SENT, FAILED = "sending", "pending", "sent", "failed"
 
@@ -112,7 +113,25 @@ class SendLedger:
         subject: str | None = None,
     ) -> None:
         """Record the outcome: ``sent``, ``failed`` (permanent) or ``pending`` (transient), with
-        the attempt that led to it (none when nothing was claimed) and the e-mail's subject."""
+        the attempt that led to it (none when nothing was claimed) and the e-mail's subject.
+
+        Waits out a short database outage (within the lease): the e-mail is already with the
+        server, and an outcome left unrecorded has the event retried into SendInProgress until it
+        is dead-lettered with the row stuck in ``sending`` (seen when PostgreSQL restarted)."""
+        retry_while_unavailable(
+            lambda: self._finish(key, status, now, error, attempt, subject),
+            seconds=self.lease.total_seconds() / 2,
+        )
+
+    def _finish(
+        self,
+        key: SendKey,
+        status: str,
+        now: datetime,
+        error: str | None,
+        attempt: Attempt | None,
+        subject: str | None,
+    ) -> None:
         with self.db.uow(org_id=key.org_id) as uow:
             row = uow.session.scalar(self._query(key))
             if row is None:  # a failure found before anything was claimed (no such person...)

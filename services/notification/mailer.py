@@ -59,6 +59,13 @@ class Mailer:
             message = compose(self.settings, email, message_id=key.message_id)
         except (NoRecipient, BadAddress) as exc:
             return self._failed(key, tried.ended(error=str(exc)))
+        except Exception as exc:
+            # Nothing was sent (e.g. the database went away while reading the address): release
+            # the claim, or every redelivery within the lease meets SendInProgress and the event
+            # is dead-lettered with the e-mail never sent (seen when PostgreSQL restarted).
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            self.ledger.finish(key, PENDING, self.clock(), error, attempt=tried.ended(error=error))
+            raise
         try:
             reply = self.transport.send(message, key=f"{key.message_id}.{key.template}")
         except PermanentMailError as exc:

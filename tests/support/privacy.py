@@ -45,7 +45,10 @@ def files_with(root: Path, markers: list[str]) -> list[str]:
     """Every file under ``root`` (blobs, person models, .eml, the SQLite file): where a marker is found."""
     found = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:  # a file being written under a temporary name, renamed meanwhile
+            continue
         found += [f"{path}: {m}" for m in markers if m.encode() in data]
     return found
 

@@ -29,6 +29,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, select, update
 
 from libs.db import Database, Organization, WebhookAttempt, WebhookDelivery, utcnow
+from libs.db.outages import retry_while_unavailable
 from libs.db.webhooks import DELIVERED, FAILED, PENDING
 from libs.settings import Settings
 from services.notification.webhooks import http
@@ -209,7 +210,11 @@ class WebhookDispatcher:
         except Exception as exc:  # refused, reset, timeout, TLS, bad answer, DNS
             outcome.error = f"{type(exc).__name__}: {exc}"
         outcome.latency_ms = (time.monotonic() - started) * 1000
-        self._record(delivery_id, org_id, outcome)
+        # Waits out a short database outage (within the lease): unrecorded, the attempt would be
+        # made again once the lease ends, and the endpoint would get the event twice.
+        retry_while_unavailable(
+            lambda: self._record(delivery_id, org_id, outcome), seconds=self.lease.total_seconds() / 2
+        )
 
     def _record(self, delivery_id: int, org_id: str, outcome: _Outcome) -> None:
         with self.db.uow(org_id=org_id) as uow:
