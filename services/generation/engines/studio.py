@@ -19,11 +19,11 @@ weights, fast on a CPU:
    same seed always gives the same picture.
 
 **It does not change clothing**: the clothing choice is not rendered (the person keeps the clothes
-of their photo); only the ``diffusion`` engine renders clothing. See docs/engines.md.
+of their photo); only the ``diffusion`` engine renders clothing. See docs/engines.md. ::
 
-    >>> engine = StudioEngine(Settings(VAR_DIR="var"))
-    >>> model = engine.prepare("session-42", [Path("photo.jpg")], PersonAttributes())
-    >>> images = [h.image for h in engine.render(model, plan, PersonAttributes())]
+    engine = StudioEngine(Settings(VAR_DIR="var"))
+    model = engine.prepare("session-42", [Path("photo.jpg")], PersonAttributes())
+    images = [h.image for h in engine.render(model, plan, PersonAttributes())]
 """
 
 from __future__ import annotations
@@ -40,10 +40,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from libs.catalog import Backdrop
 from libs.imaging.faces import detect_faces
-from services.generation.engines import (
+from services.generation.engines.base import (
     Engine,
     PersonAttributes,
-    PersonModelError,
     Progress,
     ProgressCallback,
     RenderedHeadshot,
@@ -52,6 +51,7 @@ from services.generation.engines import (
     report,
     write_json_atomic,
 )
+from services.generation.engines.errors import PersonModelError
 from services.generation.engines.framing import Box, crop_resize, headshot_crop
 from services.generation.engines.looks import jittered, lit_backdrop, look_for, relight
 from services.generation.plan import Shot, ShotPlan
