@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import io
 import json
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from services.generation.__main__ import build_parser, main
 from services.generation.engines import OutOfMemory, PersonModelError
 from services.generation.handlers import HANDLERS, build_deps, handle_models_retired, handle_photos_processed
 from services.generation.job import Generation
+from services.generation.results import jpeg, thumbnail
 from tests.support.cli import help_gaps, subcommands
 from tests.support.generation import (
     FakeEngine,
@@ -346,3 +348,15 @@ def test_help_lists_every_subcommand_and_option_the_parser_has(capsys):
     assert set(subcommands(parser)) >= {"work", "render"}
     assert help_gaps(parser, top, sub_help) == []
     assert "whose photos are prepared" in " ".join(sub_help("work").split())
+
+
+@pytest.mark.parametrize(
+    ("size", "mode", "expected"),
+    [((1536, 1024), "RGB", (320, 213)), ((1024, 1280), "RGBA", (256, 320)), ((200, 100), "RGB", (200, 100))],
+)
+def test_thumbnails_keep_the_aspect_within_320_px_and_are_never_enlarged(size, mode, expected):
+    image = Image.new(mode, size, (200, 100, 50, 255)[: len(mode)])
+    thumb = thumbnail(image)
+    assert thumb.size == expected and thumb.mode == "RGB"
+    assert thumb.getpixel((0, 0)) == (200, 100, 50)
+    assert Image.open(io.BytesIO(jpeg(image, 85))).size == size
