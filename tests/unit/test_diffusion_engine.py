@@ -291,7 +291,7 @@ def test_sdxl_pipelines_train_and_render_too(tmp_path, photos):
 def test_a_half_precision_vae_that_asks_for_it_encodes_in_float32(engine, photos):
     """The upcast path of training's encoder, on the CPU: SDXL's VAE overflows in float16, so a
     float16 VAE whose config says ``force_upcast`` encodes in float32 and goes back to float16."""
-    vae16 = copy.deepcopy(engine.pipeline.vae).to(torch.float16)
+    vae16 = copy.deepcopy(engine.pipeline.vae).to("cpu", torch.float16)  # the CPU even on a GPU box
     assert vae16.config.force_upcast
     vae32 = copy.deepcopy(vae16).to(torch.float32)  # the same (rounded) weights in float32
     crop = Image.open(photos[0]).convert("RGB").resize((64, 64))
