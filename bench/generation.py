@@ -121,7 +121,7 @@ def bench_diffusion(args: argparse.Namespace, photo: Path, work: Path) -> dict[s
     if args.model_dir:
         model_dir, model_name = args.model_dir, Path(args.model_dir).name
     else:
-        from services.generation.testing import build_tiny_pipeline
+        from services.generation.engines.diffusion.tiny import build_tiny_pipeline
 
         model_dir, model_name = str(build_tiny_pipeline(work / "tiny-sd")), "tiny random SD (built in code)"
     settings = Settings(

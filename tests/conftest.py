@@ -166,3 +166,18 @@ def _empty_memory_broker() -> Iterator[None]:
 
     with fresh_memory_broker():
         yield
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` run where torch sees a CUDA GPU and are skipped, saying so, elsewhere:
+    the only skip in the suite (a missing server fails instead)."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_tests:
+        return
+    import torch  # only when such a test is collected: it takes seconds to import
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU: torch.cuda.is_available() is False on this machine")
+    for item in gpu_tests:
+        item.add_marker(skip)

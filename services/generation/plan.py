@@ -6,9 +6,10 @@ chosen format's size. Every image has its own seed, derived from the session key
 index with SHA-256, so a retried or resumed render produces the same pictures on any machine
 (Python's ``hash()`` is salted per process and would not).
 
+    >>> from libs.catalog import default_catalog
     >>> plan = plan_shots(default_catalog(), package_id="starter", format_id="standard",
     ...                   styles=["navy:suit"], session_key="org-1/session-42")
-    >>> [s.style_id for s in plan.styles]
+    >>> [s.id for s in plan.styles]
     ['navy:suit', 'studio-grey:suit']
     >>> len(plan), plan.size
     (4, (1536, 1024))

@@ -34,14 +34,19 @@ class StoredImages:
 
 def jpeg(image: Image.Image, quality: int) -> bytes:
     out = io.BytesIO()
-    image.convert("RGB").save(out, "JPEG", quality=quality)
+    # convert() copies even an RGB image: a full-size copy per headshot for nothing.
+    (image if image.mode == "RGB" else image.convert("RGB")).save(out, "JPEG", quality=quality)
     return out.getvalue()
 
 
 def thumbnail(image: Image.Image, side: int = THUMB_SIDE) -> Image.Image:
-    small = image.convert("RGB")  # a copy: Image.thumbnail works in place
-    small.thumbnail((side, side), Image.Resampling.LANCZOS)
-    return small
+    """At most ``side`` px on its longest side, the aspect kept (what ``Image.thumbnail`` gives, without
+    copying the full-size image first: ``resize`` returns a new image)."""
+    width, height = image.size
+    scale = min(1.0, side / max(width, height))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    return rgb.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
 
 
 def store_images(blobs: BlobStore, image: Image.Image) -> StoredImages:

@@ -130,7 +130,7 @@ def test_a_whole_session_completes_and_leaves_no_trace_of_the_name(backend, capl
 
 
 def test_the_tiny_diffusion_pipeline_renders_a_whole_session(tmp_path, amqp_url, pg_url):
-    from services.generation.testing import build_tiny_pipeline
+    from services.generation.engines.diffusion.tiny import build_tiny_pipeline
 
     settings = Settings(
         VAR_DIR=str(tmp_path / "var"),

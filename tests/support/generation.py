@@ -27,10 +27,9 @@ from libs.db import ChosenStyle, Database, HeadshotSession, OutboxMessage, Photo
 from libs.imaging import crop_face, detect_faces, encode_jpeg, face_embedding
 from libs.settings import Settings
 from libs.storage import BlobStore
-from services.generation.engines import (
+from services.generation.engines.base import (
     Engine,
     PersonAttributes,
-    PersonModelError,
     Progress,
     ProgressCallback,
     RenderedHeadshot,
@@ -39,6 +38,7 @@ from services.generation.engines import (
     report,
     write_json_atomic,
 )
+from services.generation.engines.errors import PersonModelError
 from services.generation.plan import ShotPlan, shot_seed
 
 

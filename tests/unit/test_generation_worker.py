@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,10 +17,10 @@ from libs.contracts import (
     HEADSHOT_GENERATED,
     MODEL_TRAINED,
     MODELS_RETIRED,
-    PHOTOS_PROCESSED,
     SESSION_COMPLETED,
     SESSION_FAILED,
     SESSION_PROGRESS,
+    SUBSCRIPTIONS,
     EventType,
     new_message,
 )
@@ -24,9 +28,12 @@ from libs.db import Database, Headshot, HeadshotSession, PersonModel
 from libs.db.demo import DemoData, seed_demo
 from libs.settings import Settings
 from libs.storage import LocalBlobStore
+from services.generation.__main__ import build_parser, main
 from services.generation.engines import OutOfMemory, PersonModelError
 from services.generation.handlers import HANDLERS, build_deps, handle_models_retired, handle_photos_processed
 from services.generation.job import Generation
+from services.generation.results import jpeg, thumbnail
+from tests.support.cli import help_gaps, subcommands
 from tests.support.generation import (
     FakeEngine,
     ReadySession,
@@ -294,21 +301,62 @@ def test_bad_generation_settings_fail_at_worker_start(gen_settings, db, blobs, n
 def test_the_worker_is_found_by_the_launcher_with_its_dependencies(gen_settings, db, blobs):
     deps = build_deps(gen_settings, db, blobs)
     assert deps["generation"].engine.name == "studio"
-    assert set(HANDLERS) == {PHOTOS_PROCESSED, MODELS_RETIRED}
+    # The worker's queues are derived from the subscriptions: the table must handle exactly those.
+    assert set(HANDLERS) == set(SUBSCRIPTIONS["generation"])
 
 
-def test_the_command_line_runs_the_worker_alone():
-    import subprocess
-    import sys
+def dispatch(message, db: Database, deps: dict) -> None:
+    """What the consumer does with a message: the table picks the handler, whose keyword
+    parameters are filled by name from the unit of work and the worker's dependencies."""
+    handler = HANDLERS[message.event]
+    params = inspect.signature(handler).parameters.values()
+    wanted = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
+    with db.uow(org_id=message.org_id) as uow:
+        available = {"uow": uow, "publish": uow.add_message, **deps}
+        handler(message, **{name: available[name] for name in wanted})
+        uow.commit()
 
-    out = subprocess.run(
+
+def test_the_table_routes_each_event_to_the_handler_that_does_its_work(gen_settings, db, blobs, demo, ready):
+    gen, _ = build(gen_settings, db, blobs)
+
+    dispatch(photos_processed(ready), db, {"generation": gen})
+    assert session_state(db, ready) == "completed"
+    assert len(headshots(db, ready)) == PLAN_SIZE
+    [model] = models(db, ready)
+    assert model.retired_at is None and Path(model.path).is_file()
+
+    retired = new_message(MODELS_RETIRED, org_id=demo.org_id, session_id=None, person_model_ids=[model.id])
+    dispatch(retired, db, {"generation": gen})
+    [model] = models(db, ready)
+    assert model.retired_at is not None and not Path(model.path).exists()
+    assert session_state(db, ready) == "completed" and len(headshots(db, ready)) == PLAN_SIZE
+
+
+def test_help_lists_every_subcommand_and_option_the_parser_has(capsys):
+    top = subprocess.run(
         [sys.executable, "-m", "services.generation", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    assert "work" in out and "render" in out
-    work = subprocess.run(
-        [sys.executable, "-m", "services.generation", "work", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert "whose photos are prepared" in " ".join(work.split())
+
+    def sub_help(name: str) -> str:
+        with pytest.raises(SystemExit) as done:
+            main([name, "--help"])
+        assert done.value.code == 0
+        return capsys.readouterr().out
+
+    parser = build_parser()
+    assert set(subcommands(parser)) >= {"work", "render"}
+    assert help_gaps(parser, top, sub_help) == []
+    assert "whose photos are prepared" in " ".join(sub_help("work").split())
+
+
+@pytest.mark.parametrize(
+    ("size", "mode", "expected"),
+    [((1536, 1024), "RGB", (320, 213)), ((1024, 1280), "RGBA", (256, 320)), ((200, 100), "RGB", (200, 100))],
+)
+def test_thumbnails_keep_the_aspect_within_320_px_and_are_never_enlarged(size, mode, expected):
+    image = Image.new(mode, size, (200, 100, 50, 255)[: len(mode)])
+    thumb = thumbnail(image)
+    assert thumb.size == expected and thumb.mode == "RGB"
+    assert thumb.getpixel((0, 0)) == (200, 100, 50)
+    assert Image.open(io.BytesIO(jpeg(image, 85))).size == size

@@ -1,6 +1,6 @@
-"""The engine interface: turn a person's prepared photos into the headshots of a shot plan.
+"""The generation engines: turn a person's prepared photos into the headshots of a shot plan.
 
-Two engines implement it, chosen by ``settings.engine``:
+Two engines implement the interface of :mod:`.base`, chosen by ``settings.engine``:
 
 - ``studio`` (:mod:`.studio`): a non-AI photo pipeline (face-centred crop, backdrop replaced,
   light tone correction). CPU only, no weights; the default when no model is configured.
@@ -10,231 +10,41 @@ Two engines implement it, chosen by ``settings.engine``:
 Usage (what the generation worker does)::
 
     engine = make_engine(settings)
-    model = engine.prepare("session-42", photos, PersonAttributes("female", "brown", glasses=False),
-                           progress=report, cancel=stop)
-    for headshot in engine.render(model, plan, progress=report, cancel=stop):
+    attributes = PersonAttributes("female", "brown", glasses=False)
+    model = engine.prepare("session-42", photos, attributes, progress=report, cancel=stop)
+    for headshot in engine.render(model, plan, attributes, progress=report, cancel=stop):
         store(headshot.shot.name, headshot.image)      # one PIL image per planned shot
     engine.delete(model)
 
 ``render`` is a generator: each image is handed over as soon as it exists, so the worker can store
 and announce it while the next one renders. Every failure is an :class:`EngineError` subclass with a
-message a person can read; a cancelled or failed render raises, it never ends early silently.
+message a person can read (:mod:`.errors`); a cancelled or failed render raises, it never ends
+early silently.
+
+Where things are: :mod:`.base` (the interface and its records), :mod:`.errors`, :mod:`.factory`
+(``make_engine``), one module or package per engine, and what they share (:mod:`.framing`,
+:mod:`.prompts`, :mod:`.looks`). Code outside the engines imports from this package; the engines
+import the modules they need directly.
 """
 
-from __future__ import annotations
-
-import json
-import re
-import threading
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any, ClassVar, Literal
-
-from PIL import Image
-
-from libs.settings import Settings
-from services.generation.plan import Shot, ShotPlan
-
-ENGINES = ("studio", "diffusion")
-_PERSON_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-# --- errors the worker reports ---------------------------------------------------------------------
-class EngineError(Exception):
-    """Generation failed; ``str(error)`` says why in words fit for the ops dashboard."""
-
-
-class EngineConfigError(EngineError):
-    """The settings cannot work (unknown engine, img2img strength that leaves no step...)."""
-
-
-class ModelLoadError(EngineError):
-    """The base model (MODEL_DIR) is missing, incomplete or not a supported pipeline."""
-
-
-class PersonModelError(EngineError):
-    """A person model cannot be prepared (no usable face) or used (missing, other engine/base)."""
-
-
-class OutOfMemory(EngineError):
-    """The device ran out of memory; a smaller BATCH_SIZE or CPU_OFFLOAD may help."""
-
-
-class Cancelled(EngineError):
-    """The caller set the cancel event; whatever was in progress was abandoned."""
-
-
-# --- records ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PersonAttributes:
-    """What the prompt may say about the person. Personal info: never put it in events or files."""
-
-    gender: str = ""  # "female", "male", or anything else (rendered as "person")
-    eye_color: str = ""
-    glasses: bool = False
-
-
-@dataclass(frozen=True)
-class TrainedModel:
-    """A prepared person model: a file on disk plus what is needed to use it.
-
-    ``base_model`` identifies what it was trained on, so a model from another base is refused
-    instead of rendering garbage. ``reference`` is an optional face crop kept next to the model
-    (image-to-image renders start from it) and deleted with it.
-    """
-
-    path: Path
-    engine: str
-    trigger: str
-    base_model: str
-    reference: Path | None = None
-
-    def files(self) -> list[Path]:
-        return [self.path] + ([self.reference] if self.reference else [])
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form the worker keeps between training and rendering."""
-        data = asdict(self)
-        data["path"] = str(self.path)
-        data["reference"] = str(self.reference) if self.reference else None
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainedModel:
-        reference = data.get("reference")
-        return cls(
-            path=Path(data["path"]),
-            engine=data["engine"],
-            trigger=data["trigger"],
-            base_model=data["base_model"],
-            reference=Path(reference) if reference else None,
-        )
-
-
-@dataclass(frozen=True)
-class RenderedHeadshot:
-    """One rendered image of a plan."""
-
-    shot: Shot
-    image: Image.Image
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Where an engine is. ``done``/``total`` count training steps or finished images.
-
-    While generating with denoising steps, ``step``/``steps`` say how far the images currently being
-    denoised are (``done`` images are finished); they are 0 on per-image reports.
-    """
-
-    stage: Literal["training", "generating"]  # the session states (libs.contracts) they belong to
-    done: int
-    total: int
-    step: int = 0
-    steps: int = 0
-
-    @property
-    def fraction(self) -> float:
-        """Overall fraction of the stage, counting partly denoised images."""
-        if self.total == 0:
-            return 1.0
-        partial = self.step / self.steps if self.steps else 0.0
-        return min(1.0, (self.done + partial) / self.total)
-
-
-ProgressCallback = Callable[[Progress], None]
-
-
-# --- the interface -------------------------------------------------------------------------------
-class Engine(ABC):
-    """Prepare a person model, render a plan with it, delete it."""
-
-    name: ClassVar[str]
-    model_suffix: ClassVar[str]
-
-    def __init__(self, settings: Settings, *, models_dir: Path | str | None = None) -> None:
-        self.settings = settings
-        # Person models are working files of the generation worker, not results: under VAR_DIR.
-        self.models_dir = Path(models_dir) if models_dir else settings.person_model_dir / self.name
-
-    @abstractmethod
-    def prepare(
-        self,
-        person_id: str,
-        photos: Sequence[Path],
-        attributes: PersonAttributes,
-        *,
-        progress: ProgressCallback | None = None,
-        cancel: threading.Event | None = None,
-    ) -> TrainedModel:
-        """Build the person model from prepared photos; preparing the same id again replaces it."""
-
-    @abstractmethod
-    def render(
-        self,
-        model: TrainedModel,
-        plan: ShotPlan,
-        attributes: PersonAttributes,
-        *,
-        progress: ProgressCallback | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Iterator[RenderedHeadshot]:
-        """Yield one :class:`RenderedHeadshot` per shot of ``plan``, in plan order."""
-
-    def delete(self, model: TrainedModel) -> None:
-        """Remove the person model's files. Deleting twice is fine (the worker may retry)."""
-        for path in model.files():
-            path.unlink(missing_ok=True)
-
-    # --- helpers shared by the engines -----------------------------------------------------------
-    def model_path(self, person_id: str, suffix: str | None = None) -> Path:
-        """Where ``person_id``'s model file goes; the id must be a plain file-name stem."""
-        if not _PERSON_ID.match(person_id):
-            raise PersonModelError(f"person id {person_id!r} must be letters, digits, '.', '_' or '-'")
-        self.models_dir.mkdir(parents=True, exist_ok=True)
-        return self.models_dir / f"{person_id}{suffix or self.model_suffix}"
-
-    def check_model(self, model: TrainedModel) -> None:
-        if model.engine != self.name:
-            raise PersonModelError(f"person model {model.path.name} belongs to the {model.engine} engine")
-        if not model.path.is_file():
-            raise PersonModelError(f"person model file {model.path} is missing (deleted, or never prepared)")
-
-
-def check_cancel(cancel: threading.Event | None, what: str) -> None:
-    if cancel is not None and cancel.is_set():
-        raise Cancelled(f"{what} was cancelled")
-
-
-def report(progress: ProgressCallback | None, event: Progress) -> None:
-    if progress is not None:
-        progress(event)
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write-then-rename so a crash never leaves half a file where a model should be."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    tmp.replace(path)
-
-
-def make_engine(settings: Settings, **kwargs: Any) -> Engine:
-    """The engine ``settings.engine`` names. The diffusion engine loads its base model here, so a
-    bad MODEL_DIR fails at worker start (:class:`ModelLoadError`), not in the middle of a session."""
-    name = settings.engine
-    if name == "studio":
-        from services.generation.engines.studio import StudioEngine
-
-        return StudioEngine(settings, **kwargs)
-    if name == "diffusion":
-        # Imported here only: it pulls in torch and diffusers (~5 s, ~0.5 GB).
-        from services.generation.engines.diffusion import DiffusionEngine
-
-        return DiffusionEngine(settings, **kwargs)
-    raise EngineConfigError(f"unknown engine {name!r}: ENGINE must be one of {', '.join(ENGINES)} or auto")
-
+from services.generation.engines.base import (
+    Engine,
+    PersonAttributes,
+    Progress,
+    ProgressCallback,
+    RenderedHeadshot,
+    TrainedModel,
+    write_json_atomic,
+)
+from services.generation.engines.errors import (
+    Cancelled,
+    EngineConfigError,
+    EngineError,
+    ModelLoadError,
+    OutOfMemory,
+    PersonModelError,
+)
+from services.generation.engines.factory import ENGINES, make_engine
 
 __all__ = [
     "ENGINES",
@@ -251,4 +61,5 @@ __all__ = [
     "RenderedHeadshot",
     "TrainedModel",
     "make_engine",
+    "write_json_atomic",
 ]

@@ -3,9 +3,11 @@
 Pure geometry on numbers (no torch, no OpenCV), shared by both engines: the studio engine crops its
 output with it, the diffusion engine its training crops and image-to-image reference.
 
-    >>> face = Box(175, 76, 91, 91)                       # the astronaut's face in a 512x512 photo
+The astronaut's face in a 512x512 photo; the crop slides down to y=0 (no headroom above her):
+
+    >>> face = Box(175, 76, 91, 91)
     >>> headshot_crop((512, 512), face, aspect=4 / 5).rounded()
-    (99, 0, 342, 303)                                     # slid down to y=0: no headroom above her
+    (99, 0, 342, 303)
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 Kept free of torch so it can be read and tested on its own.
 
+    >>> from libs.catalog import default_catalog
     >>> attrs = PersonAttributes(gender="female", eye_color="green", glasses=True)
     >>> render_prompt("sks", attrs, default_catalog().style("navy:suit"))
     'professional headshot photo of sks woman, green eyes, wearing glasses, wearing a tailored dark
@@ -11,7 +12,7 @@ Kept free of torch so it can be read and tested on its own.
 from __future__ import annotations
 
 from libs.catalog import Style
-from services.generation.engines import PersonAttributes
+from services.generation.engines.base import PersonAttributes
 
 TRIGGER = "sks"  # a rare token the base model has no strong meaning for, bound to the person by the LoRA
 NEGATIVE_PROMPT = (

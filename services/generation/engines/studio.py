@@ -7,10 +7,10 @@ weights, fast on a CPU:
    (``libs.imaging.faces``) finds a face, in the order given (the worker passes them best first,
    ranked by preparation), and write the "person model": a small JSON file naming those photos
    and their face boxes.
-2. *render*, once per photo used: separate the person from the background with OpenCV GrabCut,
-   seeded by the face box (face = person, a head-and-shoulders silhouette around it = probably
-   person, the top and side edges = background), feather the edge, and apply a light tone
-   correction (levels stretched on the person's lightness, exposure nudged towards a well-lit face).
+2. *render*, once per photo used: cut the person out (:mod:`.matte`: OpenCV GrabCut seeded by the
+   face box, then the edge refined at full size into a soft alpha, with the old background's colour
+   taken out of part-covered pixels such as loose hair), and apply a light tone correction (levels
+   stretched on the person's lightness, exposure nudged towards a well-lit face).
 3. *render*, per shot: the shot's index within its style picks the photo (the best one for the
    first shot of every style) and a look (:mod:`.looks`: classic, close-up, wider with more
    shoulders, off-centre, each with its own exposure, warmth and light on the backdrop); the crop
@@ -19,11 +19,11 @@ weights, fast on a CPU:
    same seed always gives the same picture.
 
 **It does not change clothing**: the clothing choice is not rendered (the person keeps the clothes
-of their photo); only the ``diffusion`` engine renders clothing. See docs/engines.md.
+of their photo); only the ``diffusion`` engine renders clothing. See docs/engines.md. ::
 
-    >>> engine = StudioEngine(Settings(VAR_DIR="var"))
-    >>> model = engine.prepare("session-42", [Path("photo.jpg")], PersonAttributes())
-    >>> images = [h.image for h in engine.render(model, plan, PersonAttributes())]
+    engine = StudioEngine(Settings(VAR_DIR="var"))
+    model = engine.prepare("session-42", [Path("photo.jpg")], PersonAttributes())
+    images = [h.image for h in engine.render(model, plan, PersonAttributes())]
 """
 
 from __future__ import annotations
@@ -40,10 +40,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from libs.catalog import Backdrop
 from libs.imaging.faces import detect_faces
-from services.generation.engines import (
+from services.generation.engines.base import (
     Engine,
     PersonAttributes,
-    PersonModelError,
     Progress,
     ProgressCallback,
     RenderedHeadshot,
@@ -52,16 +51,14 @@ from services.generation.engines import (
     report,
     write_json_atomic,
 )
+from services.generation.engines.errors import PersonModelError
 from services.generation.engines.framing import Box, crop_resize, headshot_crop
 from services.generation.engines.looks import jittered, lit_backdrop, look_for, relight
+from services.generation.engines.matte import cut_out
 from services.generation.plan import Shot, ShotPlan
 
 MODEL_VERSION = 2  # 2: several photos ("photos"), the first one also at the top level as in 1
 MAX_PHOTOS = 3  # photos a studio model keeps: shots of one style alternate between them
-MATTE_WORK_SIDE = (
-    256  # GrabCut runs on a copy this big: its cost grows fast with pixels, edges are feathered anyway
-)
-GRABCUT_ITERATIONS = 3
 FACE_LIGHTNESS = 0.62  # LAB lightness of well-exposed skin in a studio portrait, 0-1
 
 
@@ -175,8 +172,8 @@ class _Source:
     def person(self) -> Image.Image:
         if self._person is None:
             assert self.rgb is not None
-            alpha = person_matte(self.rgb, self.face)
-            colours = tone_correct(self.rgb, alpha, self.face)
+            alpha, cut = cut_out(self.rgb, self.face)
+            colours = tone_correct(cut, alpha, self.face)
             self._person = Image.fromarray(np.dstack([colours, _to_uint8(alpha)]), "RGBA")
         return self._person
 
@@ -200,95 +197,6 @@ def backdrop_gradient(backdrop: Backdrop, size: tuple[int, int]) -> np.ndarray:
     rows = np.linspace(0.0, 1.0, height)
     column = np.stack([np.interp(rows, positions, stops[:, c]) for c in range(3)], axis=-1)
     return np.broadcast_to(np.round(column)[:, None, :], (height, width, 3)).astype(np.uint8)
-
-
-def person_matte(rgb: np.ndarray, face: Box) -> np.ndarray:
-    """Alpha (HxW float32 in [0, 1]) of the person, by GrabCut seeded with a portrait silhouette."""
-    height, width = rgb.shape[:2]
-    scale = min(1.0, MATTE_WORK_SIDE / max(height, width))
-    small = cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
-    seed = _silhouette_seed(
-        small.shape[:2], Box(face.x * scale, face.y * scale, face.w * scale, face.h * scale)
-    )
-
-    mask = seed.copy()
-    bgd_model, fgd_model = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    # GrabCut starts its colour models with k-means on OpenCV's (per-thread, ever-advancing) random
-    # generator: reset it, or the same photo gives a slightly different matte on every render.
-    cv2.setRNGSeed(0)
-    cv2.grabCut(
-        cv2.cvtColor(small, cv2.COLOR_RGB2BGR),
-        mask,
-        (0, 0, 0, 0),  # no rectangle: the mask above is the whole initialisation
-        bgd_model,
-        fgd_model,
-        GRABCUT_ITERATIONS,
-        cv2.GC_INIT_WITH_MASK,
-    )
-    person: np.ndarray = np.isin(mask, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
-
-    # Keep only what is connected to the face: GrabCut may claim a stray patch of similar colour.
-    _, labels = cv2.connectedComponents(person)
-    fx, fy = (round(v) for v in (face.centre[0] * scale, face.centre[1] * scale))
-    face_label = labels[min(fy, labels.shape[0] - 1), min(fx, labels.shape[1] - 1)]
-    if face_label:
-        person = (labels == face_label).astype(np.uint8)
-    # Background enclosed by the person (the inside of a collar, a shadow under the chin) is
-    # person: the backdrop must not show through. Real background reaches an edge of the photo.
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-    person = cv2.morphologyEx(person, cv2.MORPH_CLOSE, kernel)
-    _, holes = cv2.connectedComponents(1 - person)
-    edge_labels = np.unique(np.concatenate([holes[0], holes[-1], holes[:, 0], holes[:, -1]]))
-    person[~np.isin(holes, edge_labels)] = 1
-    # Below the chin a headshot is solid from shoulder to shoulder: fill each row between the
-    # person's outermost pixels (grey collar linings and shirt folds otherwise leak to the edge).
-    chin = min(person.shape[0], round((face.y + face.h * 1.1) * scale))
-    rows: np.ndarray = person[chin:]
-    filled = np.asarray(rows.any(axis=1))
-    first = rows.argmax(axis=1)
-    last = rows.shape[1] - 1 - rows[:, ::-1].argmax(axis=1)
-    cols = np.arange(rows.shape[1])[None, :]
-    rows[filled[:, None] & (cols >= first[:, None]) & (cols <= last[:, None])] = 1
-
-    # Pull the edge in by a pixel: GrabCut's boundary pixels are a mix with the old background and
-    # would show as a light or dark halo on the new one.
-    person = cv2.erode(person, np.ones((3, 3), np.uint8))
-    alpha = cv2.resize(person.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-    feather = max(1.0, 1.2 / scale)  # soften the edge by about a working-resolution pixel
-    return np.clip(cv2.GaussianBlur(alpha, (0, 0), feather), 0.0, 1.0)
-
-
-def _silhouette_seed(shape: tuple[int, int], face: Box) -> np.ndarray:
-    """GrabCut's starting labels: where a head-and-shoulders portrait puts the person."""
-    height, width = shape
-    mask = np.full((height, width), cv2.GC_PR_BGD, np.uint8)
-    cx = face.x + face.w / 2
-    chin = face.y + face.h
-
-    def fill(x0: float, y0: float, x1: float, y1: float, label: int) -> None:
-        mask[max(0, round(y0)) : max(0, round(y1)), max(0, round(x0)) : max(0, round(x1))] = label
-
-    # Probably person: the head with hair, and shoulders widening below the chin down to the bottom.
-    fill(
-        face.x - 0.35 * face.w,
-        face.y - 0.6 * face.h,
-        face.x + 1.35 * face.w,
-        chin + 0.3 * face.h,
-        cv2.GC_PR_FGD,
-    )
-    rows = np.arange(height)[:, None]
-    cols = np.arange(width)[None, :]
-    below = np.clip((rows - chin) / max(face.h, 1.0), 0.0, None)
-    half_width = face.w * (0.6 + 0.9 * np.minimum(below, 1.6))
-    mask[(rows > chin) & (np.abs(cols - cx) < half_width)] = cv2.GC_PR_FGD
-    # Surely person: the middle of the face and the neck under it.
-    fill(face.x + 0.2 * face.w, face.y + 0.15 * face.h, face.x + 0.8 * face.w, chin, cv2.GC_FGD)
-    fill(cx - 0.2 * face.w, chin, cx + 0.2 * face.w, chin + 0.4 * face.h, cv2.GC_FGD)
-    # Surely background: a thin band at the top and sides (the bottom edge cuts through the person).
-    band = max(2, round(0.02 * max(height, width)))
-    for region in (mask[:band, :], mask[:, :band], mask[:, -band:]):
-        region[region != cv2.GC_FGD] = cv2.GC_BGD
-    return mask
 
 
 def tone_correct(rgb: np.ndarray, alpha: np.ndarray, face: Box, strength: float = 0.5) -> np.ndarray:

@@ -1,6 +1,6 @@
 """The diffusion engine end to end on tiny random-weight pipelines (SD 1.x and SDXL layouts).
 
-No server and no download: the pipelines are built in code (services/generation/testing.py),
+No server and no download: the pipelines are built in code (services/generation/engines/diffusion/tiny.py),
 saved to a temporary folder and loaded through the engine's own ``from_pretrained`` path. Renders
 are 2 steps at ~64 px, LoRA training a few steps on crops of skimage's astronaut.
 """
@@ -11,6 +11,7 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before huggingface_hub is imported: nothing may be downloaded
 
+import copy  # noqa: E402
 import json  # noqa: E402
 import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -22,90 +23,21 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
-from libs.catalog import parse_catalog  # noqa: E402
-from libs.settings import Settings  # noqa: E402
 from services.generation.engines import (  # noqa: E402
     Cancelled,
     EngineConfigError,
     ModelLoadError,
     OutOfMemory,
-    PersonAttributes,
     PersonModelError,
     TrainedModel,
     make_engine,
 )
 from services.generation.engines.diffusion import DiffusionEngine, model_family  # noqa: E402
-from services.generation.plan import plan_shots  # noqa: E402
-from services.generation.testing import build_tiny_pipeline  # noqa: E402
+from services.generation.engines.diffusion.tiny import build_tiny_pipeline  # noqa: E402
+from services.generation.engines.diffusion.training import encode_latents  # noqa: E402
+from tests.support.diffusion import ATTRS, make_plan, pixels, settings_for  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-ATTRS = PersonAttributes("female", "brown", glasses=False)
-
-# Small formats keep renders fast; "tall" is not a multiple of 8 (the VAE factor) on purpose.
-TEST_CATALOG = parse_catalog(
-    {
-        "formats": [
-            {"id": "wide", "label": "Wide", "ratio": [3, 2], "width": 96, "height": 64},
-            {"id": "tall", "label": "Tall", "ratio": [4, 5], "width": 68, "height": 85},
-        ],
-        "backdrops": [
-            {
-                "id": "navy",
-                "label": "Navy",
-                "prompt": "deep navy blue studio backdrop",
-                "colors": ["#2a3b5c"],
-            },
-            {
-                "id": "white",
-                "label": "White",
-                "prompt": "seamless white studio backdrop",
-                "colors": ["#fbfbfb"],
-            },
-        ],
-        "clothing": [
-            {"id": "suit", "label": "Suit", "prompt": "wearing a tailored dark suit jacket"},
-            {"id": "knit", "label": "Knit", "prompt": "wearing a smart fine-knit sweater"},
-        ],
-        "packages": [
-            {
-                "id": "test",
-                "label": "Test",
-                "max_styles": 2,
-                "headshots_per_style": 2,
-                "formats": ["wide", "tall"],
-                "preselected": ["navy:suit"],
-            }
-        ],
-    }
-)
-
-
-def make_plan(format_id="wide", styles=("white:knit",), session_key="session-1"):
-    return plan_shots(
-        TEST_CATALOG, package_id="test", format_id=format_id, styles=list(styles), session_key=session_key
-    )
-
-
-def settings_for(folder: Path, var: Path, **changes) -> Settings:
-    base = dict(
-        VAR_DIR=str(var),
-        ENGINE="diffusion",
-        MODEL_DIR=str(folder),
-        DEVICE="auto",  # the CPU here; CUDA float16 on a GPU box
-        INFERENCE_STEPS=2,
-        GUIDANCE_SCALE=5.0,
-        BATCH_SIZE=2,
-        LORA_STEPS=4,
-        LORA_RANK=4,
-        LORA_LEARNING_RATE=1e-2,  # big enough for 4 steps to visibly move a random model
-        LORA_RESOLUTION=64,
-    )
-    return Settings(**(base | changes))
-
-
-def pixels(image: Image.Image) -> np.ndarray:
-    return np.asarray(image).astype(int)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -354,3 +286,23 @@ def test_sdxl_pipelines_train_and_render_too(tmp_path, photos):
 
     assert {h.image.size for h in headshots} == {(64, 80)} and len(headshots) == 4
     assert load_file(model.path), "an SDXL LoRA file was written"
+
+
+def test_a_half_precision_vae_that_asks_for_it_encodes_in_float32(engine, photos):
+    """The upcast path of training's encoder, on the CPU: SDXL's VAE overflows in float16, so a
+    float16 VAE whose config says ``force_upcast`` encodes in float32 and goes back to float16."""
+    vae16 = copy.deepcopy(engine.pipeline.vae).to("cpu", torch.float16)  # the CPU even on a GPU box
+    assert vae16.config.force_upcast
+    vae32 = copy.deepcopy(vae16).to(torch.float32)  # the same (rounded) weights in float32
+    crop = Image.open(photos[0]).convert("RGB").resize((64, 64))
+
+    torch.manual_seed(0)  # latent_dist.sample() draws from torch's global generator
+    upcast = encode_latents(vae16, [crop], torch.device("cpu"))
+    torch.manual_seed(0)
+    reference = encode_latents(vae32, [crop], torch.device("cpu"))
+
+    assert vae16.dtype == torch.float16, "the VAE is left in half precision"
+    assert upcast.dtype == torch.float16 and reference.dtype == torch.float32
+    assert upcast.shape == reference.shape and upcast.shape[0] == 2  # the crop and its mirror
+    # Encoded in float32, only the result rounded to float16 (an encoder in float16 would differ more).
+    assert torch.allclose(upcast.float(), reference, atol=1e-2, rtol=1e-2)

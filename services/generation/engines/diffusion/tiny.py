@@ -4,11 +4,11 @@ No model hub is reachable, so every part (tokenizer included) is constructed her
 ``save_pretrained``; the engine then loads the folder through the same
 ``from_pretrained(folder, local_files_only=True)`` path production uses. The shapes follow a real
 Stable Diffusion (a VAE that downscales by 8, a UNet with cross-attention, a CLIP text encoder),
-only with a few channels, so a 2-step render at 64 px takes milliseconds.
+only with a few channels, so a 2-step render at 64 px takes milliseconds::
 
-    >>> folder = build_tiny_pipeline(tmp_path / "sd")             # Stable Diffusion 1.x layout
-    >>> folder = build_tiny_pipeline(tmp_path / "xl", sdxl=True)  # SDXL layout (two text encoders)
-    >>> engine = make_engine(Settings(MODEL_DIR=str(folder), ENGINE="diffusion", INFERENCE_STEPS=2))
+    folder = build_tiny_pipeline(tmp_path / "sd")             # Stable Diffusion 1.x layout
+    folder = build_tiny_pipeline(tmp_path / "xl", sdxl=True)  # SDXL layout (two text encoders)
+    engine = make_engine(Settings(MODEL_DIR=str(folder), ENGINE="diffusion", INFERENCE_STEPS=2))
 
 This module imports diffusers, so only tests and benchmarks import it.
 """
@@ -30,7 +30,7 @@ from diffusers import (
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from libs.catalog import default_catalog
-from services.generation.engines import PersonAttributes
+from services.generation.engines.base import PersonAttributes
 from services.generation.engines.prompts import NEGATIVE_PROMPT, TRIGGER, render_prompt
 
 _ANY_STYLE = default_catalog().all_styles()[0]
