@@ -1,10 +1,14 @@
 """Live progress fan-out: the gateway against a bare python-socketio server, in one run.
 
-    python bench/progress.py                  # 200 waiting pages per side, 40 events
-    python bench/progress.py --pages 500      # the issue's figure (more threads, ~1 min)
+    python bench/progress.py                  # 500 waiting pages per side, 100 events (~4 min)
+    python bench/progress.py --pages 200      # quicker
+    python bench/progress.py --clients python # pages as python-socketio clients instead (slower)
 
-N waiting pages (python-socketio clients over websockets) are split across TWO server processes
-of each kind, all following one session, so every event goes to every page:
+N waiting pages are split across TWO server processes of each kind, all following one session, so
+every event goes to every page. The pages are socket.io-client connections (the library the
+browser page uses, pinned in bench/node/package.json, installed with npm on the first run) in
+one Node process: python-socketio clients, a few threads each in the benchmark's own process,
+cost more than the servers and were most of what was measured.
 
 - ours: the event is written to the outbox on PostgreSQL (commit) -> the relay publishes it with
         confirms to RabbitMQ -> each gateway process (`python -m services.gateway`, its own
@@ -12,11 +16,15 @@ of each kind, all following one session, so every event goes to every page:
         to the session's room;
 - bare: python-socketio's own multi-process fan-out: KombuManager(write_only) emits through
         RabbitMQ -> each bare server process (socketio.Server + KombuManager, threading mode,
-        simple-websocket, on the same Werkzeug server) emits to its room.
+        simple-websocket, on the same Werkzeug server) emits to its room;
+- bare without compression: the same, answering websockets without permessage-deflate as the
+        gateway does (services/gateway/transport.py): the like-for-like fan-out.
 
 Latency of one event = from just before the commit (ours) or the emit call (bare) until the
 LAST page has it; events go one at a time, alternating between the two sides so the machine's
-noise hits both. p50/p99 over events, and the ratio ours/bare. Memory per page = growth of the
+noise hits both. p50/p99 over events, and the ratio ours/bare. Also the p50 until the event is on
+the broker (a probe queue bound like the servers') and until the FIRST page has it: the fixed
+cost of each path; what is left to the last page is the fan-out. Memory per page = growth of the
 server processes' RSS while the pages connect (after one warm-up page each), divided by the pages.
 Writes bench/results/progress.json.
 """
@@ -55,6 +63,7 @@ from libs.db import Database  # noqa: E402
 from libs.db.demo import seed_demo  # noqa: E402
 from libs.messaging import Bus, declare_gateway_queue  # noqa: E402
 from libs.settings import Settings  # noqa: E402
+from services.gateway.transport import WithoutCompression  # noqa: E402
 from tests.support.gateway import new_session, token_for  # noqa: E402
 from tests.support.gateway_process import gateway_process  # noqa: E402
 
@@ -371,25 +380,29 @@ def gateway_stack(settings: Settings, pages_count: int, clients: str) -> Iterato
 
 
 # --- bare python-socketio --------------------------------------------------------------------------------
-def serve_bare(amqp_url: str) -> None:
-    """A bare python-socketio server process (``--serve-bare``): prints its port, serves until killed."""
+def serve_bare(amqp_url: str, channel: str, compression: bool) -> None:
+    """A bare python-socketio server process (``--serve-bare``): prints its port, serves until killed.
+    Without compression it answers websockets the way the gateway does (services/gateway/transport.py)."""
     from werkzeug.serving import make_server
 
-    server = socketio.Server(async_mode="threading", client_manager=socketio.KombuManager(amqp_url))
+    manager = socketio.KombuManager(amqp_url, channel=channel)
+    server = socketio.Server(async_mode="threading", client_manager=manager)
 
     @server.on("connect", namespace=BARE_NAMESPACE)
     def connect(sid: str, _environ: Any, _auth: Any = None) -> None:
         server.enter_room(sid, ROOM, namespace=BARE_NAMESPACE)
 
-    http = make_server("127.0.0.1", 0, socketio.WSGIApp(server), threaded=True)
+    app: Any = socketio.WSGIApp(server)
+    http = make_server("127.0.0.1", 0, app if compression else WithoutCompression(app), threaded=True)
     print(f"bare at http://127.0.0.1:{http.server_port}", flush=True)
     http.serve_forever()
 
 
 @contextmanager
-def bare_process(amqp_url: str) -> Iterator[tuple[str, int]]:
+def bare_process(amqp_url: str, channel: str, compression: bool) -> Iterator[tuple[str, int]]:
+    flags = ["--serve-bare", "--amqp-url", amqp_url, "--channel", channel]
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve-bare", "--amqp-url", amqp_url],
+        [sys.executable, __file__, *flags, *([] if compression else ["--no-compression"])],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -406,9 +419,10 @@ def bare_process(amqp_url: str) -> Iterator[tuple[str, int]]:
 
 
 @contextmanager
-def bare_stack(amqp_url: str, pages_count: int, clients: str) -> Iterator[Stack]:
+def bare_stack(amqp_url: str, pages_count: int, clients: str, compression: bool) -> Iterator[Stack]:
     pages = open_pages(clients, Listen(BARE_NAMESPACE, None, False, "n"))
-    emitter = socketio.KombuManager(amqp_url, write_only=True)
+    channel = f"bench-bare-{uuid.uuid4().hex[:8]}"  # each bare side its own fanout exchange
+    emitter = socketio.KombuManager(amqp_url, channel=channel, write_only=True)
 
     def send(i: int) -> float:
         started = time.time()
@@ -416,7 +430,7 @@ def bare_stack(amqp_url: str, pages_count: int, clients: str) -> Iterator[Stack]
         return started
 
     def bind(conn: Connection) -> Queue:
-        fanout = Exchange("socketio", type="fanout", durable=False)  # KombuManager's default channel
+        fanout = Exchange(channel, type="fanout", durable=False)  # KombuManager's exchange
         probe_queue = Queue(f"bench-probe.{uuid.uuid4()}", fanout, durable=False, auto_delete=True)
         bound = probe_queue(conn.default_channel)
         bound.declare()
@@ -427,7 +441,10 @@ def bare_stack(amqp_url: str, pages_count: int, clients: str) -> Iterator[Stack]
         return int((args[0] if isinstance(args, list) else args)["n"])
 
     probe = BrokerProbe(amqp_url, bind, key_of)
-    with bare_process(amqp_url) as first, bare_process(amqp_url) as second:
+    with (
+        bare_process(amqp_url, channel, compression) as first,
+        bare_process(amqp_url, channel, compression) as second,
+    ):
         kib = connect_pages(pages, [first, second], pages_count, "/socket.io")
         # KombuManager's listener binds its queue in a thread of its own: wait for a first event.
         for _ in range(50):
@@ -449,10 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432", help="server, without db"
     )
-    parser.add_argument(
-        "--pages", type=int, default=200, help="waiting pages (default 200; the issue asks 500)"
-    )
-    parser.add_argument("--events", type=int, default=40, help="events sent one at a time (default 40)")
+    parser.add_argument("--pages", type=int, default=500, help="waiting pages per side (default 500)")
+    parser.add_argument("--events", type=int, default=100, help="events sent one at a time (default 100)")
     parser.add_argument(
         "--clients",
         choices=("node", "python"),
@@ -464,9 +479,11 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS.relative_to(ROOT)})"
     )
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--channel", default="socketio", help=argparse.SUPPRESS)
+    parser.add_argument("--no-compression", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_bare:
-        serve_bare(args.amqp_url)
+        serve_bare(args.amqp_url, args.channel, compression=not args.no_compression)
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     # Stopped from outside (timeout, kill): still stop the servers and drop the vhost and database.
@@ -487,34 +504,42 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.events} events one at a time"
         )
         with (
-            bare_stack(amqp_url, args.pages, args.clients) as bare_side,
+            bare_stack(amqp_url, args.pages, args.clients, compression=True) as bare_side,
+            bare_stack(amqp_url, args.pages, args.clients, compression=False) as plain_side,
             gateway_stack(settings, args.pages, args.clients) as ours_side,
         ):
-            figures = measure({"bare": bare_side, "gateway": ours_side}, args.events)
-        bare, ours = figures["bare"], figures["gateway"]
+            stacks = {"bare": bare_side, "bare_uncompressed": plain_side, "gateway": ours_side}
+            figures = measure(stacks, args.events)
+        bare, plain, ours = figures["bare"], figures["bare_uncompressed"], figures["gateway"]
 
-    ratio = {
-        "p50": round(ours["p50_ms"] / bare["p50_ms"], 2),
-        "p99": round(ours["p99_ms"] / bare["p99_ms"], 2),
-    }
-    print(f"{'':<44}{'p50 ms':>9}{'p99 ms':>9}{'broker':>9}{'1st page':>9}{'KiB/page':>10}")
+    def ratio_to(base: dict[str, Any]) -> dict[str, float]:
+        return {q: round(ours[f"{q}_ms"] / base[f"{q}_ms"], 2) for q in ("p50", "p99")}
+
+    ratio, like_for_like = ratio_to(bare), ratio_to(plain)
+    print(f"{'':<46}{'p50 ms':>9}{'p99 ms':>9}{'broker':>9}{'1st page':>9}{'KiB/page':>10}")
     for name, row in (
         ("bare python-socketio (KombuManager)", bare),
+        ("bare, websockets without compression", plain),
         ("gateway (outbox+relay+own queues)", ours),
     ):
         print(
-            f"{name:<44}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['broker_p50_ms']:>9.2f}"
+            f"{name:<46}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['broker_p50_ms']:>9.2f}"
             f"{row['first_page_p50_ms']:>9.2f}{row['kib_per_page']:>10.1f}"
         )
-    print(f"{'ratio gateway/bare':<44}{ratio['p50']:>9.2f}{ratio['p99']:>9.2f}")
+    print(f"{'ratio gateway/bare':<46}{ratio['p50']:>9.2f}{ratio['p99']:>9.2f}")
+    print(
+        f"{'ratio gateway/bare without compression':<46}{like_for_like['p50']:>9.2f}{like_for_like['p99']:>9.2f}"
+    )
     result = {
         "benchmark": "progress",
         "pages": args.pages,
         "events": args.events,
         "clients": args.clients,
         "bare_python_socketio": bare,
+        "bare_python_socketio_uncompressed": plain,
         "gateway": ours,
         "ratio_gateway_over_bare": ratio,
+        "ratio_gateway_over_bare_uncompressed": like_for_like,
         "seconds": round(time.monotonic() - started, 1),
         "context": {
             "python": platform.python_version(),
