@@ -12,9 +12,9 @@ from pathlib import Path
 from flask import Flask
 
 from libs.contracts import GATEWAY_EVENTS, SessionState
-from libs.db import HeadshotSession
 from libs.db.demo import DemoData
 from libs.settings import Settings
+from tests.support.gateway import new_session
 from tests.support.intake import sign_in
 
 WAITING_JS = Path(__file__).resolve().parents[2] / "services/intake/static/waiting.js"
@@ -24,12 +24,8 @@ def test_the_waiting_page_gets_the_event_names_from_the_contracts(
     app: Flask, intake_settings: Settings, demo: DemoData, db
 ) -> None:
     bea = sign_in(app, intake_settings, demo.employees[0])
-    with db.uow(org_id=demo.org_id) as uow:
-        hs = uow.session.get(HeadshotSession, bea.session_id)
-        assert hs is not None
-        hs.state = SessionState.GENERATING
-        uow.commit()
-    page = bea.client.get(f"/sessions/{bea.session_id}/waiting").get_data(as_text=True)
+    generating = new_session(db, demo.employees[0], SessionState.GENERATING)
+    page = bea.client.get(f"/sessions/{generating}/waiting").get_data(as_text=True)
     (attribute,) = re.findall(r"data-events='([^']*)'", page)
     assert json.loads(html_lib.unescape(attribute)) == {e.name: e.routing_key for e in GATEWAY_EVENTS}
 
