@@ -28,17 +28,15 @@ $(STAMP): requirements.txt requirements-torch.txt pyproject.toml
 venv: $(STAMP) ## Create .venv and install the pinned packages (quick when already done)
 
 # The Socket.IO browser client for the waiting page, from the npm registry (never committed; the
-# page falls back to polling without it).
+# page falls back to polling without it). deploy/socketio-client.sh pins the version; the image build
+# runs the same script.
 SOCKETIO_JS := services/intake/static/vendor/socket.io.min.js
-SOCKETIO_CLIENT := socket.io-client@4
 
 vendor: $(SOCKETIO_JS) ## Fetch the Socket.IO browser client into intake's static/vendor (gitignored)
 
-$(SOCKETIO_JS):
-	@mkdir -p $(@D)
-	@tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent $(SOCKETIO_CLIENT) >/dev/null && tar xzf socket.io-client-*.tgz) \
-	  && cp $$tmp/package/dist/socket.io.min.js $@ && rm -rf $$tmp && echo "fetched $(SOCKETIO_CLIENT) into $@" \
-	  || { rm -rf $$tmp; echo "warning: could not fetch $(SOCKETIO_CLIENT); the waiting page will poll instead"; }
+$(SOCKETIO_JS): deploy/socketio-client.sh
+	@sh deploy/socketio-client.sh $@ \
+	  || echo "warning: could not fetch the Socket.IO client; the waiting page will poll instead"
 
 browser: ## Install Debian's Chromium for the browser tests if it is missing
 	@test -x $(CHROMIUM) || { echo "installing chromium (Debian package)"; apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }

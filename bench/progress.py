@@ -1,10 +1,14 @@
 """Live progress fan-out: the gateway against a bare python-socketio server, in one run.
 
-    python bench/progress.py                  # 200 waiting pages per side, 40 events
-    python bench/progress.py --pages 500      # the issue's figure (more threads, ~1 min)
+    python bench/progress.py                  # 500 waiting pages per side, 100 events (~4 min)
+    python bench/progress.py --pages 200      # quicker
+    python bench/progress.py --clients python # pages as python-socketio clients instead (slower)
 
-N waiting pages (python-socketio clients over websockets) are split across TWO server processes
-of each kind, all following one session, so every event goes to every page:
+N waiting pages are split across TWO server processes of each kind, all following one session, so
+every event goes to every page. The pages are socket.io-client connections (the library the
+browser page uses, pinned in bench/node/package.json, installed with npm on the first run) in
+one Node process: python-socketio clients, a few threads each in the benchmark's own process,
+cost more than the servers and were most of what was measured.
 
 - ours: the event is written to the outbox on PostgreSQL (commit) -> the relay publishes it with
         confirms to RabbitMQ -> each gateway process (`python -m services.gateway`, its own
@@ -12,11 +16,15 @@ of each kind, all following one session, so every event goes to every page:
         to the session's room;
 - bare: python-socketio's own multi-process fan-out: KombuManager(write_only) emits through
         RabbitMQ -> each bare server process (socketio.Server + KombuManager, threading mode,
-        simple-websocket, on the same Werkzeug server) emits to its room.
+        simple-websocket, on the same Werkzeug server) emits to its room;
+- bare without compression: the same, answering websockets without permessage-deflate as the
+        gateway does (services/gateway/transport.py): the like-for-like fan-out.
 
 Latency of one event = from just before the commit (ours) or the emit call (bare) until the
 LAST page has it; events go one at a time, alternating between the two sides so the machine's
-noise hits both. p50/p99 over events, and the ratio ours/bare. Memory per page = growth of the
+noise hits both. p50/p99 over events, and the ratio ours/bare. Also the p50 until the event is on
+the broker (a probe queue bound like the servers') and until the FIRST page has it: the fixed
+cost of each path; what is left to the last page is the fan-out. Memory per page = growth of the
 server processes' RSS while the pages connect (after one warm-up page each), divided by the pages.
 Writes bench/results/progress.json.
 """
@@ -28,6 +36,9 @@ import json
 import logging
 import os
 import platform
+import queue
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -35,7 +46,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,17 +55,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import socketio  # noqa: E402
+from kombu import Connection, Consumer, Exchange, Queue  # noqa: E402
 
 from bench.support.servers import throwaway_servers  # noqa: E402
-from libs.contracts import SESSION_PROGRESS, SessionState, new_message  # noqa: E402
+from libs.contracts import SESSION_PROGRESS, SessionState, decode_message, new_message  # noqa: E402
 from libs.db import Database  # noqa: E402
 from libs.db.demo import seed_demo  # noqa: E402
-from libs.messaging import Bus  # noqa: E402
+from libs.messaging import Bus, declare_gateway_queue  # noqa: E402
 from libs.settings import Settings  # noqa: E402
+from services.gateway.transport import WithoutCompression  # noqa: E402
 from tests.support.gateway import new_session, token_for  # noqa: E402
 from tests.support.gateway_process import gateway_process  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "progress.json"
+NODE_PAGES = ROOT / "bench" / "node" / "pages.js"
 BARE_NAMESPACE = "/bare"
 ROOM = "all"
 
@@ -71,39 +85,57 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-class Pages:
-    """N clients; ``arrivals[key]`` = receive times of the event ``key`` across the clients."""
+@dataclass(frozen=True)
+class Listen:
+    """What the pages of one side do: where they listen and how an event is numbered."""
 
-    def __init__(self) -> None:
+    namespace: str
+    auth: Any
+    follow: bool  # the gateway's pages ask to follow their session; bare pages are in the room
+    key: str  # dotted path of the payload field numbering the event ("data.done", "n")
+    type: str | None = None  # only payloads of this "type" count
+
+
+class PythonPages:
+    """Pages as python-socketio clients in this process (each with its own threads): the clients'
+    own cost is then a large part of what is measured (see --clients)."""
+
+    def __init__(self, listen: Listen) -> None:
+        self.listen = listen
         self.clients: list[socketio.Client] = []
         self.arrivals: dict[int, list[float]] = {}
         self._lock = threading.Lock()
 
-    def handler(self, key_of: Callable[[dict[str, Any]], int | None]) -> Callable[[dict[str, Any]], None]:
-        def on_event(payload: dict[str, Any]) -> None:
-            now = time.time()
-            key = key_of(payload)
-            if key is not None:
-                with self._lock:
-                    self.arrivals.setdefault(key, []).append(now)
+    @property
+    def count(self) -> int:
+        return len(self.clients)
 
-        return on_event
+    def _on_event(self, payload: dict[str, Any]) -> None:
+        now = time.time()
+        if self.listen.type is not None and payload.get("type") != self.listen.type:
+            return
+        key: Any = payload
+        for part in self.listen.key.split("."):
+            key = key.get(part) if isinstance(key, dict) else None
+        if key is not None:
+            with self._lock:
+                self.arrivals.setdefault(int(key), []).append(now)
 
-    def connect(
-        self, count: int, url: str, path: str, namespace: str, auth: Any, on_event: Any, follow: bool
-    ) -> None:
+    def connect(self, count: int, url: str, path: str) -> None:
+        namespace = self.listen.namespace
+
         def one() -> None:
             client = socketio.Client(reconnection=False)
-            client.on("event", on_event, namespace=namespace)
+            client.on("event", self._on_event, namespace=namespace)
             client.connect(
                 url,
-                auth=auth,
+                auth=self.listen.auth,
                 transports=["websocket"],
                 namespaces=[namespace],
                 socketio_path=path,
                 wait_timeout=30,
             )
-            if follow:
+            if self.listen.follow:
                 client.call("follow", {"last_id": 2**62}, namespace=namespace, timeout=30)
             with self._lock:
                 self.clients.append(client)
@@ -116,34 +148,145 @@ class Pages:
             for t in threads:
                 t.join(60)
 
-    def wait_all(self, key: int, expected: int, timeout: float = 10.0) -> float | None:
+    def wait_all(self, key: int, timeout: float = 10.0) -> tuple[float, float] | None:
+        """(first, last) arrival of event ``key`` once every page has it; None after ``timeout``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
                 got = self.arrivals.get(key, [])
-                if len(got) >= expected:
-                    return max(got)
+                if len(got) >= len(self.clients):
+                    return min(got), max(got)
             time.sleep(0.0005)
         return None
 
-    def abandon(self) -> None:
+    def close(self) -> None:
         # Closing a websocket client waits up to 3 s for a close frame the dev server never sends:
         # the servers are stopped instead, which ends every connection at once.
         self.clients.clear()
 
 
+class NodePages:
+    """Pages as socket.io-client connections (the browser page's library) in one Node process
+    (bench/node/pages.js): one event loop for all of them, so the servers are what is measured."""
+
+    def __init__(self, listen: Listen) -> None:
+        self.count = 0
+        self._done: dict[int, tuple[float, float]] = {}
+        self._answers: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._changed = threading.Condition()
+        options = {"namespace": listen.namespace, "auth": listen.auth, "follow": listen.follow}
+        options.update(key=listen.key, type=listen.type)
+        self._proc = subprocess.Popen(
+            ["node", str(NODE_PAGES), json.dumps(options)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            answer = json.loads(line)
+            if "all" in answer:
+                with self._changed:
+                    self._done[int(answer["all"])] = (float(answer["first"]), float(answer["at"]))
+                    self._changed.notify_all()
+            else:
+                self._answers.put(answer)
+        self._answers.put({"error": f"the Node pages ended (exit {self._proc.wait()})"})
+
+    def connect(self, count: int, url: str, path: str) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps({"connect": url, "path": path, "count": count}) + "\n")
+        self._proc.stdin.flush()
+        answer = self._answers.get(timeout=300)
+        if "error" in answer:
+            raise SystemExit(f"Node pages: {answer['error']}")
+        self.count = int(answer["connected"])
+
+    def wait_all(self, key: int, timeout: float = 10.0) -> tuple[float, float] | None:
+        with self._changed:
+            self._changed.wait_for(lambda: key in self._done, timeout)
+            return self._done.get(key)
+
+    def close(self) -> None:
+        self._proc.kill()
+        self._proc.wait(10)
+
+
+Pages = PythonPages | NodePages
+
+
+class BrokerProbe:
+    """One more listener on the broker, bound like the side's servers (a gateway queue, or a queue on
+    KombuManager's fanout exchange): when an event is there, every server could have it. Splits the
+    latency into the way to the broker (outbox + relay, or the emitter) and the servers' part."""
+
+    def __init__(
+        self, amqp_url: str, bind: Callable[[Connection], Queue], key_of: Callable[[bytes], int]
+    ) -> None:
+        self._conn = Connection(amqp_url)
+        self._queue = bind(self._conn)
+        self._key_of = key_of
+        self._arrived: dict[int, float] = {}
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        def on_message(message: Any) -> None:
+            now = time.time()
+            with self._changed:
+                self._arrived[self._key_of(message.body)] = now
+                self._changed.notify_all()
+
+        with Consumer(self._conn.default_channel, queues=[self._queue], on_message=on_message, no_ack=True):
+            while not self._stop.is_set():
+                with suppress(TimeoutError):
+                    self._conn.drain_events(timeout=0.25)
+
+    def at(self, key: int, timeout: float = 10.0) -> float | None:
+        with self._changed:
+            self._changed.wait_for(lambda: key in self._arrived, timeout)
+            return self._arrived.get(key)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._conn.release()
+
+
+def node_pages_ready() -> None:
+    """Install bench/node's pinned socket.io-client (npm) the first time; fail clearly without Node."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        raise SystemExit("--clients node needs Node.js and npm (or run with --clients python)")
+    if not (NODE_PAGES.parent / "node_modules" / "socket.io-client").is_dir():
+        subprocess.run(
+            ["npm", "ci", "--silent", "--no-audit", "--no-fund"], cwd=NODE_PAGES.parent, check=True
+        )
+
+
 def measure(stacks: dict[str, Stack], events: int) -> dict[str, dict[str, Any]]:
     """Send events one at a time, alternating between the stacks (the machine's noise hits both)."""
     latencies: dict[str, list[float]] = {name: [] for name in stacks}
+    firsts: dict[str, list[float]] = {name: [] for name in stacks}
+    brokers: dict[str, list[float]] = {name: [] for name in stacks}
     missing = dict.fromkeys(stacks, 0)
     for i in range(1, events + 1):
         for name, stack in stacks.items():
             sent = stack.send(i)
-            last = stack.pages.wait_all(i, len(stack.pages.clients))
-            if last is None:
+            arrived = stack.pages.wait_all(i)
+            if arrived is None:
                 missing[name] += 1
             else:
-                latencies[name].append(last - sent)
+                firsts[name].append(arrived[0] - sent)
+                latencies[name].append(arrived[1] - sent)
+            at_broker = stack.probe.at(i, timeout=2.0)  # the pages have it: so has the broker
+            if at_broker is not None:
+                brokers[name].append(at_broker - sent)
             time.sleep(0.01)
     out = {}
     for name, values in latencies.items():
@@ -152,8 +295,12 @@ def measure(stacks: dict[str, Stack], events: int) -> dict[str, dict[str, Any]]:
         out[name] = {
             "p50_ms": round(statistics.median(values) * 1000, 2),
             "p99_ms": round(percentile(values, 0.99) * 1000, 2),
+            # On the broker (ready for every server), then at the FIRST page: the path's fixed cost;
+            # the rest of p50 is the fan-out to every page.
+            "broker_p50_ms": round(statistics.median(brokers[name]) * 1000, 2),
+            "first_page_p50_ms": round(statistics.median(firsts[name]) * 1000, 2),
             "events_missing_a_page": missing[name],
-            "pages": len(stacks[name].pages.clients),
+            "pages": stacks[name].pages.count,
             "kib_per_page": stacks[name].kib_per_page,
         }
     return out
@@ -162,36 +309,34 @@ def measure(stacks: dict[str, Stack], events: int) -> dict[str, dict[str, Any]]:
 @dataclass
 class Stack:
     pages: Pages
+    probe: BrokerProbe
     send: Callable[[int], float]
     kib_per_page: float
 
 
-def connect_pages(
-    pages: Pages,
-    servers: list[tuple[str, int]],
-    count: int,
-    path: str,
-    namespace: str,
-    auth: Any,
-    on_event: Any,
-) -> float:
+def open_pages(clients: str, listen: Listen) -> Pages:
+    return NodePages(listen) if clients == "node" else PythonPages(listen)
+
+
+def connect_pages(pages: Pages, servers: list[tuple[str, int]], count: int, path: str) -> float:
     """Connect ``count`` pages split over the servers; return the KiB of server RSS per page.
     One page per server first, so lazy start-up costs (imports, pools) are not counted."""
-    follow = namespace == "/progress"
     for url, _pid in servers:
-        pages.connect(1, url, path, namespace, auth, on_event, follow)
+        pages.connect(1, url, path)
     before = sum(rss_kib(pid) for _url, pid in servers)
     share = (count - len(servers)) // len(servers)
     for n, (url, _pid) in enumerate(servers):
         extra = (count - len(servers)) - share * len(servers) if n == 0 else 0
-        pages.connect(share + extra, url, path, namespace, auth, on_event, follow)
+        pages.connect(share + extra, url, path)
     after = sum(rss_kib(pid) for _url, pid in servers)
+    if pages.count != count:
+        raise SystemExit(f"only {pages.count} of {count} pages connected")
     return round((after - before) / max(1, count - len(servers)), 1)
 
 
 # --- ours ----------------------------------------------------------------------------------------------
 @contextmanager
-def gateway_stack(settings: Settings, pages_count: int) -> Iterator[Stack]:
+def gateway_stack(settings: Settings, pages_count: int, clients: str) -> Iterator[Stack]:
     db = Database(settings.database_url)
     demo = seed_demo(db)
     sid = new_session(db, demo.employees[0], SessionState.GENERATING)
@@ -201,9 +346,7 @@ def gateway_stack(settings: Settings, pages_count: int) -> Iterator[Stack]:
     relay = bus.relay()
     stop = threading.Event()
     threading.Thread(target=relay.run_forever, args=(stop,), daemon=True).start()
-    pages = Pages()
-    progress = SESSION_PROGRESS.routing_key
-    on_event = pages.handler(lambda p: int(p["data"]["done"]) if p.get("type") == progress else None)
+    pages = open_pages(clients, Listen("/progress", auth, True, "data.done", SESSION_PROGRESS.routing_key))
     org = str(demo.employees[0].org_id)
 
     def send(i: int) -> float:
@@ -219,13 +362,17 @@ def gateway_stack(settings: Settings, pages_count: int) -> Iterator[Stack]:
     try:
         with gateway_process(settings) as first, gateway_process(settings) as second:
             servers = [(first.url, first.pid), (second.url, second.pid)]
-            kib = connect_pages(
-                pages, servers, pages_count, "/gateway/socket.io", "/progress", auth, on_event
+            kib = connect_pages(pages, servers, pages_count, "/gateway/socket.io")
+            probe = BrokerProbe(
+                settings.BROKER_URL,
+                lambda conn: declare_gateway_queue(conn, f"bench-probe-{uuid.uuid4().hex[:8]}"),
+                lambda body: int(decode_message(body).data["done"]),
             )
             send(0)  # warm the path (relay connection, first emit)
-            pages.wait_all(0, len(pages.clients))
-            yield Stack(pages, send, kib)
-            pages.abandon()
+            pages.wait_all(0)
+            yield Stack(pages, probe, send, kib)
+            probe.close()
+            pages.close()
     finally:
         stop.set()
         relay.close()
@@ -233,25 +380,29 @@ def gateway_stack(settings: Settings, pages_count: int) -> Iterator[Stack]:
 
 
 # --- bare python-socketio --------------------------------------------------------------------------------
-def serve_bare(amqp_url: str) -> None:
-    """A bare python-socketio server process (``--serve-bare``): prints its port, serves until killed."""
+def serve_bare(amqp_url: str, channel: str, compression: bool) -> None:
+    """A bare python-socketio server process (``--serve-bare``): prints its port, serves until killed.
+    Without compression it answers websockets the way the gateway does (services/gateway/transport.py)."""
     from werkzeug.serving import make_server
 
-    server = socketio.Server(async_mode="threading", client_manager=socketio.KombuManager(amqp_url))
+    manager = socketio.KombuManager(amqp_url, channel=channel)
+    server = socketio.Server(async_mode="threading", client_manager=manager)
 
     @server.on("connect", namespace=BARE_NAMESPACE)
     def connect(sid: str, _environ: Any, _auth: Any = None) -> None:
         server.enter_room(sid, ROOM, namespace=BARE_NAMESPACE)
 
-    http = make_server("127.0.0.1", 0, socketio.WSGIApp(server), threaded=True)
+    app: Any = socketio.WSGIApp(server)
+    http = make_server("127.0.0.1", 0, app if compression else WithoutCompression(app), threaded=True)
     print(f"bare at http://127.0.0.1:{http.server_port}", flush=True)
     http.serve_forever()
 
 
 @contextmanager
-def bare_process(amqp_url: str) -> Iterator[tuple[str, int]]:
+def bare_process(amqp_url: str, channel: str, compression: bool) -> Iterator[tuple[str, int]]:
+    flags = ["--serve-bare", "--amqp-url", amqp_url, "--channel", channel]
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve-bare", "--amqp-url", amqp_url],
+        [sys.executable, __file__, *flags, *([] if compression else ["--no-compression"])],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -268,25 +419,41 @@ def bare_process(amqp_url: str) -> Iterator[tuple[str, int]]:
 
 
 @contextmanager
-def bare_stack(amqp_url: str, pages_count: int) -> Iterator[Stack]:
-    pages = Pages()
-    on_event = pages.handler(lambda p: int(p["n"]))
-    emitter = socketio.KombuManager(amqp_url, write_only=True)
+def bare_stack(amqp_url: str, pages_count: int, clients: str, compression: bool) -> Iterator[Stack]:
+    pages = open_pages(clients, Listen(BARE_NAMESPACE, None, False, "n"))
+    channel = f"bench-bare-{uuid.uuid4().hex[:8]}"  # each bare side its own fanout exchange
+    emitter = socketio.KombuManager(amqp_url, channel=channel, write_only=True)
 
     def send(i: int) -> float:
         started = time.time()
         emitter.emit("event", {"n": i}, room=ROOM, namespace=BARE_NAMESPACE)
         return started
 
-    with bare_process(amqp_url) as first, bare_process(amqp_url) as second:
-        kib = connect_pages(pages, [first, second], pages_count, "socket.io", BARE_NAMESPACE, None, on_event)
+    def bind(conn: Connection) -> Queue:
+        fanout = Exchange(channel, type="fanout", durable=False)  # KombuManager's exchange
+        probe_queue = Queue(f"bench-probe.{uuid.uuid4()}", fanout, durable=False, auto_delete=True)
+        bound = probe_queue(conn.default_channel)
+        bound.declare()
+        return bound
+
+    def key_of(body: bytes) -> int:
+        args = json.loads(body)["data"]  # KombuManager's message: {"method": "emit", "data": [payload], ...}
+        return int((args[0] if isinstance(args, list) else args)["n"])
+
+    probe = BrokerProbe(amqp_url, bind, key_of)
+    with (
+        bare_process(amqp_url, channel, compression) as first,
+        bare_process(amqp_url, channel, compression) as second,
+    ):
+        kib = connect_pages(pages, [first, second], pages_count, "/socket.io")
         # KombuManager's listener binds its queue in a thread of its own: wait for a first event.
         for _ in range(50):
             send(0)
-            if pages.wait_all(0, len(pages.clients), timeout=0.2) is not None:
+            if pages.wait_all(0, timeout=0.2) is not None:
                 break
-        yield Stack(pages, send, kib)
-        pages.abandon()
+        yield Stack(pages, probe, send, kib)
+        probe.close()
+        pages.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,20 +466,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432", help="server, without db"
     )
+    parser.add_argument("--pages", type=int, default=500, help="waiting pages per side (default 500)")
+    parser.add_argument("--events", type=int, default=100, help="events sent one at a time (default 100)")
     parser.add_argument(
-        "--pages", type=int, default=200, help="waiting pages (default 200; the issue asks 500)"
+        "--clients",
+        choices=("node", "python"),
+        default="node",
+        help="the pages: socket.io-client in one Node process (default), or python-socketio clients "
+        "in this process (their own cost then dominates both sides)",
     )
-    parser.add_argument("--events", type=int, default=40, help="events sent one at a time (default 40)")
     parser.add_argument(
         "--out", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS.relative_to(ROOT)})"
     )
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--channel", default="socketio", help=argparse.SUPPRESS)
+    parser.add_argument("--no-compression", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_bare:
-        serve_bare(args.amqp_url)
+        serve_bare(args.amqp_url, args.channel, compression=not args.no_compression)
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    # Stopped from outside (timeout, kill): still stop the servers and drop the vhost and database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
+    if args.clients == "node":
+        node_pages_ready()
     started = time.monotonic()
     with throwaway_servers(args.amqp_url, args.pg_url) as (amqp_url, pg_url):
         settings = Settings(
@@ -322,30 +500,46 @@ def main(argv: list[str] | None = None) -> int:
             VAR_DIR=str(ROOT / "var" / "bench"),
         )
         print(
-            f"{args.pages} waiting pages on each side (two processes each), {args.events} events one at a time"
+            f"{args.pages} waiting pages ({args.clients} clients) on each side (two processes each), "
+            f"{args.events} events one at a time"
         )
-        with bare_stack(amqp_url, args.pages) as bare_side, gateway_stack(settings, args.pages) as ours_side:
-            figures = measure({"bare": bare_side, "gateway": ours_side}, args.events)
-        bare, ours = figures["bare"], figures["gateway"]
+        with (
+            bare_stack(amqp_url, args.pages, args.clients, compression=True) as bare_side,
+            bare_stack(amqp_url, args.pages, args.clients, compression=False) as plain_side,
+            gateway_stack(settings, args.pages, args.clients) as ours_side,
+        ):
+            stacks = {"bare": bare_side, "bare_uncompressed": plain_side, "gateway": ours_side}
+            figures = measure(stacks, args.events)
+        bare, plain, ours = figures["bare"], figures["bare_uncompressed"], figures["gateway"]
 
-    ratio = {
-        "p50": round(ours["p50_ms"] / bare["p50_ms"], 2),
-        "p99": round(ours["p99_ms"] / bare["p99_ms"], 2),
-    }
-    print(f"{'':<44}{'p50 ms':>9}{'p99 ms':>9}{'KiB/page':>10}")
+    def ratio_to(base: dict[str, Any]) -> dict[str, float]:
+        return {q: round(ours[f"{q}_ms"] / base[f"{q}_ms"], 2) for q in ("p50", "p99")}
+
+    ratio, like_for_like = ratio_to(bare), ratio_to(plain)
+    print(f"{'':<46}{'p50 ms':>9}{'p99 ms':>9}{'broker':>9}{'1st page':>9}{'KiB/page':>10}")
     for name, row in (
         ("bare python-socketio (KombuManager)", bare),
+        ("bare, websockets without compression", plain),
         ("gateway (outbox+relay+own queues)", ours),
     ):
-        print(f"{name:<44}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['kib_per_page']:>10.1f}")
-    print(f"{'ratio gateway/bare':<44}{ratio['p50']:>9.2f}{ratio['p99']:>9.2f}")
+        print(
+            f"{name:<46}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['broker_p50_ms']:>9.2f}"
+            f"{row['first_page_p50_ms']:>9.2f}{row['kib_per_page']:>10.1f}"
+        )
+    print(f"{'ratio gateway/bare':<46}{ratio['p50']:>9.2f}{ratio['p99']:>9.2f}")
+    print(
+        f"{'ratio gateway/bare without compression':<46}{like_for_like['p50']:>9.2f}{like_for_like['p99']:>9.2f}"
+    )
     result = {
         "benchmark": "progress",
         "pages": args.pages,
         "events": args.events,
+        "clients": args.clients,
         "bare_python_socketio": bare,
+        "bare_python_socketio_uncompressed": plain,
         "gateway": ours,
         "ratio_gateway_over_bare": ratio,
+        "ratio_gateway_over_bare_uncompressed": like_for_like,
         "seconds": round(time.monotonic() - started, 1),
         "context": {
             "python": platform.python_version(),

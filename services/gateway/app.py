@@ -27,6 +27,7 @@ from services.gateway.eta import StageTimes
 from services.gateway.listener import EventListener
 from services.gateway.namespace import ProgressNamespace
 from services.gateway.rooms import Rooms
+from services.gateway.transport import WithoutCompression
 
 SOCKETIO_PATH = "socket.io"
 
@@ -61,6 +62,7 @@ def create_app(
     app = create_base_app("services.gateway", "gateway", settings, db=db, blobs=blobs, checks=checks)
     database: Database = app.extensions["headshots.db"]
     socketio = SocketIO(app, async_mode="threading", path=SOCKETIO_PATH, logger=False, engineio_logger=False)
+    app.wsgi_app = WithoutCompression(app.wsgi_app)  # type: ignore[method-assign]
     rooms = Rooms(socketio, database, StageTimes(database))
     namespace = ProgressNamespace(rooms)
     socketio.on_namespace(namespace)

@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import MultiDict
 
 from libs.catalog import Style
-from libs.contracts import STAGES, SessionState, stage_label
+from libs.contracts import GATEWAY_EVENTS, STAGES, SessionState, stage_label
 from libs.db import Headshot, HeadshotSession, Organization, UnitOfWork, User
 from libs.storage import BlobNotFound
 from libs.web import (
@@ -285,6 +285,8 @@ def waiting(session_id: str) -> Any:
             ),
             # The Socket.IO client is fetched at setup (make vendor); without it the page polls.
             "socketio_js": _has_static(SOCKETIO_JS),
+            # The event names the page reacts to, from the contracts: {"SessionCompleted": <routing key>, ...}
+            "events": {event.name: event.routing_key for event in GATEWAY_EVENTS},
         }
         return render_template(
             "waiting.html",

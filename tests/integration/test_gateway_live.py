@@ -4,8 +4,12 @@ every event live with its outbox id, and on reconnection what it missed, in orde
 
 from __future__ import annotations
 
+import base64
+import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pytest
 import socketio
@@ -114,3 +118,26 @@ def test_only_the_owner_or_a_token_for_that_session_may_listen(
     ok.follow()
     wait_for(lambda: ok.states(), "the owner's state")
     ok.close()
+
+
+def test_websocket_frames_are_not_compressed(stack: Stack) -> None:
+    """Browsers offer permessage-deflate; the gateway answers without it (services/gateway/transport.py):
+    no zlib state per page, no compression per page per event."""
+    address = urlsplit(stack.url)
+    request = (
+        "GET /gateway/socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+        f"Host: {address.netloc}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+    )
+    with socket.create_connection((address.hostname, address.port), timeout=30) as conn:
+        conn.sendall(request.encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = conn.recv(4096)
+            assert chunk, f"connection closed during the handshake: {answer!r}"
+            answer += chunk
+    head = answer.split(b"\r\n\r\n")[0].decode().lower()
+    assert head.startswith("http/1.1 101"), head
+    assert "sec-websocket-extensions" not in head, head

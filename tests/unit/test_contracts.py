@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import pathlib
+import re
 import uuid
 
 import pytest
@@ -162,11 +163,45 @@ def test_no_routing_key_is_written_outside_contracts():
     """A string literal equal to a routing key may only stand in libs/contracts (docstrings showing an
     example payload are prose, not literals, and are allowed)."""
     offenders = []
-    for folder in ("libs", "services", "tests", "bench"):
-        for path in (ROOT / folder).rglob("*.py"):
-            if "contracts" in path.parts or path.name == "test_contracts.py":
-                continue
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.Constant) and node.value in EVENTS:
-                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}")
+    for path in _our_files("*.py"):
+        if "contracts" in path.parts or path.name == "test_contracts.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in EVENTS:
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}")
     assert not offenders, "routing keys written as strings:\n" + "\n".join(offenders)
+
+
+# A JavaScript string: "…", '…' or `…` (escapes kept; enough to find a literal routing key).
+JS_STRING = re.compile(r"""(["'`])((?:\\.|(?!\1)[^\\\n])*)\1""")
+
+
+def test_no_routing_key_is_written_in_our_javascript():
+    """Pages get event names from the server (rendered from libs/contracts), never as literals. Fetched
+    libraries (static/vendor/, node_modules/) are not ours and are not scanned."""
+    scanned, offenders = 0, []
+    for path in _our_files("*.js"):
+        scanned += 1
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for _quote, text in JS_STRING.findall(line):
+                if text in EVENTS:
+                    offenders.append(f"{path.relative_to(ROOT)}:{number}: {text!r}")
+    assert scanned, "no JavaScript found: the scan looks in the wrong place"
+    assert not offenders, "routing keys written as strings:\n" + "\n".join(offenders)
+
+
+def test_the_javascript_scan_finds_each_kind_of_string():
+    line = """switch (t) { case "session.failed": x(); case 'model.trained': case `photos.processed`: }"""
+    found = [text for _quote, text in JS_STRING.findall(line)]
+    assert found == ["session.failed", "model.trained", "photos.processed"]
+    assert JS_STRING.findall(r'f("a \" b", "session.completed")')[1][1] == "session.completed"
+
+
+def _our_files(pattern: str) -> list[pathlib.Path]:
+    skipped = {"vendor", "node_modules", ".venv"}
+    return [
+        path
+        for folder in ("libs", "services", "tests", "bench")
+        for path in (ROOT / folder).rglob(pattern)
+        if not skipped & set(path.relative_to(ROOT).parts)
+    ]

@@ -8,7 +8,11 @@ import base64
 import copy
 import hashlib
 import json
+import os
 import re
+import shutil
+import subprocess
+import tarfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -244,3 +248,77 @@ def test_the_image_ships_the_gunicorn_config() -> None:
     assert "COPY deploy/gunicorn.conf.py ./deploy/gunicorn.conf.py" in dockerfile
     assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
     assert (ROOT / "requirements.txt").read_text().count("\ngunicorn==") == 1
+
+
+def _dockerfile_stages(text: str) -> list[tuple[str, str, list[str]]]:
+    """(image, stage name, instructions) per FROM, continuation lines joined."""
+    stages: list[tuple[str, str, list[str]]] = []
+    for line in re.sub(r"\\\n\s*", " ", text).splitlines():
+        line = line.strip()
+        found = re.fullmatch(r"FROM (\S+)(?: AS (\S+))?", line)
+        if found:
+            stages.append((found[1], found[2] or "", []))
+        elif line and not line.startswith("#") and stages:
+            stages[-1][2].append(line)
+    return stages
+
+
+def test_the_image_ships_the_socketio_client_fetched_like_make_vendor() -> None:
+    """The waiting page's Socket.IO client is not in the repository: the image build fetches it
+    with the same pinned script as `make vendor`, into the file intake serves."""
+    served = "services/intake/static/vendor/socket.io.min.js"
+    assert (
+        "filename='vendor/socket.io.min.js'" in (ROOT / "services/intake/templates/waiting.html").read_text()
+    )
+    script = "deploy/socketio-client.sh"
+    *builders, (image, _name, final) = _dockerfile_stages((DEPLOY / "Dockerfile").read_text())
+    assert image == "python:3.11-slim"
+    (fetch,) = [stage for stage in builders if stage[0].startswith("node:")]
+    node_image, stage, steps = fetch
+    assert re.fullmatch(r"node:\d+-slim", node_image), node_image  # a pinned major, no Node in the image
+    assert steps[0] == f"COPY {script} /socketio-client.sh"
+    (run,) = [s for s in steps if s.startswith("RUN ")]
+    assert run.startswith("RUN sh /socketio-client.sh ")
+    fetched = run.split()[-1]
+    # Copied after the sources, so a developer's own vendor/ folder in the build context never wins.
+    copy = f"COPY --from={stage} {fetched} ./{served}"
+    assert copy in final and final.index(copy) > final.index("COPY services ./services")
+
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"SOCKETIO_JS := {served}\n" in makefile
+    assert f"\t@sh {script} $@" in makefile
+    assert f"$(SOCKETIO_JS): {script}\n" in makefile  # a new pin fetches again
+    text = (ROOT / script).read_text()
+    assert re.search(r"^VERSION=\d+\.\d+\.\d+$", text, re.M)  # exact, never a range
+    assert re.search(r"^INTEGRITY=sha512-[A-Za-z0-9+/]{86}==$", text, re.M)
+
+
+def test_a_socketio_client_that_is_not_the_pinned_one_is_refused(tmp_path: Path) -> None:
+    """The fetch script checks the package against its pinned integrity before using it: here an
+    `npm` that hands over another tarball (a tampered mirror, a wrong version)."""
+    node = shutil.which("node")
+    assert node, "the fetch script hashes with Node.js: apt-get install -y nodejs"
+    version = re.search(r"^VERSION=(\S+)$", (ROOT / "deploy/socketio-client.sh").read_text(), re.M)[1]
+    package = tmp_path / "package" / "dist"
+    package.mkdir(parents=True)
+    (package / "socket.io.min.js").write_text("window.io = function () { /* not the real one */ };")
+    tarball = tmp_path / f"socket.io-client-{version}.tgz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(tmp_path / "package", arcname="package")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "npm").write_text(f'#!/bin/sh\ncp "{tarball}" .\n')
+    (bin_dir / "npm").chmod(0o755)
+    (bin_dir / "node").symlink_to(node)
+    dest = tmp_path / "out" / "socket.io.min.js"
+    env = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin"}
+    done = subprocess.run(
+        ["sh", str(ROOT / "deploy/socketio-client.sh"), str(dest)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert f"socket.io-client@{version} does not match its pinned integrity" in done.stderr
+    assert not dest.exists()

@@ -7,6 +7,9 @@
   var root = document.getElementById("waiting");
   if (!root) return;
   var d = root.dataset;
+  // Event names (routing keys) come from the contracts (libs/contracts), rendered by the server into
+  // data-events as {SessionCompleted: <its routing key>, ...}: none is written here.
+  var EVENT = JSON.parse(d.events || "{}");
   var POLL_MS = 2000;
   var QUEUE_REFRESH_MS = 15000;
   var ETA_TICK_MS = 20000;
@@ -191,31 +194,32 @@
   }
 
   function applyEvent(e) {
-    if (!e || typeof e.id !== "number" || model.seen[e.id] || e.id <= model.floor) return;  // already shown
+    if (!e || typeof e.id !== "number" || typeof e.type !== "string") return;
+    if (model.seen[e.id] || e.id <= model.floor) return;  // already shown
     model.seen[e.id] = true;
     model.lastId = Math.max(model.lastId || 0, e.id);
     var data = e.data || {};
     var before = model.state;
     switch (e.type) {
-      case "session.submitted": moveTo("submitted"); break;
-      case "session.approved": moveTo("queued"); model.done = model.total = 0; break;
-      case "session.progress":
+      case EVENT.SessionSubmitted: moveTo("submitted"); break;
+      case EVENT.SessionApproved: moveTo("queued"); model.done = model.total = 0; break;
+      case EVENT.SessionProgress:
         moveTo(data.stage); model.done = data.done; model.total = data.total; break;
-      case "photos.processed": moveTo("training"); model.done = model.total = 0; break;
-      case "model.trained": moveTo("generating"); model.done = 0; model.total = 0; break;
-      case "headshot.generated":
+      case EVENT.PhotosProcessed: moveTo("training"); model.done = model.total = 0; break;
+      case EVENT.ModelTrained: moveTo("generating"); model.done = 0; model.total = 0; break;
+      case EVENT.HeadshotGenerated:
         moveTo("generating"); model.done = data.done; model.total = data.total;
         addThumb(data.headshot_id, data.style);
         break;
-      case "session.completed": moveTo("completed"); render(); finish("completed"); return;
-      case "session.rejected":
+      case EVENT.SessionCompleted: moveTo("completed"); render(); finish("completed"); return;
+      case EVENT.SessionRejected:
         moveTo("rejected"); model.reason = data.reason;
         startPolling();  // the session goes back to onboarding in a moment: follow it there
         break;
-      case "session.failed": moveTo("failed"); model.reason = data.reason; break;
+      case EVENT.SessionFailed: moveTo("failed"); model.reason = data.reason; break;
       default: return;
     }
-    if (model.state !== before || e.type === "headshot.generated") {
+    if (model.state !== before || e.type === EVENT.HeadshotGenerated) {
       var left = estimate();
       if (left !== null) model.etaEnd = Date.now() + left * 1000;
       else if (!AHEAD[model.state]) model.etaEnd = null;
