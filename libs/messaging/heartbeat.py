@@ -1,4 +1,6 @@
-"""Worker heartbeats: each consumer upserts one row every HEARTBEAT_SECONDS (ops: Workers page).
+"""Heartbeats of two kinds: the worker's row in the database, and AMQP heartbeats during a handler.
+
+Worker heartbeats: each consumer upserts one row every HEARTBEAT_SECONDS (ops: Workers page).
 
 The row says who it is (service, host, pid), since when it runs, when it was last seen, how many
 messages it handled or failed, and which session it is working on. A worker whose row is older
@@ -8,14 +10,17 @@ outage only logs a warning and the next beat tries again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from kombu import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from libs.db import Database, WorkerHeartbeat
@@ -73,3 +78,46 @@ class Heartbeat:
                 db_session.commit()
         except SQLAlchemyError as exc:
             log.warning("%s heartbeat not written: %s", self.service, exc.__class__.__name__)
+
+    def beat_until(self, stop: threading.Event, counts: Callable[[], tuple[int, int, str | None]]) -> None:
+        """Beat every ``every`` seconds until ``stop``; ``counts()`` gives (handled, failed, current
+        session). Run it in its own thread, so a long handler (a render of minutes) still beats."""
+        if self.every <= 0:
+            return
+        while True:
+            handled, failed, current = counts()
+            self.beat(handled=handled, failed=failed, current=current)
+            if stop.wait(self.every):
+                return
+
+
+@contextlib.contextmanager
+def keepalive(conn: Connection | None, heartbeat: float, name: str) -> Iterator[None]:
+    """Send AMQP heartbeat frames on ``conn`` while the block (a handler) runs.
+
+    The drain loop sends them between messages only, so a handler longer than two HEARTBEAT
+    periods (a generation session: minutes) would have RabbitMQ close the connection and redeliver
+    the message to another worker mid-render. Only heartbeat frames are written from the helper
+    thread, while the consuming thread is inside the block and writes nothing; the helper is
+    stopped before the block ends (before the ack). The first frame is due after HEARTBEAT / 3
+    seconds, so a short block costs no more than starting and stopping the thread."""
+    if conn is None or not heartbeat:
+        yield
+        return
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(heartbeat / 3):
+            try:
+                conn.connection.send_heartbeat()
+            except Exception as exc:  # the drain loop will notice the dead connection itself
+                log.warning("%s could not send a heartbeat: %r", name, exc)
+                return
+
+    thread = threading.Thread(target=beat, name=f"keepalive-{name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()

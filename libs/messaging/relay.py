@@ -32,14 +32,15 @@ from sqlalchemy import Row, event, select, update
 from sqlalchemy.orm import Session
 
 from libs.db import OUTBOX_CHANNEL, Database, OutboxMessage, utcnow
+from libs.messaging.headers import OUTBOX_ID_HEADER
 from libs.messaging.publisher import Outgoing, Publisher
 from libs.settings import Settings
 
 log = logging.getLogger("headshots.messaging.relay")
 
-# Every published row carries its outbox id: the gateway tags live events with it, so a waiting
-# page that reconnects can ask for what came after the last id it saw.
-OUTBOX_ID_HEADER = "x-outbox-id"
+# Every published row carries its outbox id (OUTBOX_ID_HEADER): the gateway tags live events with
+# it, so a waiting page that reconnects can ask for what came after the last id it saw.
+__all__ = ["OUTBOX_ID_HEADER", "OutboxRelay"]
 
 
 class OutboxRelay:
