@@ -51,6 +51,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -59,18 +60,20 @@ from kombu import Connection
 from kombu import Consumer as KombuConsumer
 from kombu.exceptions import KombuError
 from kombu.message import Message as RawMessage
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from libs.contracts import ContractError, EventType, Message, decode_message, prefetch_for
-from libs.db import Database, ProcessedMessage
+from libs.db import Database, ProcessedMessage, UnitOfWork, utcnow
+from libs.db.tenancy import scope_session
 from libs.messaging import metrics, retries
 from libs.messaging.broker import is_memory, open_connection, release_quietly
 from libs.messaging.deadletters import dead_letter
 from libs.messaging.errors import MessagingError
 from libs.messaging.headers import attempt_of, short_id
-from libs.messaging.heartbeat import Heartbeat, keepalive
+from libs.messaging.heartbeat import Heartbeat, Keepalive
 from libs.messaging.injection import RUNNER_PROVIDES, BoundHandler, Handler, injectables
 from libs.messaging.memory import HeldRetries, give_back
 from libs.messaging.publisher import JSON, Publisher
@@ -82,10 +85,22 @@ log = logging.getLogger("headshots.messaging.consumer")
 # What a lost connection looks like: socket errors, AMQP connection/channel errors, kombu's own.
 _BROKER_TROUBLE = (OSError, AMQPError, KombuError, MessagingError)
 
-_PROCESSED = ProcessedMessage.__table__
+_PROCESSED: Table = ProcessedMessage.__table__  # type: ignore[assignment]
 
 DRAIN_SECONDS = 0.25  # how long one drain waits: bounds how late stop() and heartbeats are seen
 MAX_BACKOFF_SECONDS = 10.0
+# Most messages handled in one transaction: what is already delivered (up to the prefetch of each
+# queue) is taken together, never waited for.
+BATCH_MAX = 50
+
+
+@dataclass
+class _Delivery:
+    queues: ConsumerQueues
+    raw: RawMessage
+    received: float = field(default_factory=time.monotonic)
+    attempt: int = 1
+    message: Message | None = None
 
 
 class Consumer:
@@ -117,7 +132,13 @@ class Consumer:
         self._cancelling = False
         self.heartbeat = Heartbeat(service, db, settings.HEARTBEAT_SECONDS)
         self.current_session: str | None = None  # shown on the ops Workers page
-        self._conn: Connection | None = None  # the consuming connection, for keepalive()
+        self._conn: Connection | None = None  # the consuming connection, for the keepalive
+        self._keepalive = Keepalive(settings.HEARTBEAT, service)
+        self._delivered: list[_Delivery] = []
+        # SQLite: pysqlite's transaction handling makes savepoints unreliable (the release of the
+        # first one commits), so the embedded mode handles one message per transaction.
+        self._batch_max = BATCH_MAX if db.dialect == "postgresql" else 1
+        self._insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def run(self) -> None:
@@ -131,6 +152,7 @@ class Consumer:
             daemon=True,
         )
         beats.start()
+        self._keepalive.start()
         try:
             while not self._stop.is_set():
                 try:
@@ -159,6 +181,7 @@ class Consumer:
                 # Pending retries go back now rather than be lost with this process' memory.
                 self._held.flush()
             self._publisher.close()
+            self._keepalive.close()
             log.info("%s consumer stopped", self.service)
 
     def _counts(self) -> tuple[int, int, str | None]:
@@ -215,6 +238,10 @@ class Consumer:
                 # A timeout means nothing arrived: a chance to check stop() and heartbeats.
                 with contextlib.suppress(TimeoutError):
                     conn.drain_events(timeout=DRAIN_SECONDS)
+                    # Take what is already delivered, without waiting, into the same batch.
+                    while len(self._delivered) < self._batch_max:
+                        conn.drain_events(timeout=0)
+                self._handle_delivered()
                 conn.heartbeat_check()
                 self._publisher.heartbeat_check()
             # Stop deliveries first; unacked prefetched messages go back when the channel closes.
@@ -225,9 +252,11 @@ class Consumer:
                 c.cancel()
         finally:
             self._ready.clear()
+            self._give_back(self._delivered)
+            self._delivered = []
             release_quietly(conn)
 
-    # --- one message -------------------------------------------------------------------------------
+    # --- a batch of messages -----------------------------------------------------------------------
     def _on_decode_error(self, queues: ConsumerQueues, raw: RawMessage, exc: Exception) -> None:
         # Only reached if kombu itself decodes (it does not: on_message takes the raw body), but
         # kombu's default here would ack, i.e. drop, the message.
@@ -235,47 +264,80 @@ class Consumer:
 
     def _on_message(self, queues: ConsumerQueues, raw: RawMessage) -> None:
         if self._cancelling:
-            if self.memory:  # nothing would give it back to the queue: do it now
-                give_back(self._publisher, queues.name, raw)
+            self._give_back([_Delivery(queues, raw)])
             return  # RabbitMQ requeues it when the channel closes
+        self._delivered.append(_Delivery(queues, raw))
+
+    def _give_back(self, deliveries: list[_Delivery]) -> None:
+        if self.memory:  # nothing else would give them back to their queue: do it now
+            for d in deliveries:
+                give_back(self._publisher, d.queues.name, d.raw)
+
+    def _handle_delivered(self) -> None:
+        deliveries, self._delivered = self._delivered, []
+        if not deliveries:
+            return
         try:
-            self._handle(queues, raw)
+            ready = [d for d in deliveries if self._admit(d)]
+            self._handle(ready)
         except BaseException:
-            if self.memory:
-                give_back(self._publisher, queues.name, raw)
+            # On RabbitMQ unacked messages go back to their queue when the connection closes.
+            self._give_back(deliveries)
             raise
 
-    def _handle(self, queues: ConsumerQueues, raw: RawMessage) -> None:
-        started = time.monotonic()
-        attempt = attempt_of(raw)
+    def _admit(self, d: _Delivery) -> bool:
+        """Decode and check one delivery; dead-letter it (False) if it can never be handled."""
+        d.attempt = attempt_of(d.raw)
         try:
-            message = self._decode(queues, raw)
+            d.message = self._decode(d.queues, d.raw)
         except ContractError as exc:
-            self._dead_letter(queues, raw, f"undecodable: {exc}", attempt)
-            return
-        verdict = retries.out_of_attempts(attempt, self.settings.DELIVERY_LIMIT)
+            self._dead_letter(d.queues, d.raw, f"undecodable: {exc}", d.attempt)
+            return False
+        verdict = retries.out_of_attempts(d.attempt, self.settings.DELIVERY_LIMIT)
         if verdict is not None:
-            self._dead_letter(queues, raw, verdict.reason, attempt)
+            self._dead_letter(d.queues, d.raw, verdict.reason, d.attempt)
+            return False
+        return True
+
+    def _handle(self, ready: list[_Delivery]) -> None:
+        """Handle the messages in one transaction, then ack them together. Each runs in a
+        savepoint of its own: a failing message is rolled back alone (and retried or
+        dead-lettered after the commit), never taking its neighbours' effects with it."""
+        if not ready:
             return
-        self.current_session = message.session_id
         try:
-            outcome = self._process(queues, message)
+            results = self._process(ready)
         except Exception as exc:
-            verdict = retries.after_failure(exc, attempt, self.settings.DELIVERY_LIMIT)
-            if verdict.outcome == retries.DEAD:
-                self._dead_letter(queues, raw, verdict.reason, attempt)
-            else:
-                self._retry(queues, raw, exc, attempt, counted=verdict.counted)
-        else:
-            raw.ack()
-            seconds = time.monotonic() - started
-            self.stats[outcome] += 1
-            metrics.record(queues.name, outcome, seconds)
-            log.info(
-                "%s %s %s in %.0f ms", queues.name, outcome, short_id(message.message_id), seconds * 1000
-            )
+            # The transaction itself failed (database down, commit refused): nothing was kept.
+            for d in ready:
+                self._failed(d, exc)
+            return
         finally:
             self.current_session = None
+        for d, result in results:
+            if isinstance(result, Exception):
+                self._failed(d, result)
+                continue
+            d.raw.ack()
+            seconds = time.monotonic() - d.received
+            self.stats[result] += 1
+            metrics.record(d.queues.name, result, seconds)
+            log.info(
+                "%s %s %s in %.0f ms",
+                d.queues.name,
+                result,
+                short_id(d.raw.properties.get("message_id")),
+                seconds * 1000,
+            )
+        # Stopping in the middle of a batch: the rest was not handled and goes back.
+        self._give_back([d for d in ready[len(results) :]])
+
+    def _failed(self, d: _Delivery, exc: Exception) -> None:
+        verdict = retries.after_failure(exc, d.attempt, self.settings.DELIVERY_LIMIT)
+        if verdict.outcome == retries.DEAD:
+            self._dead_letter(d.queues, d.raw, verdict.reason, d.attempt)
+        else:
+            self._retry(d.queues, d.raw, exc, d.attempt, counted=verdict.counted)
 
     def _decode(self, queues: ConsumerQueues, raw: RawMessage) -> Message:
         if raw.content_type != JSON:
@@ -285,38 +347,58 @@ class Consumer:
             raise ContractError(f"a {message.event} message does not belong in {queues.name}")
         return message
 
-    def _process(self, queues: ConsumerQueues, message: Message) -> str:
-        """Run the handler and record the message in one transaction; 'handled' or 'duplicate'."""
-        key = (queues.name, message.message_id)
-        with self.db.uow(org_id=message.org_id) as uow:
-            if self._seen_in(uow.session, key):
-                return "duplicate"
-            with keepalive(None if self.memory else self._conn, self.settings.HEARTBEAT, self.service):
-                self._handlers[queues.name](message, injectables(uow, self.deps))
-            uow.session.add(ProcessedMessage(consumer=queues.name, message_id=message.message_id))
-            try:
-                uow.commit()
-            except IntegrityError:
-                # Another instance handled the same message concurrently and committed first.
-                uow.rollback()
-                if self._already_processed(key):
-                    return "duplicate"
-                raise
-        return "handled"
+    def _process(self, ready: list[_Delivery]) -> list[tuple[_Delivery, str | Exception]]:
+        """Claim each message (its processed-message row) and run its handler, then commit them
+        all; 'handled', 'duplicate' or the handler's exception for each message taken (after
+        stop() only the one in hand is taken)."""
+        alone = len(ready) == 1
+        results: list[tuple[_Delivery, str | Exception]] = []
+        first = ready[0].message
+        assert first is not None
+        with (
+            self.db.uow(org_id=first.org_id) as uow,
+            self._keepalive.busy(None if self.memory else self._conn),
+        ):
+            for d in ready:
+                if results and self._stop.is_set():
+                    break  # finish the message in hand, leave the rest
+                message = d.message
+                assert message is not None
+                # Each message sees its own organization only, and nothing loaded for another.
+                scope_session(uow.session, message.org_id)
+                self.current_session = message.session_id
+                if alone:  # no savepoint needed: a failure rolls back the whole transaction
+                    results.append((d, self._run(uow, d.queues, message)))
+                    continue
+                savepoint = uow.session.begin_nested()
+                try:
+                    outcome = self._run(uow, d.queues, message)
+                    uow.session.flush()
+                    savepoint.commit()
+                except (OperationalError, InterfaceError):
+                    raise  # the database, not the message: the whole batch is retried
+                except Exception as exc:
+                    savepoint.rollback()
+                    results.append((d, exc))
+                else:
+                    results.append((d, outcome))
+                uow.session.expunge_all()
+            uow.commit()
+        return results
 
-    def _already_processed(self, key: tuple[str, str]) -> bool:
-        with self.db.session(all_orgs=True) as session:
-            return self._seen_in(session, key)
-
-    @staticmethod
-    def _seen_in(session: Session, key: tuple[str, str]) -> bool:
-        # A Core query on the session's transaction: same answer as session.get(), at a fraction
-        # of the ORM's CPU cost, which matters on the per-message path.
-        consumer, message_id = key
-        query = select(_PROCESSED.c.message_id).where(
-            _PROCESSED.c.consumer == consumer, _PROCESSED.c.message_id == message_id
+    def _run(self, uow: UnitOfWork, queues: ConsumerQueues, message: Message) -> str:
+        """Claim the message, ON CONFLICT DO NOTHING: one statement, and a second instance
+        handling the same message waits here for the first to commit, then sees a duplicate."""
+        claim = (
+            self._insert(_PROCESSED)
+            .values(consumer=queues.name, message_id=message.message_id, processed_at=utcnow())
+            .on_conflict_do_nothing()
+            .returning(_PROCESSED.c.message_id)
         )
-        return session.connection().execute(query).first() is not None
+        if uow.session.execute(claim).first() is None:
+            return "duplicate"
+        self._handlers[queues.name](message, injectables(uow, self.deps))
+        return "handled"
 
     # --- outcomes other than handled ---------------------------------------------------------------
     def _retry(

@@ -91,33 +91,48 @@ class Heartbeat:
                 return
 
 
-@contextlib.contextmanager
-def keepalive(conn: Connection | None, heartbeat: float, name: str) -> Iterator[None]:
-    """Send AMQP heartbeat frames on ``conn`` while the block (a handler) runs.
+class Keepalive:
+    """Sends AMQP heartbeat frames on the consuming connection while handlers run.
 
     The drain loop sends them between messages only, so a handler longer than two HEARTBEAT
     periods (a generation session: minutes) would have RabbitMQ close the connection and redeliver
-    the message to another worker mid-render. Only heartbeat frames are written from the helper
-    thread, while the consuming thread is inside the block and writes nothing; the helper is
-    stopped before the block ends (before the ack). The first frame is due after HEARTBEAT / 3
-    seconds, so a short block costs no more than starting and stopping the thread."""
-    if conn is None or not heartbeat:
-        yield
-        return
-    done = threading.Event()
+    the message to another worker mid-render. One thread per consumer ticks every HEARTBEAT / 3 s
+    and writes a heartbeat frame only inside :meth:`busy`, under a lock that :meth:`busy` takes
+    on the way out: the consuming thread writes nothing inside the block, and no frame is being
+    written once it has left it (before the ack). A handler costs two uncontended lock operations,
+    no thread start and no thread switch."""
 
-    def beat() -> None:
-        while not done.wait(heartbeat / 3):
-            try:
-                conn.connection.send_heartbeat()
-            except Exception as exc:  # the drain loop will notice the dead connection itself
-                log.warning("%s could not send a heartbeat: %r", name, exc)
-                return
+    def __init__(self, heartbeat: float, name: str) -> None:
+        self.heartbeat = heartbeat
+        self.name = name
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+        self._done = threading.Event()
 
-    thread = threading.Thread(target=beat, name=f"keepalive-{name}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
+    def start(self) -> None:
+        if self.heartbeat:
+            threading.Thread(target=self._run, name=f"keepalive-{self.name}", daemon=True).start()
+
+    def close(self) -> None:
+        self._done.set()
+
+    @contextlib.contextmanager
+    def busy(self, conn: Connection | None) -> Iterator[None]:
+        with self._lock:
+            self._conn = conn
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._conn = None
+
+    def _run(self) -> None:
+        while not self._done.wait(self.heartbeat / 3):
+            with self._lock:
+                if self._conn is None:
+                    continue
+                try:
+                    self._conn.connection.send_heartbeat()
+                except Exception as exc:  # the drain loop will notice the dead connection itself
+                    log.warning("%s could not send a heartbeat: %r", self.name, exc)
+                    self._conn = None
