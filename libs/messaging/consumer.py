@@ -74,6 +74,7 @@ from libs.messaging.deadletters import dead_letter
 from libs.messaging.errors import MessagingError
 from libs.messaging.headers import attempt_of, short_id
 from libs.messaging.heartbeat import Heartbeat, Keepalive
+from libs.messaging.held import HeldConnection
 from libs.messaging.injection import RUNNER_PROVIDES, BoundHandler, Handler, injectables
 from libs.messaging.memory import HeldRetries, give_back
 from libs.messaging.publisher import JSON, Publisher
@@ -134,6 +135,7 @@ class Consumer:
         self.current_session: str | None = None  # shown on the ops Workers page
         self._conn: Connection | None = None  # the consuming connection, for the keepalive
         self._keepalive = Keepalive(settings.HEARTBEAT, service)
+        self._dbconn = HeldConnection(db)  # no pool checkout (and pre-ping) per batch
         self._delivered: list[_Delivery] = []
         # SQLite: pysqlite's transaction handling makes savepoints unreliable (the release of the
         # first one commits), so the embedded mode handles one message per transaction.
@@ -182,6 +184,7 @@ class Consumer:
                 self._held.flush()
             self._publisher.close()
             self._keepalive.close()
+            self._dbconn.close()
             log.info("%s consumer stopped", self.service)
 
     def _counts(self) -> tuple[int, int, str | None]:
@@ -356,9 +359,10 @@ class Consumer:
         first = ready[0].message
         assert first is not None
         with (
-            self.db.uow(org_id=first.org_id) as uow,
+            self._dbconn.session(org_id=first.org_id) as db_session,
             self._keepalive.busy(None if self.memory else self._conn),
         ):
+            uow = UnitOfWork(db_session)
             for d in ready:
                 if results and self._stop.is_set():
                     break  # finish the message in hand, leave the rest

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from libs.db import OUTBOX_CHANNEL, Database, OutboxMessage, utcnow
 from libs.messaging.headers import OUTBOX_ID_HEADER
+from libs.messaging.held import HeldConnection
 from libs.messaging.publisher import Outgoing, Publisher
 from libs.settings import Settings
 
@@ -52,6 +53,7 @@ class OutboxRelay:
         self._wake = threading.Event()
         self._round = threading.Lock()  # one round at a time in this process
         self._unhook: Callable[[], None] | None = None
+        self._held = HeldConnection(db)  # no pool checkout (and pre-ping) per round
 
     # --- one round ---------------------------------------------------------------------------------
     def run_once(self) -> int:
@@ -62,19 +64,19 @@ class OutboxRelay:
             return self._round_unlocked()
 
     def _round_locked(self) -> int:
-        with self.db.session(all_orgs=True) as session, session.begin():
+        with self._held.session(all_orgs=True) as session, session.begin():
             rows = self._unsent(session, lock=True)
             sent, failure = self._publish_in_order(rows)
             self._mark(session, sent, failure)  # same transaction: the row locks are held until here
         return len(sent)
 
     def _round_unlocked(self) -> int:
-        with self.db.session(all_orgs=True) as session:
+        with self._held.session(all_orgs=True) as session:
             rows = self._unsent(session, lock=False)
             session.rollback()  # end the read transaction before publishing
         sent, failure = self._publish_in_order(rows)
         if sent or failure:
-            with self.db.session(all_orgs=True) as session, session.begin():
+            with self._held.session(all_orgs=True) as session, session.begin():
                 self._mark(session, sent, failure)
         return len(sent)
 
@@ -144,6 +146,8 @@ class OutboxRelay:
         finally:
             if listener is not None:
                 listener.close()
+            with self._round:
+                self._held.close()
             self.publisher.close()
             log.info("outbox relay stopped")
 
@@ -206,6 +210,8 @@ class OutboxRelay:
         if self._unhook is not None:
             self._unhook()
             self._unhook = None
+        with self._round:
+            self._held.close()
         self.publisher.close()
 
 
