@@ -8,16 +8,18 @@
 
     run_consumer_process(settings, "review", HANDLERS, deps)   # distributed mode (signals.py)
 
-For each message, in order:
+The messages already delivered (up to BATCH_MAX, never waited for) are handled in one
+transaction, then acked together. For each, in order:
 
 1. decode it with ``decode_message``: bad JSON, a wrong content type, an unknown type or a body
    that breaks its schema goes to the queue's dead-letter queue at once (never acked away);
-2. open a unit of work scoped to the message's org (``db.uow(org_id=message.org_id)``);
-3. if a ``ProcessedMessage(consumer=<queue>, message_id)`` row exists, ack and stop: a duplicate
-   has one effect;
+2. scope the unit of work to the message's org (nothing loaded for another org stays visible);
+3. in a savepoint, claim it: ``INSERT INTO processed_messages ... ON CONFLICT DO NOTHING``;
+   nothing inserted means a duplicate, acked with no effect;
 4. call the handler, injecting by parameter name ``uow``, ``publish`` (= ``uow.add_message``,
-   the outbox) and the ``deps`` it asks for (all of them if it takes ``**kwargs``);
-5. add the ProcessedMessage row and commit, THEN ack. Handlers never commit themselves.
+   the outbox) and the ``deps`` it asks for (all of them if it takes ``**kwargs``); if it
+   raises, roll back to the savepoint: that message alone is retried or dead-lettered;
+5. commit, THEN ack. Handlers never commit themselves.
 
 A handler exception is retried after RETRY_DELAY_MS, up to DELIVERY_LIMIT attempts in all, then
 dead-lettered; ``raise Permanent(...)`` dead-letters at once. Database outages (SQLAlchemy's

@@ -3,7 +3,10 @@
     relay = OutboxRelay(db, Publisher(settings), settings)
     relay.run_once()                          # one round; returns how many rows it published
     threading.Thread(target=relay.run_forever, args=(stop,)).start()
-    relay.notify()                            # wake it now (installed after every commit by Bus)
+    relay.notify()                            # wake it now (SQLite: Bus hooks every commit)
+
+On PostgreSQL every transaction that wrote outbox rows sends a NOTIFY on commit, from any process,
+and ``run_forever`` waits on LISTEN in its own thread: one commit, one round, at once.
 
 Producers write their state change and an outbox row in one transaction (``uow.add_message``);
 this relay is the only thing that moves rows to the broker. A row is marked ``sent_at`` only after
