@@ -13,12 +13,13 @@ transaction, then acked together. For each, in order:
 
 1. decode it with ``decode_message``: bad JSON, a wrong content type, an unknown type or a body
    that breaks its schema goes to the queue's dead-letter queue at once (never acked away);
-2. scope the unit of work to the message's org (nothing loaded for another org stays visible);
-3. in a savepoint, claim it: ``INSERT INTO processed_messages ... ON CONFLICT DO NOTHING``;
-   nothing inserted means a duplicate, acked with no effect;
-4. call the handler, injecting by parameter name ``uow``, ``publish`` (= ``uow.add_message``,
+2. claim them all: one ``INSERT INTO processed_messages ... ON CONFLICT DO NOTHING``; a message
+   not inserted is a duplicate, acked with no effect;
+3. scope the unit of work to the message's org (nothing loaded for another org stays visible);
+4. in a savepoint, call the handler, injecting by parameter name ``uow``, ``publish`` (= ``uow.add_message``,
    the outbox) and the ``deps`` it asks for (all of them if it takes ``**kwargs``); if it
-   raises, roll back to the savepoint: that message alone is retried or dead-lettered;
+   raises, roll back to the savepoint and drop its claim: that message alone is retried or
+   dead-lettered;
 5. commit, THEN ack. Handlers never commit themselves.
 
 A handler exception is retried after RETRY_DELAY_MS, up to DELIVERY_LIMIT attempts in all, then
@@ -62,10 +63,11 @@ from kombu import Connection
 from kombu import Consumer as KombuConsumer
 from kombu.exceptions import KombuError
 from kombu.message import Message as RawMessage
-from sqlalchemy import Table
+from sqlalchemy import Table, delete, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 
 from libs.contracts import ContractError, EventType, Message, decode_message, prefetch_for
 from libs.db import Database, ProcessedMessage, UnitOfWork, utcnow
@@ -353,9 +355,9 @@ class Consumer:
         return message
 
     def _process(self, ready: list[_Delivery]) -> list[tuple[_Delivery, str | Exception]]:
-        """Claim each message (its processed-message row) and run its handler, then commit them
-        all; 'handled', 'duplicate' or the handler's exception for each message taken (after
-        stop() only the one in hand is taken)."""
+        """Claim the messages, run the handlers of the ones claimed, commit it all; 'handled',
+        'duplicate' or the handler's exception for each message taken (after stop() only the one
+        in hand is taken)."""
         alone = len(ready) == 1
         results: list[tuple[_Delivery, str | Exception]] = []
         first = ready[0].message
@@ -365,46 +367,63 @@ class Consumer:
             self._keepalive.busy(None if self.memory else self._conn),
         ):
             uow = UnitOfWork(db_session)
+            claimed = self._claim(db_session, ready)
+            released: list[tuple[str, str]] = []  # claims of messages that failed: not processed
             for d in ready:
                 if results and self._stop.is_set():
                     break  # finish the message in hand, leave the rest
                 message = d.message
                 assert message is not None
+                key = (d.queues.name, message.message_id)
+                if key not in claimed:  # handled before, or a second copy in this batch
+                    results.append((d, "duplicate"))
+                    continue
+                claimed.discard(key)
                 # Each message sees its own organization only, and nothing loaded for another.
-                scope_session(uow.session, message.org_id)
+                scope_session(db_session, message.org_id)
                 self.current_session = message.session_id
                 if alone:  # no savepoint needed: a failure rolls back the whole transaction
-                    results.append((d, self._run(uow, d.queues, message)))
+                    self._handlers[d.queues.name](message, injectables(uow, self.deps))
+                    results.append((d, "handled"))
                     continue
-                savepoint = uow.session.begin_nested()
+                savepoint = db_session.begin_nested()
                 try:
-                    outcome = self._run(uow, d.queues, message)
-                    uow.session.flush()
+                    self._handlers[d.queues.name](message, injectables(uow, self.deps))
+                    db_session.flush()
                     savepoint.commit()
                 except (OperationalError, InterfaceError):
                     raise  # the database, not the message: the whole batch is retried
                 except Exception as exc:
                     savepoint.rollback()
                     results.append((d, exc))
+                    released.append(key)
                 else:
-                    results.append((d, outcome))
-                uow.session.expunge_all()
+                    results.append((d, "handled"))
+                db_session.expunge_all()
+            released.extend(claimed)  # claimed but left (stopping): they go back to the queue
+            if released:
+                db_session.execute(
+                    delete(_PROCESSED).where(
+                        tuple_(_PROCESSED.c.consumer, _PROCESSED.c.message_id).in_(released)
+                    )
+                )
             uow.commit()
         return results
 
-    def _run(self, uow: UnitOfWork, queues: ConsumerQueues, message: Message) -> str:
-        """Claim the message, ON CONFLICT DO NOTHING: one statement, and a second instance
-        handling the same message waits here for the first to commit, then sees a duplicate."""
+    def _claim(self, db_session: Session, ready: list[_Delivery]) -> set[tuple[str, str]]:
+        """Insert the processed-message rows of the batch in one statement, ON CONFLICT DO
+        NOTHING; return the keys inserted. A key already there is a duplicate; one being inserted
+        by another instance makes this wait for its commit, then it is a duplicate too. Sorted,
+        so two instances lock rows in the same order."""
+        keys = sorted({(d.queues.name, d.message.message_id) for d in ready if d.message is not None})
+        now = utcnow()
         claim = (
             self._insert(_PROCESSED)
-            .values(consumer=queues.name, message_id=message.message_id, processed_at=utcnow())
+            .values([{"consumer": c, "message_id": m, "processed_at": now} for c, m in keys])
             .on_conflict_do_nothing()
-            .returning(_PROCESSED.c.message_id)
+            .returning(_PROCESSED.c.consumer, _PROCESSED.c.message_id)
         )
-        if uow.session.execute(claim).first() is None:
-            return "duplicate"
-        self._handlers[queues.name](message, injectables(uow, self.deps))
-        return "handled"
+        return {(str(c), str(m)) for c, m in db_session.execute(claim)}
 
     # --- outcomes other than handled ---------------------------------------------------------------
     def _retry(
