@@ -63,7 +63,7 @@ from kombu import Connection
 from kombu import Consumer as KombuConsumer
 from kombu.exceptions import KombuError
 from kombu.message import Message as RawMessage
-from sqlalchemy import Table, delete, tuple_
+from sqlalchemy import Table, delete, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -144,6 +144,7 @@ class Consumer:
         # SQLite: pysqlite's transaction handling makes savepoints unreliable (the release of the
         # first one commits), so the embedded mode handles one message per transaction.
         self._batch_max = BATCH_MAX if db.dialect == "postgresql" else 1
+        self._claim_first = db.dialect == "postgresql"  # row locks: claiming blocks no one else
         self._insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -358,6 +359,8 @@ class Consumer:
         """Claim the messages, run the handlers of the ones claimed, commit it all; 'handled',
         'duplicate' or the handler's exception for each message taken (after stop() only the one
         in hand is taken)."""
+        if not self._claim_first:
+            return self._process_claiming_last(ready[0])
         alone = len(ready) == 1
         results: list[tuple[_Delivery, str | Exception]] = []
         first = ready[0].message
@@ -409,6 +412,27 @@ class Consumer:
                 )
             uow.commit()
         return results
+
+    def _process_claiming_last(self, d: _Delivery) -> list[tuple[_Delivery, str | Exception]]:
+        """SQLite: a write takes the database's only write lock until the commit, so claiming
+        first would make every other writer (worker heartbeats, the progress commits of a long
+        handler, other services) wait for the whole handler. Look first, claim last."""
+        message = d.message
+        assert message is not None
+        key = (d.queues.name, message.message_id)
+        with self._dbconn.session(org_id=message.org_id) as db_session, self._keepalive.busy(None):
+            seen = select(_PROCESSED.c.message_id).where(
+                _PROCESSED.c.consumer == key[0], _PROCESSED.c.message_id == key[1]
+            )
+            if db_session.connection().execute(seen).first() is not None:
+                return [(d, "duplicate")]
+            uow = UnitOfWork(db_session)
+            self.current_session = message.session_id
+            self._handlers[d.queues.name](message, injectables(uow, self.deps))
+            if not self._claim(db_session, [d]):
+                return [(d, "duplicate")]  # another instance committed it meanwhile: roll back ours
+            uow.commit()
+        return [(d, "handled")]
 
     def _claim(self, db_session: Session, ready: list[_Delivery]) -> set[tuple[str, str]]:
         """Insert the processed-message rows of the batch in one statement, ON CONFLICT DO
