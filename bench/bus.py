@@ -13,8 +13,14 @@ same message (a SESSION_SUBMITTED envelope):
 
 Latency: one message at a time, from the start of publish (raw) or of the producer's commit
 (ours) to the moment it is handled (acked / committed). Throughput: ``--count`` messages sent back
-to back, first send to last handled. The ratios (ours / raw) are the figures to compare between
+to back, first send to last handled, one message per producer transaction (and again with 100
+per transaction: what the relay and the consumer sustain when producers write several events at
+once; raw kombu has no such batching to compare, the ratio is to its one-by-one figure). The ratios (ours / raw) are the figures to compare between
 runs; absolute numbers are context (this machine is noisy). Writes bench/results/bus.json.
+
+Two more rows for libs/messaging: the producer in another process than the relay and the consumer
+(distributed mode: the relay is woken by PostgreSQL NOTIFY; timestamps from CLOCK_MONOTONIC, shared
+by the processes), and the embedded mode (memory:// broker, SQLite file, everything in one process).
 """
 
 from __future__ import annotations
@@ -23,10 +29,12 @@ import argparse
 import contextlib
 import json
 import logging
+import multiprocessing
 import os
 import platform
 import statistics
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -42,12 +50,14 @@ from kombu import Connection, Exchange, Producer, Queue  # noqa: E402
 from kombu import Consumer as KombuConsumer  # noqa: E402
 
 from bench.support.servers import throwaway_servers  # noqa: E402
-from libs.contracts import SESSION_SUBMITTED, Message, new_message  # noqa: E402
+from libs.contracts import SESSION_SUBMITTED, Message, decode_message, new_message  # noqa: E402
 from libs.db import Database  # noqa: E402
+from libs.db.migrate import upgrade  # noqa: E402
 from libs.messaging import Bus  # noqa: E402
 from libs.settings import Settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "bus.json"
+PER_COMMIT = 100  # messages per producer transaction in the second throughput run
 
 
 def message(n: int) -> Message:
@@ -161,7 +171,33 @@ def bench_raw(amqp_url: str, latency_count: int, count: int) -> dict[str, float]
 
 
 # --- libs/messaging -----------------------------------------------------------------------------------
-def bench_ours(settings: Settings, latency_count: int, count: int) -> dict[str, float]:
+def commit_to_outbox(db: Database, m: Message) -> None:
+    with db.uow(org_id=m.org_id) as uow:
+        uow.add_message(m)
+        uow.commit()
+
+
+def remote_producer(database_url: str, requests: Any, replies: Any) -> None:
+    """Another process: commit what the parent asks for, answer with the time the commit began."""
+    db = Database(database_url)
+    for request in iter(requests.recv, None):
+        if isinstance(request, str):  # one message, for latency
+            m = decode_message(request)
+            started = time.perf_counter()
+            commit_to_outbox(db, m)
+            replies.send(started)
+        else:  # a count, for throughput
+            batch = [message(n) for n in range(request)]
+            started = time.perf_counter()
+            for m in batch:
+                commit_to_outbox(db, m)
+            replies.send(started)
+    db.dispose()
+
+
+def bench_ours(
+    settings: Settings, latency_count: int, count: int, *, remote: bool = False
+) -> dict[str, float]:
     db = Database(settings.database_url)
     bus = Bus(settings, db)
     bus.declare(services=["review"])
@@ -178,35 +214,77 @@ def bench_ours(settings: Settings, latency_count: int, count: int) -> dict[str, 
     consumer = bus.consumer("review", {SESSION_SUBMITTED: handle})
     consumer.start_in_thread()
     consumer.wait_ready(10)
+    child = None
+    if remote:
+        requests, child_requests = multiprocessing.Pipe()
+        child_replies, replies = multiprocessing.Pipe()
+        child = multiprocessing.get_context("spawn").Process(
+            target=remote_producer, args=(settings.database_url, child_requests, child_replies), daemon=True
+        )
+        child.start()
 
-    def commit(m: Message) -> None:
-        with db.uow(org_id=m.org_id) as uow:
-            uow.add_message(m)
-            uow.commit()
+    def commit(m: Message) -> float:
+        if remote:
+            requests.send(m.to_json())
+            return float(replies.recv())
+        started = time.perf_counter()
+        commit_to_outbox(db, m)
+        return started
 
     try:
         latencies = []
         for n in range(latency_count):
             m = message(n)
-            started = time.perf_counter()
-            commit(m)
+            started = commit(m)
             arrivals.wait(lambda m=m: m.message_id in arrivals.at)
             latencies.append(arrivals.at[m.message_id] - started)
 
-        batch = [message(n) for n in range(count)]
         expected = len(arrivals.at) + count
-        started = time.perf_counter()
-        for m in batch:
-            commit(m)
+        if remote:
+            requests.send(count)
+            started = float(replies.recv())
+        else:
+            batch = [message(n) for n in range(count)]
+            started = time.perf_counter()
+            for m in batch:
+                commit_to_outbox(db, m)
         arrivals.wait(lambda: len(arrivals.at) >= expected, timeout=300)
-        seconds = max(arrivals.at[m.message_id] for m in batch) - started
+        seconds = max(arrivals.at.values()) - started
+
+        # The same count again, committed PER_COMMIT messages per producer transaction (a
+        # producer that writes several events at once): what the relay and consumer sustain.
+        expected = len(arrivals.at) + count
+        batch = [message(n) for n in range(count)]
+        batched_started = time.perf_counter()
+        for start in range(0, count, PER_COMMIT):
+            chunk = batch[start : start + PER_COMMIT]
+            with db.uow(org_id=chunk[0].org_id) as uow:
+                for m in chunk:
+                    uow.add_message(m)
+                uow.commit()
+        arrivals.wait(lambda: len(arrivals.at) >= expected, timeout=300)
+        batched_seconds = max(arrivals.at.values()) - batched_started
     finally:
+        if child is not None:
+            requests.send(None)
+            child.join(10)
         consumer.stop(wait=10)
         stop.set()
         relay_thread.join(10)
         relay.close()
         db.dispose()
-    return summary(latencies, count, seconds)
+    return {
+        **summary(latencies, count, seconds),
+        "batched_throughput_per_s": round(count / batched_seconds, 1),
+    }
+
+
+def bench_embedded(latency_count: int, count: int) -> dict[str, float]:
+    """The embedded mode: memory:// broker and a SQLite file, everything in this process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench.db"
+        upgrade(url)
+        return bench_ours(Settings(BROKER_URL="memory://bench/", DATABASE_URL=url), latency_count, count)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -239,16 +317,35 @@ def main(argv: list[str] | None = None) -> int:
         )
         raw = bench_raw(amqp_url, args.latency_count, args.count)
         ours = bench_ours(settings, args.latency_count, args.count)
+        remote = bench_ours(settings, args.latency_count, args.count, remote=True)
+    embedded = bench_embedded(args.latency_count, args.count)
 
-    ratio = {
-        "p50": round(ours["p50_ms"] / raw["p50_ms"], 2),
-        "p99": round(ours["p99_ms"] / raw["p99_ms"], 2),
-        "throughput": round(ours["throughput_per_s"] / raw["throughput_per_s"], 3),
-    }
-    print(f"{'':<34}{'p50 ms':>10}{'p99 ms':>10}{'msg/s':>10}")
-    for name, row in (("raw kombu (confirms)", raw), ("libs/messaging (outbox+relay+runner)", ours)):
-        print(f"{name:<34}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}{row['throughput_per_s']:>10.0f}")
-    print(f"{'ratio ours/raw':<34}{ratio['p50']:>10.2f}{ratio['p99']:>10.2f}{ratio['throughput']:>10.3f}")
+    def ratios(row: dict[str, float]) -> dict[str, float]:
+        return {
+            "p50": round(row["p50_ms"] / raw["p50_ms"], 2),
+            "p99": round(row["p99_ms"] / raw["p99_ms"], 2),
+            "throughput": round(row["throughput_per_s"] / raw["throughput_per_s"], 3),
+        }
+
+    rows = (
+        ("raw kombu (confirms)", raw),
+        ("libs/messaging (outbox+relay+runner)", ours),
+        ("  producer in another process", remote),
+        ("  embedded (memory://, SQLite)", embedded),
+    )
+    print(f"{'':<40}{'p50 ms':>9}{'p99 ms':>9}{'msg/s':>8}{'p50 x':>8}{'p99 x':>8}{'tput x':>8}")
+    for name, row in rows:
+        r = ratios(row)
+        print(
+            f"{name:<40}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['throughput_per_s']:>8.0f}"
+            f"{r['p50']:>8.2f}{r['p99']:>8.2f}{r['throughput']:>8.3f}"
+        )
+    for name, row in rows[1:]:
+        x = row["batched_throughput_per_s"] / raw["throughput_per_s"]
+        print(
+            f"{name:<40} {PER_COMMIT} per commit: {row['batched_throughput_per_s']:.0f} msg/s = {x:.3f} x raw"
+        )
+    ratio = ratios(ours)
 
     result = {
         "benchmark": "bus",
@@ -258,12 +355,16 @@ def main(argv: list[str] | None = None) -> int:
         "raw_kombu": raw,
         "libs_messaging": ours,
         "ratio_ours_over_raw": ratio,
+        "libs_messaging_producer_in_another_process": remote,
+        "ratio_remote_over_raw": ratios(remote),
+        "libs_messaging_embedded": embedded,
+        "ratio_embedded_over_raw": ratios(embedded),
         "context": {
             "python": platform.python_version(),
             "machine": platform.machine(),
             "cpus": os.cpu_count(),
             "relay_poll_seconds": settings.OUTBOX_POLL_SECONDS,
-            "relay_woken_by_commit": True,
+            "relay_woken_by": "PostgreSQL NOTIFY (distributed), commit hook (embedded)",
         },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

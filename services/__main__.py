@@ -41,10 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "seed":
         from libs.db import Database
         from libs.db.demo import seed_demo
-        from libs.db.migrate import upgrade
+        from libs.db.migrate import upgrade_if_embedded
 
-        if settings.database_url.startswith("sqlite"):
-            upgrade(settings.database_url)
+        upgrade_if_embedded(settings.database_url)
         launcher.print_demo(settings, seed_demo(Database(settings.database_url)))
         return 0
     if args.command == "relay":

@@ -46,7 +46,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from libs.db import Database
 from libs.db.demo import DemoData, seed_demo
-from libs.db.migrate import upgrade
+from libs.db.migrate import upgrade_if_embedded
 from libs.messaging import Bus, check_broker
 from libs.settings import Settings
 from libs.storage import BlobStore, make_blob_store
@@ -201,8 +201,7 @@ def start(
     platform = Platform(settings)
     running = Running(platform, None, stop or threading.Event(), [], [], {})
     stop = running.stop
-    if settings.database_url.startswith("sqlite"):
-        upgrade(settings.database_url)  # the embedded database is ours to create
+    upgrade_if_embedded(settings.database_url)
     if stop.is_set():
         return running
     platform.bus.declare()

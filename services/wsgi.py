@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from libs.db.migrate import upgrade
+from libs.db.migrate import upgrade_if_embedded
 from libs.settings import Settings
 from libs.web import configure_logging
 from services import WEB_MOUNTS
@@ -52,8 +52,7 @@ def create_wsgi(services: str | None = None, settings: Settings | None = None) -
     settings = settings or Settings.from_env()
     configure_logging(settings)
     only = chosen_services(settings.WEB_SERVICES if services is None else services)
-    if settings.database_url.startswith("sqlite"):
-        upgrade(settings.database_url)  # a SQLite file is ours to create, as in the embedded mode
+    upgrade_if_embedded(settings.database_url)
     platform = Platform(settings)
     app, urls = build_wsgi(platform, only)
     _platforms.append(platform)

@@ -28,6 +28,13 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def upgrade_if_embedded(url: str) -> None:
+    """Migrate a SQLite database (the embedded mode's, ours to create) to head; a server database
+    (PostgreSQL) is left to its deploy step (``python -m libs.db.migrate``)."""
+    if url.startswith("sqlite"):
+        upgrade(url)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m libs.db.migrate", description=__doc__)
     parser.add_argument("--url", help="database URL (default: DATABASE_URL, or the embedded SQLite file)")

@@ -6,7 +6,7 @@ The same API runs on RabbitMQ (``amqp://``, distributed mode) and kombu's in-pro
 
 from libs.messaging.broker import check_broker, connect, open_connection, reset_memory_broker
 from libs.messaging.bus import Bus
-from libs.messaging.consumer import Consumer, run_consumer_process
+from libs.messaging.consumer import Consumer
 from libs.messaging.deadletters import (
     DeadLetter,
     dead_letter_queues,
@@ -16,8 +16,10 @@ from libs.messaging.deadletters import (
     replay_dead_letters,
 )
 from libs.messaging.errors import BrokerUnavailable, MessagingError, Permanent, PublishError
+from libs.messaging.headers import OUTBOX_ID_HEADER
 from libs.messaging.publisher import Publisher
-from libs.messaging.relay import OUTBOX_ID_HEADER, OutboxRelay
+from libs.messaging.relay import OutboxRelay
+from libs.messaging.signals import run_consumer_process
 from libs.messaging.topology import (
     ConsumerQueues,
     all_consumer_queues,

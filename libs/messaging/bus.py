@@ -17,7 +17,8 @@ from libs.contracts import EventType
 from libs.db import Database
 from libs.messaging import topology
 from libs.messaging.broker import open_connection
-from libs.messaging.consumer import Consumer, Handler
+from libs.messaging.consumer import Consumer
+from libs.messaging.injection import Handler
 from libs.messaging.publisher import Publisher
 from libs.messaging.relay import OutboxRelay
 from libs.settings import Settings

@@ -6,18 +6,21 @@
     ...
     consumer.stop()                # finishes the message in hand, then returns the others
 
-    run_consumer_process(settings, "review", HANDLERS, deps)   # distributed mode: SIGTERM stops it
+    run_consumer_process(settings, "review", HANDLERS, deps)   # distributed mode (signals.py)
 
-For each message, in order:
+The messages already delivered (up to BATCH_MAX, never waited for) are handled in one
+transaction, then acked together. For each, in order:
 
 1. decode it with ``decode_message``: bad JSON, a wrong content type, an unknown type or a body
    that breaks its schema goes to the queue's dead-letter queue at once (never acked away);
-2. open a unit of work scoped to the message's org (``db.uow(org_id=message.org_id)``);
-3. if a ``ProcessedMessage(consumer=<queue>, message_id)`` row exists, ack and stop: a duplicate
-   has one effect;
-4. call the handler, injecting by parameter name ``uow``, ``publish`` (= ``uow.add_message``,
-   the outbox) and the ``deps`` it asks for (all of them if it takes ``**kwargs``);
-5. add the ProcessedMessage row and commit, THEN ack. Handlers never commit themselves.
+2. claim them all: one ``INSERT INTO processed_messages ... ON CONFLICT DO NOTHING``; a message
+   not inserted is a duplicate, acked with no effect;
+3. scope the unit of work to the message's org (nothing loaded for another org stays visible);
+4. in a savepoint, call the handler, injecting by parameter name ``uow``, ``publish`` (= ``uow.add_message``,
+   the outbox) and the ``deps`` it asks for (all of them if it takes ``**kwargs``); if it
+   raises, roll back to the savepoint and drop its claim: that message alone is retried or
+   dead-lettered;
+5. commit, THEN ack. Handlers never commit themselves.
 
 A handler exception is retried after RETRY_DELAY_MS, up to DELIVERY_LIMIT attempts in all, then
 dead-lettered; ``raise Permanent(...)`` dead-letters at once. Database outages (SQLAlchemy's
@@ -30,7 +33,12 @@ own backstop for a message that kills its consumer every time.
 
 On ``memory://`` the broker cannot delay or dead-letter, so the runner keeps delayed retries in
 memory (released by its own loop, flushed back to the queue on stop) and publishes dead letters
-itself: the observable behaviour is the same.
+itself: the observable behaviour is the same (memory.py).
+
+The parts live in their own modules: injection.py (which keyword arguments a handler gets),
+retries.py (the retry policy), deadletters.py (dead-lettering), memory.py (the memory://
+emulation), heartbeat.py (the worker row and AMQP heartbeats during a handler), metrics.py,
+signals.py (a consumer as a process of its own), headers.py (every header name).
 
 Connection loss (broker restart, ``rabbitmqctl close_all_connections``, missed heartbeats) ends
 the drain loop; the runner reconnects with backoff and consumes again. Unacked messages, including
@@ -41,17 +49,12 @@ found in processed_messages.
 from __future__ import annotations
 
 import contextlib
-import heapq
-import inspect
-import itertools
 import logging
-import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -60,90 +63,49 @@ from kombu import Connection
 from kombu import Consumer as KombuConsumer
 from kombu.exceptions import KombuError
 from kombu.message import Message as RawMessage
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy import Table, delete, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from libs.contracts import (
-    DEAD_LETTER_EXCHANGE,
-    RETRY_EXCHANGE,
-    ContractError,
-    EventType,
-    Message,
-    decode_message,
-    prefetch_for,
-)
-from libs.db import Database, ProcessedMessage, UnitOfWork
+from libs.contracts import ContractError, EventType, Message, decode_message, prefetch_for
+from libs.db import Database, ProcessedMessage, UnitOfWork, utcnow
+from libs.db.tenancy import scope_session
+from libs.messaging import metrics, retries
 from libs.messaging.broker import is_memory, open_connection, release_quietly
-from libs.messaging.errors import MessagingError, Permanent
-from libs.messaging.heartbeat import Heartbeat
-from libs.messaging.metrics import HANDLER_SECONDS, MESSAGES
+from libs.messaging.deadletters import dead_letter
+from libs.messaging.errors import MessagingError
+from libs.messaging.headers import attempt_of, short_id
+from libs.messaging.heartbeat import Heartbeat, Keepalive
+from libs.messaging.held import HeldConnection
+from libs.messaging.injection import RUNNER_PROVIDES, BoundHandler, Handler, injectables
+from libs.messaging.memory import HeldRetries, give_back
 from libs.messaging.publisher import JSON, Publisher
-from libs.messaging.topology import (
-    DEAD_LETTERS,
-    EVENTS,
-    ConsumerQueues,
-    dead_letter_queue_name,
-    service_queues,
-)
+from libs.messaging.topology import ConsumerQueues, declare_exchanges, declare_queues, service_queues
 from libs.settings import Settings
 
 log = logging.getLogger("headshots.messaging.consumer")
 
-Handler = Callable[..., Any]
-
-ATTEMPTS_HEADER = "x-attempts"  # attempts made before this copy was published (retries, crashes)
-DEAD_REASON_HEADER = "x-dead-reason"
-DEAD_QUEUE_HEADER = "x-dead-queue"
-DEAD_AT_HEADER = "x-dead-at"
-LAST_ERROR_HEADER = "x-last-error"
-BROKER_COUNT_HEADER = "x-delivery-count"  # set by quorum queues on every delivery
-
 # What a lost connection looks like: socket errors, AMQP connection/channel errors, kombu's own.
 _BROKER_TROUBLE = (OSError, AMQPError, KombuError, MessagingError)
 
-_PROCESSED = ProcessedMessage.__table__
+_PROCESSED: Table = ProcessedMessage.__table__  # type: ignore[assignment]
 
 DRAIN_SECONDS = 0.25  # how long one drain waits: bounds how late stop() and heartbeats are seen
 MAX_BACKOFF_SECONDS = 10.0
+# Most messages handled in one transaction: what is already delivered (up to the prefetch of each
+# queue) is taken together, never waited for.
+BATCH_MAX = 50
 
 
 @dataclass
-class _Bound:
-    """A handler with the names of the keyword arguments it takes."""
-
-    handler: Handler
-    wants: frozenset[str]
-    takes_all: bool
-
-    @classmethod
-    def of(cls, handler: Handler, available: set[str]) -> _Bound:
-        params = list(inspect.signature(handler).parameters.values())[1:]  # the first is the message
-        takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
-        named = [p for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        missing = [p.name for p in named if p.default is p.empty and p.name not in available]
-        if missing:
-            raise TypeError(
-                f"{getattr(handler, '__name__', handler)} needs {missing}; deps give {sorted(available)}"
-            )
-        return cls(handler, frozenset(p.name for p in named), takes_all)
-
-    def __call__(self, message: Message, available: Mapping[str, Any]) -> Any:
-        kwargs = (
-            dict(available) if self.takes_all else {k: v for k, v in available.items() if k in self.wants}
-        )
-        return self.handler(message, **kwargs)
-
-
-@dataclass(order=True)
-class _Delayed:
-    """A retry held by the runner on memory:// until it is due."""
-
-    due: float
-    seq: int
-    queue: str = field(compare=False)
-    raw: RawMessage = field(compare=False)
-    headers: dict[str, Any] = field(compare=False)
+class _Delivery:
+    queues: ConsumerQueues
+    raw: RawMessage
+    received: float = field(default_factory=time.monotonic)
+    attempt: int = 1
+    message: Message | None = None
 
 
 class Consumer:
@@ -162,21 +124,28 @@ class Consumer:
         self.settings = settings
         self.deps = dict(deps or {})
         self.queues = service_queues(service, handlers, settings)
-        available = {"uow", "publish", *self.deps}
-        self._handlers = {q.name: _Bound.of(handlers[q.event], available) for q in self.queues}
+        available = {*RUNNER_PROVIDES, *self.deps}
+        self._handlers = {q.name: BoundHandler.of(handlers[q.event], available) for q in self.queues}
         self.prefetch = prefetch_for(service)
         self.memory = is_memory(settings)
         self.stats: Counter[str] = Counter()  # handled, duplicate, retried, dead_lettered, reconnects
         self._publisher = Publisher(settings, name=f"{service} consumer (retries and dead letters)")
+        self._held = HeldRetries(self._publisher) if self.memory else None
         self._stop = threading.Event()
         self._ready = threading.Event()
-        self._delayed: list[_Delayed] = []
-        self._seq = itertools.count()
         self._thread: threading.Thread | None = None
         self._cancelling = False
         self.heartbeat = Heartbeat(service, db, settings.HEARTBEAT_SECONDS)
         self.current_session: str | None = None  # shown on the ops Workers page
-        self._conn: Connection | None = None  # the consuming connection, for keepalive()
+        self._conn: Connection | None = None  # the consuming connection, for the keepalive
+        self._keepalive = Keepalive(settings.HEARTBEAT, service)
+        self._dbconn = HeldConnection(db)  # no pool checkout (and pre-ping) per batch
+        self._delivered: list[_Delivery] = []
+        # SQLite: pysqlite's transaction handling makes savepoints unreliable (the release of the
+        # first one commits), so the embedded mode handles one message per transaction.
+        self._batch_max = BATCH_MAX if db.dialect == "postgresql" else 1
+        self._claim_first = db.dialect == "postgresql"  # row locks: claiming blocks no one else
+        self._insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def run(self) -> None:
@@ -184,9 +153,13 @@ class Consumer:
         backoff = 0.2
         log.info("%s consumer starting on %s", self.service, ", ".join(q.name for q in self.queues))
         beats = threading.Thread(
-            target=self._beat_until_stopped, name=f"heartbeat-{self.service}", daemon=True
+            target=self.heartbeat.beat_until,
+            args=(self._stop, self._counts),
+            name=f"heartbeat-{self.service}",
+            daemon=True,
         )
         beats.start()
+        self._keepalive.start()
         try:
             while not self._stop.is_set():
                 try:
@@ -211,22 +184,18 @@ class Consumer:
                     backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
         finally:
             self._ready.clear()
-            self._flush_delayed()
+            if self._held is not None:
+                # Pending retries go back now rather than be lost with this process' memory.
+                self._held.flush()
             self._publisher.close()
+            self._keepalive.close()
+            self._dbconn.close()
             log.info("%s consumer stopped", self.service)
 
-    def _beat_until_stopped(self) -> None:
-        """Its own thread, so a long handler (generation renders for minutes) still beats."""
-        if self.settings.HEARTBEAT_SECONDS <= 0:
-            return
-        while True:
-            self.heartbeat.beat(
-                handled=self.stats["handled"] + self.stats["duplicate"],
-                failed=self.stats["retried"] + self.stats["dead_lettered"],
-                current=self.current_session,
-            )
-            if self._stop.wait(self.settings.HEARTBEAT_SECONDS):
-                return
+    def _counts(self) -> tuple[int, int, str | None]:
+        handled = self.stats["handled"] + self.stats["duplicate"]
+        failed = self.stats[retries.RETRY] + self.stats[retries.DEAD]
+        return handled, failed, self.current_session
 
     def start_in_thread(self) -> threading.Thread:
         """Run in a daemon thread (embedded mode); returns the thread."""
@@ -240,6 +209,10 @@ class Consumer:
         if wait is not None and self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(wait)
 
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
     def wait_ready(self, timeout: float) -> bool:
         """True once the queues are declared and consumed (again, after a reconnect)."""
         return self._ready.wait(timeout)
@@ -251,7 +224,8 @@ class Consumer:
         self._conn = conn
         try:
             channel = conn.channel()
-            self._declare(conn)
+            declare_exchanges(conn.default_channel)
+            declare_queues(conn.default_channel, self.queues)
             consumers = [
                 KombuConsumer(
                     channel,
@@ -267,10 +241,15 @@ class Consumer:
                 c.consume()
             self._ready.set()
             while not self._stop.is_set():
-                self._release_due()
+                if self._held is not None:
+                    self._held.release_due()
                 # A timeout means nothing arrived: a chance to check stop() and heartbeats.
                 with contextlib.suppress(TimeoutError):
                     conn.drain_events(timeout=DRAIN_SECONDS)
+                    # Take what is already delivered, without waiting, into the same batch.
+                    while len(self._delivered) < self._batch_max:
+                        conn.drain_events(timeout=0)
+                self._handle_delivered()
                 conn.heartbeat_check()
                 self._publisher.heartbeat_check()
             # Stop deliveries first; unacked prefetched messages go back when the channel closes.
@@ -281,73 +260,92 @@ class Consumer:
                 c.cancel()
         finally:
             self._ready.clear()
+            self._give_back(self._delivered)
+            self._delivered = []
             release_quietly(conn)
 
-    def _declare(self, conn: Connection) -> None:
-        channel = conn.default_channel
-        for exchange in (EVENTS, DEAD_LETTERS):
-            exchange(channel).declare()
-        for q in self.queues:
-            for queue in q.all():
-                queue(channel).declare()
-
-    # --- one message -------------------------------------------------------------------------------
+    # --- a batch of messages -----------------------------------------------------------------------
     def _on_decode_error(self, queues: ConsumerQueues, raw: RawMessage, exc: Exception) -> None:
         # Only reached if kombu itself decodes (it does not: on_message takes the raw body), but
         # kombu's default here would ack, i.e. drop, the message.
-        self._dead_letter(queues, raw, f"undecodable: {exc}", _attempt(raw))
+        self._dead_letter(queues, raw, f"undecodable: {exc}", attempt_of(raw))
 
     def _on_message(self, queues: ConsumerQueues, raw: RawMessage) -> None:
         if self._cancelling:
-            if self.memory:  # nothing would give it back to the queue: do it now
-                self._republish(raw, exchange="", routing_key=queues.name, headers=_copy_headers(raw))
-                raw.ack()
+            self._give_back([_Delivery(queues, raw)])
             return  # RabbitMQ requeues it when the channel closes
+        self._delivered.append(_Delivery(queues, raw))
+
+    def _give_back(self, deliveries: list[_Delivery]) -> None:
+        if self.memory:  # nothing else would give them back to their queue: do it now
+            for d in deliveries:
+                give_back(self._publisher, d.queues.name, d.raw)
+
+    def _handle_delivered(self) -> None:
+        deliveries, self._delivered = self._delivered, []
+        if not deliveries:
+            return
         try:
-            self._handle(queues, raw)
+            ready = [d for d in deliveries if self._admit(d)]
+            self._handle(ready)
         except BaseException:
-            # On RabbitMQ an unacked message goes back to its queue when the connection closes.
-            # kombu's memory transport drops it instead: put it back on this queue ourselves.
-            if self.memory and not raw.acknowledged:
-                self._republish(raw, exchange="", routing_key=queues.name, headers=_copy_headers(raw))
-                raw.ack()
+            # On RabbitMQ unacked messages go back to their queue when the connection closes.
+            self._give_back(deliveries)
             raise
 
-    def _handle(self, queues: ConsumerQueues, raw: RawMessage) -> None:
-        started = time.monotonic()
-        attempt = _attempt(raw)
+    def _admit(self, d: _Delivery) -> bool:
+        """Decode and check one delivery; dead-letter it (False) if it can never be handled."""
+        d.attempt = attempt_of(d.raw)
         try:
-            message = self._decode(queues, raw)
+            d.message = self._decode(d.queues, d.raw)
         except ContractError as exc:
-            self._dead_letter(queues, raw, f"undecodable: {exc}", attempt)
+            self._dead_letter(d.queues, d.raw, f"undecodable: {exc}", d.attempt)
+            return False
+        verdict = retries.out_of_attempts(d.attempt, self.settings.DELIVERY_LIMIT)
+        if verdict is not None:
+            self._dead_letter(d.queues, d.raw, verdict.reason, d.attempt)
+            return False
+        return True
+
+    def _handle(self, ready: list[_Delivery]) -> None:
+        """Handle the messages in one transaction, then ack them together. Each runs in a
+        savepoint of its own: a failing message is rolled back alone (and retried or
+        dead-lettered after the commit), never taking its neighbours' effects with it."""
+        if not ready:
             return
-        if attempt > self.settings.DELIVERY_LIMIT:
-            # Earlier deliveries ended without an outcome (the consumer died or lost its connection).
-            self._dead_letter(queues, raw, f"delivered {attempt} times without success", attempt)
-            return
-        self.current_session = message.session_id
         try:
-            outcome = self._process(queues, message)
-        except Permanent as exc:
-            self._dead_letter(queues, raw, f"Permanent: {exc}", attempt)
-        except (OperationalError, InterfaceError) as exc:
-            # The database is down or locked: not this message's fault, so the attempt is not
-            # counted (an outage longer than DELIVERY_LIMIT retries must not dead-letter everything).
-            self._retry(queues, raw, exc, attempt, counted=False)
+            results = self._process(ready)
         except Exception as exc:
-            if attempt >= self.settings.DELIVERY_LIMIT:
-                self._dead_letter(queues, raw, f"failed {attempt} times, last: {exc!r}", attempt)
-            else:
-                self._retry(queues, raw, exc, attempt)
-        else:
-            raw.ack()
-            self.stats[outcome] += 1
-            MESSAGES.labels(queues.name, outcome).inc()
-            HANDLER_SECONDS.labels(queues.name).observe(time.monotonic() - started)
-            ms = (time.monotonic() - started) * 1000
-            log.info("%s %s %s in %.0f ms", queues.name, outcome, _short(message.message_id), ms)
+            # The transaction itself failed (database down, commit refused): nothing was kept.
+            for d in ready:
+                self._failed(d, exc)
+            return
         finally:
             self.current_session = None
+        for d, result in results:
+            if isinstance(result, Exception):
+                self._failed(d, result)
+                continue
+            d.raw.ack()
+            seconds = time.monotonic() - d.received
+            self.stats[result] += 1
+            metrics.record(d.queues.name, result, seconds)
+            log.info(
+                "%s %s %s in %.0f ms",
+                d.queues.name,
+                result,
+                short_id(d.raw.properties.get("message_id")),
+                seconds * 1000,
+            )
+        # Stopping in the middle of a batch: the rest was not handled and goes back.
+        self._give_back([d for d in ready[len(results) :]])
+
+    def _failed(self, d: _Delivery, exc: Exception) -> None:
+        verdict = retries.after_failure(exc, d.attempt, self.settings.DELIVERY_LIMIT)
+        if verdict.outcome == retries.DEAD:
+            self._dead_letter(d.queues, d.raw, verdict.reason, d.attempt)
+        else:
+            self._retry(d.queues, d.raw, exc, d.attempt, counted=verdict.counted)
 
     def _decode(self, queues: ConsumerQueues, raw: RawMessage) -> Message:
         if raw.content_type != JSON:
@@ -357,193 +355,111 @@ class Consumer:
             raise ContractError(f"a {message.event} message does not belong in {queues.name}")
         return message
 
-    def _process(self, queues: ConsumerQueues, message: Message) -> str:
-        """Run the handler and record the message in one transaction; 'handled' or 'duplicate'."""
-        key = (queues.name, message.message_id)
-        with self.db.uow(org_id=message.org_id) as uow:
-            if self._seen_in(uow.session, key):
-                return "duplicate"
-            with self._keepalive():
-                self._handlers[queues.name](message, self._injectables(uow))
-            uow.session.add(ProcessedMessage(consumer=queues.name, message_id=message.message_id))
-            try:
-                uow.commit()
-            except IntegrityError:
-                # Another instance handled the same message concurrently and committed first.
-                uow.rollback()
-                if self._already_processed(key):
-                    return "duplicate"
-                raise
-        return "handled"
-
-    @contextlib.contextmanager
-    def _keepalive(self) -> Iterator[None]:
-        """Send heartbeats while a handler runs. The drain loop sends them between messages only,
-        so a handler longer than two HEARTBEAT periods (a generation session: minutes) would have
-        RabbitMQ close the connection and redeliver the message to another worker mid-render.
-        Only heartbeat frames are written from this thread, while the consuming thread is inside
-        the handler and writes nothing; it is stopped before the ack."""
-        conn = self._conn
-        if self.memory or conn is None or not self.settings.HEARTBEAT:
-            yield
-            return
-        done = threading.Event()
-
-        def beat() -> None:
-            while not done.wait(self.settings.HEARTBEAT / 3):
+    def _process(self, ready: list[_Delivery]) -> list[tuple[_Delivery, str | Exception]]:
+        """Claim the messages, run the handlers of the ones claimed, commit it all; 'handled',
+        'duplicate' or the handler's exception for each message taken (after stop() only the one
+        in hand is taken)."""
+        if not self._claim_first:
+            return self._process_claiming_last(ready[0])
+        alone = len(ready) == 1
+        results: list[tuple[_Delivery, str | Exception]] = []
+        first = ready[0].message
+        assert first is not None
+        with (
+            self._dbconn.session(org_id=first.org_id) as db_session,
+            self._keepalive.busy(None if self.memory else self._conn),
+        ):
+            uow = UnitOfWork(db_session)
+            claimed = self._claim(db_session, ready)
+            released: list[tuple[str, str]] = []  # claims of messages that failed: not processed
+            for d in ready:
+                if results and self._stop.is_set():
+                    break  # finish the message in hand, leave the rest
+                message = d.message
+                assert message is not None
+                key = (d.queues.name, message.message_id)
+                if key not in claimed:  # handled before, or a second copy in this batch
+                    results.append((d, "duplicate"))
+                    continue
+                claimed.discard(key)
+                # Each message sees its own organization only, and nothing loaded for another.
+                scope_session(db_session, message.org_id)
+                self.current_session = message.session_id
+                if alone:  # no savepoint needed: a failure rolls back the whole transaction
+                    self._handlers[d.queues.name](message, injectables(uow, self.deps))
+                    results.append((d, "handled"))
+                    continue
+                savepoint = db_session.begin_nested()
                 try:
-                    conn.connection.send_heartbeat()
-                except Exception as exc:  # the drain loop will notice the dead connection itself
-                    log.warning("%s consumer could not send a heartbeat: %r", self.service, exc)
-                    return
+                    self._handlers[d.queues.name](message, injectables(uow, self.deps))
+                    db_session.flush()
+                    savepoint.commit()
+                except (OperationalError, InterfaceError):
+                    raise  # the database, not the message: the whole batch is retried
+                except Exception as exc:
+                    savepoint.rollback()
+                    results.append((d, exc))
+                    released.append(key)
+                else:
+                    results.append((d, "handled"))
+                db_session.expunge_all()
+            released.extend(claimed)  # claimed but left (stopping): they go back to the queue
+            if released:
+                db_session.execute(
+                    delete(_PROCESSED).where(
+                        tuple_(_PROCESSED.c.consumer, _PROCESSED.c.message_id).in_(released)
+                    )
+                )
+            uow.commit()
+        return results
 
-        thread = threading.Thread(target=beat, name=f"heartbeat-{self.service}", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            done.set()
-            thread.join()
+    def _process_claiming_last(self, d: _Delivery) -> list[tuple[_Delivery, str | Exception]]:
+        """SQLite: a write takes the database's only write lock until the commit, so claiming
+        first would make every other writer (worker heartbeats, the progress commits of a long
+        handler, other services) wait for the whole handler. Look first, claim last."""
+        message = d.message
+        assert message is not None
+        key = (d.queues.name, message.message_id)
+        with self._dbconn.session(org_id=message.org_id) as db_session, self._keepalive.busy(None):
+            seen = select(_PROCESSED.c.message_id).where(
+                _PROCESSED.c.consumer == key[0], _PROCESSED.c.message_id == key[1]
+            )
+            if db_session.connection().execute(seen).first() is not None:
+                return [(d, "duplicate")]
+            uow = UnitOfWork(db_session)
+            self.current_session = message.session_id
+            self._handlers[d.queues.name](message, injectables(uow, self.deps))
+            if not self._claim(db_session, [d]):
+                return [(d, "duplicate")]  # another instance committed it meanwhile: roll back ours
+            uow.commit()
+        return [(d, "handled")]
 
-    def _injectables(self, uow: UnitOfWork) -> dict[str, Any]:
-        return {"uow": uow, "publish": uow.add_message, **self.deps}
-
-    def _already_processed(self, key: tuple[str, str]) -> bool:
-        with self.db.session(all_orgs=True) as session:
-            return self._seen_in(session, key)
-
-    @staticmethod
-    def _seen_in(session: Session, key: tuple[str, str]) -> bool:
-        # A Core query on the session's transaction: same answer as session.get(), at a fraction
-        # of the ORM's CPU cost, which matters on the per-message path.
-        consumer, message_id = key
-        query = select(_PROCESSED.c.message_id).where(
-            _PROCESSED.c.consumer == consumer, _PROCESSED.c.message_id == message_id
+    def _claim(self, db_session: Session, ready: list[_Delivery]) -> set[tuple[str, str]]:
+        """Insert the processed-message rows of the batch in one statement, ON CONFLICT DO
+        NOTHING; return the keys inserted. A key already there is a duplicate; one being inserted
+        by another instance makes this wait for its commit, then it is a duplicate too. Sorted,
+        so two instances lock rows in the same order."""
+        keys = sorted({(d.queues.name, d.message.message_id) for d in ready if d.message is not None})
+        now = utcnow()
+        claim = (
+            self._insert(_PROCESSED)
+            .values([{"consumer": c, "message_id": m, "processed_at": now} for c, m in keys])
+            .on_conflict_do_nothing()
+            .returning(_PROCESSED.c.consumer, _PROCESSED.c.message_id)
         )
-        return session.connection().execute(query).first() is not None
+        return {(str(c), str(m)) for c, m in db_session.execute(claim)}
 
-    # --- retry and dead-letter ---------------------------------------------------------------------
+    # --- outcomes other than handled ---------------------------------------------------------------
     def _retry(
         self, queues: ConsumerQueues, raw: RawMessage, exc: Exception, attempt: int, *, counted: bool = True
     ) -> None:
-        headers = _copy_headers(raw)
-        headers[ATTEMPTS_HEADER] = attempt if counted else attempt - 1
-        headers[LAST_ERROR_HEADER] = _clip(repr(exc))
-        if self.memory:
-            due = time.monotonic() + self.settings.RETRY_DELAY_MS / 1000
-            heapq.heappush(self._delayed, _Delayed(due, next(self._seq), queues.name, raw, headers))
-        else:
-            # The retry queue holds it for RETRY_DELAY_MS, then dead-letters it to this queue only.
-            self._republish(raw, exchange=RETRY_EXCHANGE, routing_key=queues.name, headers=headers)
-        raw.ack()
-        self.stats["retried"] += 1
-        MESSAGES.labels(queues.name, "retried").inc()
-        log.warning(
-            "%s %s failed (%s), retrying in %d ms: %r",
-            queues.name,
-            _short(raw.properties.get("message_id")),
-            f"attempt {attempt} of {self.settings.DELIVERY_LIMIT}"
-            if counted
-            else "database unavailable, not counted",
-            self.settings.RETRY_DELAY_MS,
-            exc,
+        retries.retry(
+            self._publisher, self._held, self.settings, queues.name, raw, exc, attempt, counted=counted
         )
+        self.stats[retries.RETRY] += 1
+        metrics.record(queues.name, retries.RETRY)
 
     def _dead_letter(self, queues: ConsumerQueues, raw: RawMessage, reason: str, attempt: int) -> None:
-        headers = _copy_headers(raw)
-        headers.update(
-            {
-                ATTEMPTS_HEADER: attempt,
-                DEAD_REASON_HEADER: _clip(reason),
-                DEAD_QUEUE_HEADER: queues.name,
-                DEAD_AT_HEADER: datetime.now(UTC).isoformat(),
-            }
-        )
-        dead = dead_letter_queue_name(queues.name)
-        # Published (and confirmed) before the ack: a crash in between leaves the original to be
-        # redelivered, never a message in neither queue.
-        self._republish(raw, exchange=DEAD_LETTER_EXCHANGE, routing_key=dead, headers=headers)
-        raw.ack()
-        self.stats["dead_lettered"] += 1
-        MESSAGES.labels(queues.name, "dead_lettered").inc()
-        log.warning(
-            "%s %s dead-lettered to %s: %s",
-            queues.name,
-            _short(raw.properties.get("message_id")),
-            dead,
-            reason,
-        )
-
-    def _republish(
-        self, raw: RawMessage, *, exchange: str, routing_key: str, headers: dict[str, Any]
-    ) -> None:
-        self._publisher.publish_raw(
-            raw.body,
-            exchange=exchange,
-            routing_key=routing_key,
-            message_id=raw.properties.get("message_id"),
-            headers=headers,
-            content_type=raw.content_type,
-            content_encoding=raw.content_encoding,
-            type=raw.properties.get("type"),
-        )
-
-    def _release_due(self) -> None:
-        """memory:// only: put retries whose delay is over back on their queue."""
-        now = time.monotonic()
-        while self._delayed and self._delayed[0].due <= now:
-            self._release(heapq.heappop(self._delayed))
-
-    def _flush_delayed(self) -> None:
-        # Stopping: release pending retries early rather than lose them with this process' memory.
-        while self._delayed:
-            self._release(heapq.heappop(self._delayed))
-
-    def _release(self, delayed: _Delayed) -> None:
-        self._republish(delayed.raw, exchange="", routing_key=delayed.queue, headers=delayed.headers)
-
-
-def _attempt(raw: RawMessage) -> int:
-    """This delivery's attempt number: earlier attempts of this copy + broker redeliveries + 1."""
-    headers = raw.headers or {}
-    try:
-        return int(headers.get(ATTEMPTS_HEADER, 0)) + int(headers.get(BROKER_COUNT_HEADER, 0)) + 1
-    except (TypeError, ValueError):
-        return 1
-
-
-def _copy_headers(raw: RawMessage) -> dict[str, Any]:
-    # The broker's count belongs to the copy being acked; the new copy starts from x-attempts.
-    return {k: v for k, v in (raw.headers or {}).items() if k != BROKER_COUNT_HEADER}
-
-
-def _short(message_id: str | None) -> str:
-    return f"{message_id[:8]}…" if message_id else "(no message_id)"
-
-
-def _clip(text: str, limit: int = 1000) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def run_consumer_process(
-    settings: Settings,
-    service: str,
-    handlers: Mapping[EventType, Handler],
-    deps: Mapping[str, Any] | None = None,
-    db: Database | None = None,
-) -> Consumer:
-    """Run one service's consumer in this process' main thread until SIGTERM or SIGINT, which
-    finish the message in hand and return (distributed mode: ``python -m services.<name>``)."""
-    consumer = Consumer(service, handlers, db or Database(settings.database_url), settings, deps)
-
-    def _stop(signum: int, _frame: Any) -> None:
-        log.info("%s consumer got %s, finishing the message in hand", service, signal.Signals(signum).name)
-        consumer.stop()
-
-    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        consumer.run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return consumer
+        dead_letter(self._publisher, queues.name, raw, reason, attempt)
+        self.stats[retries.DEAD] += 1
+        metrics.record(queues.name, retries.DEAD)

@@ -1,4 +1,6 @@
-"""Dead letters for ops: look at them, replay them, discard them.
+"""Dead letters: how the consumer sends one, and how ops look at them, replay or discard them.
+
+    dead_letter(publisher, "review.<key>", raw, "Permanent: no such session", attempt=1)   # consumer
 
     queue = dead_letter_queue_name(queue_name("review", SESSION_SUBMITTED))
     for dead in list_dead_letters(settings, queue):
@@ -17,28 +19,58 @@ From a shell on RabbitMQ: ``rabbitmqctl list_queues -p VHOST name messages | gre
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from kombu import Connection, Queue
 from kombu.message import Message as RawMessage
 
+from libs.contracts import DEAD_LETTER_EXCHANGE
 from libs.messaging.broker import open_connection
-from libs.messaging.consumer import (
+from libs.messaging.headers import (
     ATTEMPTS_HEADER,
     BROKER_COUNT_HEADER,
+    BROKER_DEATH_HEADERS,
     DEAD_AT_HEADER,
     DEAD_QUEUE_HEADER,
     DEAD_REASON_HEADER,
     LAST_ERROR_HEADER,
+    clip,
+    copy_headers,
+    short_id,
 )
 from libs.messaging.publisher import Publisher
 from libs.messaging.topology import DEAD_SUFFIX, all_consumer_queues, dead_letter_queue_name, origin_of
 from libs.settings import Settings
 
+log = logging.getLogger("headshots.messaging.consumer")
+
 DEFAULT_LIMIT = 1000
+
+
+def dead_letter(publisher: Publisher, queue: str, raw: RawMessage, reason: str, attempt: int) -> None:
+    """Move a message of consumer queue ``queue`` to its dead-letter queue: published (and
+    confirmed) before the ack, so a crash in between leaves the original to be redelivered, never
+    a message in neither queue."""
+    headers = copy_headers(raw)
+    headers.update(
+        {
+            ATTEMPTS_HEADER: attempt,
+            DEAD_REASON_HEADER: clip(reason),
+            DEAD_QUEUE_HEADER: queue,
+            DEAD_AT_HEADER: datetime.now(UTC).isoformat(),
+        }
+    )
+    dead = dead_letter_queue_name(queue)
+    publisher.republish(raw, exchange=DEAD_LETTER_EXCHANGE, routing_key=dead, headers=headers)
+    raw.ack()
+    log.warning(
+        "%s %s dead-lettered to %s: %s", queue, short_id(raw.properties.get("message_id")), dead, reason
+    )
 
 
 @dataclass(frozen=True)
@@ -87,16 +119,7 @@ def replay_dead_letters(settings: Settings, queue: str, message_id: str | None =
     with Publisher(settings, name="dead-letter replay") as publisher:
 
         def replay(raw: RawMessage) -> None:
-            publisher.publish_raw(
-                raw.body,
-                exchange="",
-                routing_key=origin,
-                message_id=raw.properties.get("message_id"),
-                headers=_fresh_headers(raw),
-                content_type=raw.content_type,
-                content_encoding=raw.content_encoding,
-                type=raw.properties.get("type"),
-            )
+            publisher.republish(raw, exchange="", routing_key=origin, headers=_fresh_headers(raw))
 
         return _settle(settings, dead, message_id, before_ack=replay)
 
@@ -182,10 +205,7 @@ _DEATH_HEADERS = {
     DEAD_QUEUE_HEADER,
     DEAD_REASON_HEADER,
     LAST_ERROR_HEADER,
-    "x-death",
-    "x-first-death-exchange",
-    "x-first-death-queue",
-    "x-first-death-reason",
+    *BROKER_DEATH_HEADERS,
 }
 
 

@@ -19,3 +19,10 @@ HANDLER_SECONDS = Histogram(
     ["queue"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
 )
+
+
+def record(queue: str, outcome: str, seconds: float | None = None) -> None:
+    """Count one message's outcome (and its handling time, for handled messages)."""
+    MESSAGES.labels(queue, outcome).inc()
+    if seconds is not None:
+        HANDLER_SECONDS.labels(queue).observe(seconds)

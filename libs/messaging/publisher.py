@@ -29,11 +29,12 @@ from typing import Any
 
 from amqp.exceptions import MessageNacked
 from kombu import Connection, Producer
+from kombu.message import Message as RawMessage
 
 from libs.contracts import EXCHANGE, Message
 from libs.messaging.broker import is_memory, open_connection, release_quietly, safe_url
 from libs.messaging.errors import BrokerUnavailable, PublishError
-from libs.messaging.topology import DEAD_LETTERS, EVENTS, RETRIES
+from libs.messaging.topology import declare_exchanges
 from libs.settings import Settings
 
 log = logging.getLogger("headshots.messaging.publisher")
@@ -149,6 +150,20 @@ class Publisher:
                     log.info("%s: reconnecting after %r", self.name, exc)
         raise AssertionError("unreachable")
 
+    def republish(self, raw: RawMessage, *, exchange: str, routing_key: str, headers: dict[str, Any]) -> None:
+        """Publish a received message again, body and properties unchanged, with ``headers``
+        (a retry, a dead letter, a replay)."""
+        self.publish_raw(
+            raw.body,
+            exchange=exchange,
+            routing_key=routing_key,
+            message_id=raw.properties.get("message_id"),
+            headers=headers,
+            content_type=raw.content_type,
+            content_encoding=raw.content_encoding,
+            type=raw.properties.get("type"),
+        )
+
     def publish_many(self, batch: Sequence[Outgoing]) -> tuple[int, str | None]:
         """Publish a batch in order without waiting for each confirm, then wait for all of them
         together (one round trip instead of one per message).
@@ -230,8 +245,7 @@ class Publisher:
             channel = conn.channel()
             # Publishing to an exchange that does not exist closes the channel on RabbitMQ and
             # silently drops the message on memory://: make sure ours exist.
-            for exchange in (EVENTS, DEAD_LETTERS, RETRIES):
-                exchange(channel).declare()
+            declare_exchanges(channel)
             if not is_memory(self.settings):
                 # Confirm mode now, so delivery tags count from 1 for both kinds of publish.
                 channel._confirm_selected = True

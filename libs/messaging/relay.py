@@ -3,7 +3,10 @@
     relay = OutboxRelay(db, Publisher(settings), settings)
     relay.run_once()                          # one round; returns how many rows it published
     threading.Thread(target=relay.run_forever, args=(stop,)).start()
-    relay.notify()                            # wake it now (installed after every commit by Bus)
+    relay.notify()                            # wake it now (SQLite: Bus hooks every commit)
+
+On PostgreSQL every transaction that wrote outbox rows sends a NOTIFY on commit, from any process,
+and ``run_forever`` waits on LISTEN in its own thread: one commit, one round, at once.
 
 Producers write their state change and an outbox row in one transaction (``uow.add_message``);
 this relay is the only thing that moves rows to the broker. A row is marked ``sent_at`` only after
@@ -22,6 +25,7 @@ second process relaying the same SQLite file would publish duplicates, never los
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -32,14 +36,16 @@ from sqlalchemy import Row, event, select, update
 from sqlalchemy.orm import Session
 
 from libs.db import OUTBOX_CHANNEL, Database, OutboxMessage, utcnow
+from libs.messaging.headers import OUTBOX_ID_HEADER
+from libs.messaging.held import HeldConnection
 from libs.messaging.publisher import Outgoing, Publisher
 from libs.settings import Settings
 
 log = logging.getLogger("headshots.messaging.relay")
 
-# Every published row carries its outbox id: the gateway tags live events with it, so a waiting
-# page that reconnects can ask for what came after the last id it saw.
-OUTBOX_ID_HEADER = "x-outbox-id"
+# Every published row carries its outbox id (OUTBOX_ID_HEADER): the gateway tags live events with
+# it, so a waiting page that reconnects can ask for what came after the last id it saw.
+__all__ = ["OUTBOX_ID_HEADER", "OutboxRelay"]
 
 
 class OutboxRelay:
@@ -50,6 +56,7 @@ class OutboxRelay:
         self._wake = threading.Event()
         self._round = threading.Lock()  # one round at a time in this process
         self._unhook: Callable[[], None] | None = None
+        self._held = HeldConnection(db)  # no pool checkout (and pre-ping) per round
 
     # --- one round ---------------------------------------------------------------------------------
     def run_once(self) -> int:
@@ -60,19 +67,19 @@ class OutboxRelay:
             return self._round_unlocked()
 
     def _round_locked(self) -> int:
-        with self.db.session(all_orgs=True) as session, session.begin():
+        with self._held.session(all_orgs=True) as session, session.begin():
             rows = self._unsent(session, lock=True)
             sent, failure = self._publish_in_order(rows)
             self._mark(session, sent, failure)  # same transaction: the row locks are held until here
         return len(sent)
 
     def _round_unlocked(self) -> int:
-        with self.db.session(all_orgs=True) as session:
+        with self._held.session(all_orgs=True) as session:
             rows = self._unsent(session, lock=False)
             session.rollback()  # end the read transaction before publishing
         sent, failure = self._publish_in_order(rows)
         if sent or failure:
-            with self.db.session(all_orgs=True) as session, session.begin():
+            with self._held.session(all_orgs=True) as session, session.begin():
                 self._mark(session, sent, failure)
         return len(sent)
 
@@ -118,12 +125,12 @@ class OutboxRelay:
     # --- running -----------------------------------------------------------------------------------
     def run_forever(self, stop: threading.Event) -> None:
         """Publish rounds until ``stop`` is set: at once while rows keep coming, otherwise every
-        OUTBOX_POLL_SECONDS or as soon as :meth:`notify` is called. Errors (database or broker
-        down) are logged and retried with a growing pause; they never end the loop."""
+        OUTBOX_POLL_SECONDS or as soon as a commit wrote outbox rows (PostgreSQL: the NOTIFY of
+        any process; SQLite: :meth:`notify`). Errors (database or broker down) are logged and
+        retried with a growing pause; they never end the loop."""
         log.info("outbox relay started (poll every %g s)", self.settings.OUTBOX_POLL_SECONDS)
         failures = 0
-        if self.db.dialect == "postgresql":
-            threading.Thread(target=self._listen, args=(stop,), name="outbox-listen", daemon=True).start()
+        listener = _Listener(self.db) if self.db.dialect == "postgresql" else None
         try:
             while not stop.is_set():
                 self._wake.clear()
@@ -138,44 +145,28 @@ class OutboxRelay:
                 if published >= self.settings.OUTBOX_BATCH:
                     continue  # more rows are probably waiting
                 pause = self.settings.OUTBOX_POLL_SECONDS * (2 ** min(failures, 5))
-                self._wait(stop, pause)
+                self._wait(stop, pause, listener)
         finally:
+            if listener is not None:
+                listener.close()
+            with self._round:
+                self._held.close()
             self.publisher.close()
             log.info("outbox relay stopped")
 
-    def _wait(self, stop: threading.Event, seconds: float) -> None:
-        # notify() and stop both end the pause early; stop is checked in small steps because
-        # threading.Event cannot wait on two events at once.
+    def _wait(self, stop: threading.Event, seconds: float, listener: _Listener | None) -> None:
+        # A notification, notify() and stop all end the pause early; stop and notify() are checked
+        # in small steps because one thread cannot wait on a socket and an Event at once.
         deadline = time.monotonic() + seconds
         while not stop.is_set() and not self._wake.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            self._wake.wait(min(remaining, 0.1))
-
-    def _listen(self, stop: threading.Event) -> None:
-        """PostgreSQL: wake on the NOTIFY that every committed outbox write sends (from any
-        process). The poll stays as the safety net; a lost connection is reopened with backoff."""
-        pause = 0.5
-        while not stop.is_set():
-            try:
-                raw = self.db.engine.raw_connection()
-                try:
-                    conn: Any = raw.driver_connection
-                    conn.autocommit = True
-                    conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
-                    pause = 0.5
-                    while not stop.is_set():
-                        for _ in conn.notifies(timeout=0.5, stop_after=1):
-                            self.notify()
-                finally:
-                    raw.invalidate()  # a LISTENing connection must not go back to the pool
-            except Exception as exc:
-                if stop.is_set():
+            if listener is not None:
+                if listener.wait(min(remaining, 0.1)):
                     return
-                log.info("outbox listener reconnecting in %.1f s after %r", pause, exc)
-                stop.wait(pause)
-                pause = min(pause * 2, 10.0)
+            else:
+                self._wake.wait(min(remaining, 0.1))
 
     def notify(self) -> None:
         """Wake the relay now (a producer has just committed outbox rows)."""
@@ -185,8 +176,10 @@ class OutboxRelay:
         """Call :meth:`notify` after every commit of this database that wrote outbox rows.
 
         Listens to SQLAlchemy session events for sessions bound to ``db.engine`` only; undone
-        by :meth:`close`. This is what makes the embedded mode publish right after a commit."""
-        if self._unhook is not None:
+        by :meth:`close`. This is what makes the embedded mode publish right after a commit. On PostgreSQL the
+        relay listens to the NOTIFY every such commit sends, from any process, instead: nothing
+        is hooked, so one commit wakes one round, not two."""
+        if self._unhook is not None or self.db.dialect == "postgresql":
             return
         engine = self.db.engine
         flag = "headshots.outbox_written"
@@ -220,4 +213,59 @@ class OutboxRelay:
         if self._unhook is not None:
             self._unhook()
             self._unhook = None
+        with self._round:
+            self._held.close()
         self.publisher.close()
+
+
+class _Listener:
+    """PostgreSQL: LISTEN on the channel every committed outbox write notifies (from any process),
+    in the relay's own thread, so a commit wakes the relay without a hop through another thread.
+    A lost connection is reopened at a later wait; meanwhile the relay's poll is the safety net."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._raw: Any = None
+        self._retry_at = 0.0
+
+    def wait(self, timeout: float) -> bool:
+        """True once a notification came (within ``timeout`` seconds). The ones already received
+        are taken too: the next round publishes the rows of all those commits."""
+        conn = self._connection()
+        if conn is None:
+            time.sleep(timeout)
+            return False
+        try:
+            if not any(True for _ in conn.notifies(timeout=timeout, stop_after=1)):
+                return False
+            for _ in conn.notifies(timeout=0):
+                pass
+            return True
+        except Exception as exc:
+            log.info("outbox listener lost its connection (%r); polling until it is back", exc)
+            self.close()
+            self._retry_at = time.monotonic() + 1.0
+            return False
+
+    def _connection(self) -> Any:
+        if self._raw is not None:
+            return self._raw.driver_connection
+        if time.monotonic() < self._retry_at:
+            return None
+        try:
+            raw = self.db.engine.raw_connection()
+            conn: Any = raw.driver_connection
+            conn.autocommit = True
+            conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
+        except Exception as exc:
+            log.info("outbox listener could not connect (%r); polling meanwhile", exc)
+            self._retry_at = time.monotonic() + 1.0
+            return None
+        self._raw = raw
+        return conn
+
+    def close(self) -> None:
+        if self._raw is not None:
+            with contextlib.suppress(Exception):
+                self._raw.invalidate()  # a LISTENing connection must not go back to the pool
+            self._raw = None

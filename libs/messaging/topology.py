@@ -150,10 +150,21 @@ def declare(connection: Connection, settings: Settings, services: Iterable[str] 
     long as every process runs with the same DELIVERY_LIMIT and RETRY_DELAY_MS: RabbitMQ refuses
     to redeclare a queue with other arguments (PRECONDITION_FAILED)."""
     channel = connection.default_channel
+    declare_exchanges(channel)
+    declare_queues(channel, all_consumer_queues(settings, services))
+
+
+def declare_exchanges(channel: Any) -> None:
+    """The three exchanges (idempotent). Publishing to one that does not exist closes the channel
+    on RabbitMQ and silently drops the message on memory://."""
     for exchange in (EVENTS, DEAD_LETTERS, RETRIES):
         exchange(channel).declare()
-    for queues in all_consumer_queues(settings, services):
-        for queue in queues.all():
+
+
+def declare_queues(channel: Any, queues: Iterable[ConsumerQueues]) -> None:
+    """Each consumer queue with its retry and dead-letter queues (idempotent)."""
+    for q in queues:
+        for queue in q.all():
             queue(channel).declare()
 
 

@@ -45,11 +45,10 @@ def _invite(settings: Settings, slug: str, email: str, name: str) -> int:
     from sqlalchemy import select
 
     from libs.db import Database, Organization, Role, User
-    from libs.db.migrate import upgrade
+    from libs.db.migrate import upgrade_if_embedded
     from libs.web import invite_url
 
-    if settings.database_url.startswith("sqlite"):
-        upgrade(settings.database_url)  # the embedded database is ours to create
+    upgrade_if_embedded(settings.database_url)
     if "@" not in email:
         print(f"error: {email!r} is not an e-mail address", file=sys.stderr)
         return 2

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from libs.db import Database, Role, User
-from libs.db.migrate import upgrade
+from libs.db.migrate import upgrade_if_embedded
 from libs.settings import Settings
 from libs.web import configure_logging, invite_url
 from services import WEB_MOUNTS
@@ -63,8 +63,7 @@ def _invite(settings: Settings, email: str, name: str) -> int:
     if "@" not in email:
         print(f"error: {email!r} is not an e-mail address", file=sys.stderr)
         return 2
-    if settings.database_url.startswith("sqlite"):
-        upgrade(settings.database_url)  # the embedded database is ours to create
+    upgrade_if_embedded(settings.database_url)
     db = Database(settings.database_url)
     try:
         with db.uow(all_orgs=True) as uow:
@@ -99,8 +98,7 @@ def _check(settings: Settings) -> int:
     configure_logging(settings)
     from services.ops.handlers import ops_round
 
-    if settings.database_url.startswith("sqlite"):
-        upgrade(settings.database_url)  # the embedded database is ours to create
+    upgrade_if_embedded(settings.database_url)
     db = Database(settings.database_url)
     try:
         report = ops_round(settings, db, datetime.now(UTC))
@@ -120,8 +118,7 @@ def _retention(settings: Settings, *, dry_run: bool) -> int:
     from libs.privacy import due_for_retention, run_retention
     from libs.storage import make_blob_store
 
-    if settings.database_url.startswith("sqlite"):
-        upgrade(settings.database_url)  # the embedded database is ours to create
+    upgrade_if_embedded(settings.database_url)
     db = Database(settings.database_url)
     now = datetime.now(UTC)
     try:

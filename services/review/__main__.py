@@ -15,7 +15,7 @@ import sys
 from sqlalchemy import select
 
 from libs.db import Database, Organization, Role, User
-from libs.db.migrate import upgrade
+from libs.db.migrate import upgrade_if_embedded
 from libs.settings import Settings
 from libs.web import configure_logging
 from services.stopping import catch_stop_signals
@@ -50,8 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 def _admin_link(settings: Settings, slug: str, email: str) -> int:
     from services.review.views_sign_in import admin_invite_url
 
-    if settings.database_url.startswith("sqlite"):
-        upgrade(settings.database_url)
+    upgrade_if_embedded(settings.database_url)
     db = Database(settings.database_url)
     try:
         with db.uow(all_orgs=True) as uow:
