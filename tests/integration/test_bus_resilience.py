@@ -79,8 +79,13 @@ def test_consumers_resume_after_the_broker_closes_every_connection(
         Publisher(config) as publisher,
     ):
         # Heartbeats are negotiated (the broker shows the timeout it agreed to).
-        connections = rabbitmqctl("list_connections", "-p", vhost(amqp_url), "client_properties", "timeout")
-        [consumer_line] = [line for line in connections.splitlines() if "review consumer" in line]
+        # list_connections lists every vhost's connections (other tests' consumers too): keep ours.
+        connections = rabbitmqctl("list_connections", "vhost", "client_properties", "timeout")
+        [consumer_line] = [
+            line
+            for line in connections.splitlines()
+            if line.startswith(vhost(amqp_url) + "\t") and "review consumer" in line
+        ]
         assert consumer_line.endswith("\t10")
 
         # 1. The connection dies while a message is in hand: its effect is committed, the ack is
