@@ -8,9 +8,8 @@ import sys
 from services.stopping import catch_stop_signals
 
 
-def main(argv: list[str] | None = None) -> int:
-    # First, before anything heavy is imported or started: Ctrl-C / SIGTERM only ask to stop.
-    stop = catch_stop_signals()
+def build_parser() -> argparse.ArgumentParser:
+    """The command line ``main`` parses (its ``--help`` is checked against it by the tests)."""
     parser = argparse.ArgumentParser(
         prog="python -m services",
         description="Start the headshot product. With no command: every service in one process (embedded mode), "
@@ -29,7 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("relay", help="run only the outbox relay (distributed mode)")
     sub.add_parser("seed", help="create the demo data and print sign-in links, then exit")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # First, before anything heavy is imported or started: Ctrl-C / SIGTERM only ask to stop.
+    stop = catch_stop_signals()
+    args = build_parser().parse_args(argv)
 
     from libs.settings import Settings
     from libs.web import configure_logging

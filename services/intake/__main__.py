@@ -15,7 +15,8 @@ from libs.settings import Settings  # standard library only: quick to import
 from services.stopping import catch_stop_signals
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line ``main`` parses (its ``--help`` is checked against it by the tests)."""
     parser = argparse.ArgumentParser(
         prog="python -m services.intake",
         description="The intake service: employees' pages and JSON API from invite link to submitted photos.",
@@ -30,7 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     invite.add_argument("--org", required=True, metavar="ORG_SLUG", help="the organization's slug, e.g. demo")
     invite.add_argument("--email", required=True, help="the employee's e-mail address")
     invite.add_argument("--name", default="", help="display name, for a new employee")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.command == "serve":
         # Before anything heavy is imported or started: Ctrl-C / SIGTERM only ask to stop.
         catch_stop_signals()

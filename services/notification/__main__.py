@@ -23,7 +23,8 @@ from services.notification.emails import SUBJECTS, render
 from services.notification.samples import sample
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line ``main`` parses (its ``--help`` is checked against it by the tests)."""
     parser = argparse.ArgumentParser(
         prog="python -m services.notification",
         description="The notification service: e-mails along each person's journey and signed webhooks.",
@@ -35,14 +36,18 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--no-web", action="store_true", help="do not serve the /mail page")
     serve.add_argument("--no-relay", action="store_true", help="do not publish the outbox here")
     hooks = sub.add_parser("webhooks", help="list an organization's recent webhook deliveries and attempts")
-    hooks.add_argument("--org", required=True, metavar="ORG_ID")
+    hooks.add_argument("--org", required=True, metavar="ORG_ID", help="the organization's id")
     again = sub.add_parser("resend", help="send a webhook delivery again (its retry schedule starts over)")
-    again.add_argument("--org", required=True, metavar="ORG_ID")
-    again.add_argument("delivery_id", type=int)
+    again.add_argument("--org", required=True, metavar="ORG_ID", help="the organization's id")
+    again.add_argument("delivery_id", type=int, help="the delivery's number, as `webhooks` lists it")
     preview = sub.add_parser("preview", help="print one e-mail rendered with sample values (HTML or text)")
-    preview.add_argument("template", choices=sorted(SUBJECTS))
+    preview.add_argument("template", choices=sorted(SUBJECTS), help="the e-mail to render")
     preview.add_argument("--text", action="store_true", help="the plain-text part instead of the HTML")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     settings = Settings.from_env()
     if args.command == "preview":

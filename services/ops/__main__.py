@@ -24,7 +24,8 @@ from services import WEB_MOUNTS
 from services.stopping import catch_stop_signals
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line ``main`` parses (its ``--help`` is checked against it by the tests)."""
     parser = argparse.ArgumentParser(
         prog="python -m services.ops",
         description="The ops dashboard: sessions across organizations, stuck work, queues, dead letters, workers.",
@@ -46,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     mode = retention.add_mutually_exclusive_group(required=True)
     mode.add_argument("--dry-run", action="store_true", help="only list what would go")
     mode.add_argument("--run", action="store_true", help="delete it now (even if a round ran this period)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     settings = Settings.from_env()
     if args.command == "invite":

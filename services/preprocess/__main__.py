@@ -14,14 +14,19 @@ import argparse
 import sys
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line ``main`` parses (its ``--help`` is checked against it by the tests)."""
     parser = argparse.ArgumentParser(
         prog="python -m services.preprocess",
         description="The photo preparation worker: consumes session.approved, prepares each photo "
         "(orientation, metadata, face alignment, crops, scores) and publishes photos.processed.",
     )
     parser.add_argument("--no-relay", action="store_true", help="do not publish the outbox from this process")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     from services.__main__ import main as services_main  # after --help: the launcher imports a lot
 
     return services_main(

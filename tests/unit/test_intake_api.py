@@ -12,6 +12,7 @@ from flask import Flask
 from libs.contracts import SESSION_SUBMITTED
 from libs.db import Database
 from libs.db.demo import DemoData
+from libs.imaging import REASONS
 from libs.storage import LocalBlobStore
 from libs.web import invite_url, sign
 from services.intake.app import create_app
@@ -109,22 +110,26 @@ def test_a_good_portrait_is_accepted(app: Flask, intake_settings, demo: DemoData
 
 
 @pytest.mark.parametrize(
-    ("data", "status", "code"),
+    ("data", "status", "code", "says"),
     [
-        (coffee_png, 422, "no_face"),
-        (tiny_png, 422, "too_small"),
-        (lambda: b"Hello, I am a text file, not a photo.\n", 415, "unsupported_format"),
-        (lambda: b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, 422, "corrupt"),
+        (coffee_png, 422, "no_face", "couldn't find a face"),
+        (tiny_png, 422, "too_small", "200 x 200 pixels; it needs to be at least"),
+        (lambda: b"Hello, I am a text file, not a photo.\n", 415, "unsupported_format", "JPEG, PNG or HEIC"),
+        (lambda: b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, 422, "corrupt", "damaged or incomplete"),
     ],
     ids=["coffee-no-face", "tiny-too-small", "text-415", "truncated-png-corrupt"],
 )
-def test_a_refused_photo_gets_its_reason(app, intake_settings, demo: DemoData, data, status, code):
+def test_a_refused_photo_gets_its_reason(app, intake_settings, demo: DemoData, data, status, code, says):
     bea = sign_in(app, intake_settings, demo.employees[0])
     response = upload(bea, data())
     assert response.status_code == status
     error = error_of(response)
     assert error["code"] == code
-    assert error["message"]
+    # The person reads what is wrong with this photo, in the words the photo checks use for it.
+    side = intake_settings.MIN_PHOTO_SIDE
+    expected = {"too_small": f"This photo is 200 x 200 pixels; it needs to be at least {side} x {side}."}
+    assert error["message"] == expected.get(code, REASONS[code][1])
+    assert says in error["message"]
     assert bea.client.get(bea.api("/photos")).json == []
 
 

@@ -6,19 +6,24 @@ from __future__ import annotations
 import pytest
 
 from libs.db import Database, WebhookAttempt, WebhookDelivery, utcnow
-from services.notification.__main__ import main
+from services.notification.__main__ import build_parser, main
 from services.notification.emails import SUBJECTS
 from services.notification.webhooks.deliveries import WebhookRecorder
+from tests.support.cli import help_gaps, subcommands
 from tests.support.notification import ManualClock, seed_people, session_events
 
 
-def test_help_names_every_command(capsys):
+def help_of(capsys, *args: str) -> str:
     with pytest.raises(SystemExit) as exit_:
-        main(["--help"])
+        main([*args, "--help"])
     assert exit_.value.code == 0
-    out = capsys.readouterr().out
-    for word in ("serve", "webhooks", "resend", "preview"):
-        assert word in out
+    return capsys.readouterr().out
+
+
+def test_help_lists_every_subcommand_and_option_the_parser_has(capsys):
+    parser = build_parser()
+    assert set(subcommands(parser)) >= {"serve", "webhooks", "resend", "preview"}
+    assert help_gaps(parser, help_of(capsys), lambda name: help_of(capsys, name)) == []
 
 
 @pytest.mark.parametrize("template", sorted(SUBJECTS))

@@ -16,8 +16,10 @@ from libs.db.demo import DemoData
 from libs.messaging import Bus, Permanent, list_dead_letters, queue_depths
 from libs.messaging.testing import running, wait_for
 from libs.settings import Settings
+from services.ops.__main__ import build_parser as build_ops_parser
 from services.ops.__main__ import main as ops_main
 from services.ops.handlers import ops_round
+from tests.support.cli import help_gaps, subcommands
 from tests.support.ops import (  # noqa: F401 (fixtures)
     OpsClient,
     audit_actions,
@@ -228,6 +230,17 @@ def test_cli_invite_and_check(
     stuck = make_session(ops_db, demo, "queued", idle=timedelta(days=1))
     assert ops_main(["check"]) == 0
     assert f"1 re-queued, 0 flagged\n  re-queued {stuck}" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as help_exit:
-        ops_main(["--help"])
-    assert help_exit.value.code == 0
+
+
+def test_cli_help_lists_every_subcommand_and_option_the_parser_has(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def help_of(*args: str) -> str:
+        with pytest.raises(SystemExit) as done:
+            ops_main([*args, "--help"])
+        assert done.value.code == 0
+        return capsys.readouterr().out
+
+    parser = build_ops_parser()
+    assert set(subcommands(parser)) >= {"serve", "invite", "check", "retention"}
+    assert help_gaps(parser, help_of(), help_of) == []

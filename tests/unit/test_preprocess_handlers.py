@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from libs.contracts import (
     PHOTOS_PROCESSED,
-    SESSION_APPROVED,
     SESSION_FAILED,
     SESSION_PROGRESS,
+    SUBSCRIPTIONS,
     Message,
     SessionState,
 )
@@ -21,7 +21,7 @@ from libs.db import Database, HeadshotSession, OutboxMessage, ProcessedMessage
 from libs.db.demo import DemoData, seed_demo
 from libs.storage import LocalBlobStore, derived_key
 from services.preprocess import steps
-from services.preprocess.handlers import HANDLERS, build_deps, handle_session_approved
+from services.preprocess.handlers import HANDLERS, build_deps
 from services.preprocess.options import PreprocessOptions
 from services.preprocess.photos import prepare_one
 from tests.support.photos import astronaut, blurred, grace_hopper, jpeg, mirrored
@@ -51,9 +51,10 @@ def blobs_fixture(tmp_path: Path) -> LocalBlobStore:
 def consume(
     db: Database, blobs: LocalBlobStore, message: Message, options: PreprocessOptions = OPTIONS
 ) -> None:
-    """What the consumer does: one transaction around the handler, with the processed-message row."""
+    """What the consumer does: the table picks the handler, run in one transaction with the
+    processed-message row."""
     with db.uow(org_id=message.org_id) as uow:
-        handle_session_approved(message, uow=uow, db=db, blobs=blobs, options=options)
+        HANDLERS[message.event](message, uow=uow, db=db, blobs=blobs, options=options)
         uow.session.add(
             ProcessedMessage(consumer="preprocess.session.approved", message_id=message.message_id)
         )
@@ -231,7 +232,9 @@ def test_the_worker_is_wired_by_convention(tmp_path: Path, sqlite_url: str) -> N
     db = Database(sqlite_url)
     deps = build_deps(settings, db, LocalBlobStore(tmp_path / "blobs"))
     assert deps["options"] == PreprocessOptions(keep_best=4, min_photos=2, training_side=768)
-    assert {SESSION_APPROVED: handle_session_approved} == HANDLERS
+    # The worker's queue is derived from the subscriptions: the table must handle exactly those
+    # (every test above sends its message through the table).
+    assert set(HANDLERS) == set(SUBSCRIPTIONS["preprocess"])
     db.dispose()
 
 
