@@ -16,6 +16,7 @@ from libs.contracts import (
     SUBSCRIPTIONS,
     Message,
     SessionState,
+    queue_name,
 )
 from libs.db import Database, HeadshotSession, OutboxMessage, ProcessedMessage
 from libs.db.demo import DemoData, seed_demo
@@ -56,7 +57,7 @@ def consume(
     with db.uow(org_id=message.org_id) as uow:
         HANDLERS[message.event](message, uow=uow, db=db, blobs=blobs, options=options)
         uow.session.add(
-            ProcessedMessage(consumer="preprocess.session.approved", message_id=message.message_id)
+            ProcessedMessage(consumer=queue_name("preprocess", message.event), message_id=message.message_id)
         )
         uow.commit()
 
