@@ -80,8 +80,10 @@ def make_session(
     return session_id
 
 
-def backdate(db: Database, session_id: str, idle: timedelta) -> None:
-    then = datetime.now(UTC) - idle
+def backdate(db: Database, session_id: str, idle: timedelta, now: datetime | None = None) -> None:
+    """Move the session and its events ``idle`` before ``now`` (the real clock by default; a test
+    with a fixed NOW passes it, or minutes between import and run would reorder its events)."""
+    then = (now or datetime.now(UTC)) - idle
     with db.session(all_orgs=True) as s:
         s.execute(
             update(HeadshotSession)

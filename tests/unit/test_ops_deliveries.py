@@ -48,7 +48,7 @@ def _session_with_deliveries(db: Database, demo: DemoData) -> tuple[str, int, in
         "completed",
         events=[(SESSION_SUBMITTED, SUBMITTED), (SESSION_COMPLETED, {"headshot_count": 12})],
     )
-    backdate(db, hs, timedelta(minutes=10))
+    backdate(db, hs, timedelta(minutes=10), now=NOW)
     completed_at = NOW - timedelta(minutes=5)
     with db.session(all_orgs=True) as s:
         s.execute(
