@@ -8,8 +8,8 @@ timeline. Nothing here writes.
     emails, hooks = session_deliveries(db_session, hs.id, mail_dir)   # for the timeline
 
 The ledger holds ids; the recipient's address is read from the person's account — the send's
-user, or the session's owner for session e-mails (the account address is not personal info that
-completion erases). The ``.eml`` file of the embedded mode, when
+user, or the session's owner for session e-mails — and not shown once the session's personal info
+is erased (support sees what the session page shows). The ``.eml`` file of the embedded mode, when
 there is one, is named by the transport's key ``<message id>.<template>``.
 """
 
@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session, aliased
 
 from libs.db import (
@@ -224,7 +224,11 @@ def _email_query() -> Select[EmailSend, str, str, str]:
             EmailSend,
             Organization.name,
             func.coalesce(EmailSend.user_id, HeadshotSession.user_id),
-            func.coalesce(person.email, owner.email),
+            # Hidden once the session's personal info is erased, as the session page hides it.
+            case(
+                (HeadshotSession.personal_info_erased_at.is_not(None), None),
+                else_=func.coalesce(person.email, owner.email),
+            ),
         )
         .outerjoin(Organization, Organization.id == EmailSend.org_id)
         .outerjoin(person, person.id == EmailSend.user_id)

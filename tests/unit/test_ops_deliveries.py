@@ -13,7 +13,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.test import Client
 
 from libs.contracts import SESSION_COMPLETED, SESSION_SUBMITTED
-from libs.db import AuditLog, Database, EmailSend, OutboxMessage
+from libs.db import AuditLog, Database, EmailSend, HeadshotSession, OutboxMessage
 from libs.db.demo import DemoData
 from libs.settings import Settings
 from libs.storage import LocalBlobStore
@@ -225,6 +225,21 @@ def test_the_api_lists_emails_and_webhooks_as_documented(
     assert support.get("/api/v1/ops/webhooks?session=zz").status_code == 400
     missing = support.get("/api/v1/ops/sessions/00000000-0000-0000-0000-000000000000/timeline")
     assert missing.status_code == 404
+
+
+def test_the_recipient_is_hidden_once_the_sessions_personal_info_is_erased(
+    support: OpsClient, ops_db: Database, demo: DemoData
+) -> None:
+    hs, email, _ = _session_with_deliveries(ops_db, demo)
+    address = demo.employees[0].email
+    assert support.get(f"/api/v1/ops/emails?session={hs}").json["emails"][0]["recipient"] == address
+    with ops_db.session(all_orgs=True) as s:
+        s.execute(update(HeadshotSession).where(HeadshotSession.id == hs).values(personal_info_erased_at=NOW))
+        s.commit()
+    [e] = support.get(f"/api/v1/ops/emails?session={hs}").json["emails"]
+    assert (e["id"], e["recipient"], e["status"]) == (email, None, "sent")  # the record stays, unnamed
+    page = support.get(f"/mail?session={hs}").get_data(as_text=True)
+    assert f'data-email="{email}"' in page and address not in page
 
 
 def test_the_document_lists_the_api_under_api_v1_ops(support: OpsClient) -> None:
