@@ -31,7 +31,7 @@ from libs.db import (
     User,
     utcnow,
 )
-from libs.storage import BlobNotFound, BlobStore
+from libs.storage import BlobNotFound, BlobStore, results_zip_key, square_key
 
 log = logging.getLogger("headshots.privacy")
 SYSTEM = "system"
@@ -154,12 +154,17 @@ def delete_session_data(
     _take_uploads(uow, hs, kinds, keys)
     _take_models(uow, hs, kinds, records)
     if headshots:
-        for shot in uow.session.scalars(select(Headshot).where(Headshot.session_id == hs.id)):
+        shots = list(uow.session.scalars(select(Headshot).where(Headshot.session_id == hs.id)))
+        for shot in shots:
             files = [k for k in (shot.blob_key, shot.thumb_key) if k]
             keys += files
             kinds["headshots"] = kinds.get("headshots", 0) + 1
             kinds["headshot_files"] = kinds.get("headshot_files", 0) + len(files)
+            # The copies the results page may have kept in the store (each is there or not).
+            keys.append(square_key(shot.id, shot.blob_key, at=shot.created_at))
             uow.session.delete(shot)
+        if shots:
+            keys.append(results_zip_key(hs.id, [s.blob_key for s in shots], at=hs.created_at))
     return Erasure(_receipt(uow, hs, reason, actor, kinds), keys, records)
 
 

@@ -22,14 +22,23 @@ rewrites the same files rather than leaving orphans::
 
     key = derived_key("prepared", "jpg", source=f"{photo.id}/prepared", at=photo.created_at)
     store.put_at(key, crop_jpeg)      # atomic; writing the same key again replaces the file
+
+What the results pages make from headshots (the ZIP of a session's headshots, a headshot's square
+crop) is kept under keys derived the same way, in the ``results`` area, so whoever deletes the
+headshots finds them again from the rows alone::
+
+    key = results_zip_key(session.id, [h.blob_key for h in shots], at=session.created_at)
+    key = square_key(shot.id, shot.blob_key, at=shot.created_at)
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -79,6 +88,22 @@ def derived_key(kind: str, ext: str, *, source: str, at: datetime) -> str:
     _check_kind(kind, ext)
     at = at.astimezone(UTC) if at.tzinfo else at
     return f"{kind}/{at:%Y}/{at:%m}/{uuid.uuid5(_DERIVED, f'{kind}:{source}').hex}.{ext}"
+
+
+RESULTS_KIND = "results"
+
+
+def results_zip_key(session_id: str, headshot_keys: Iterable[str], *, at: datetime) -> str:
+    """Where the ZIP of exactly these headshots of a session is kept: another set of headshots (a
+    digest of their keys, in any order) is another ZIP, never a stale one."""
+    digest = hashlib.sha256("\n".join(sorted(headshot_keys)).encode()).hexdigest()
+    return derived_key(RESULTS_KIND, "zip", source=f"{session_id}/zip/{digest}", at=at)
+
+
+def square_key(headshot_id: str, headshot_key: str, *, at: datetime) -> str:
+    """Where a headshot's square crop is kept (a PNG stays a PNG, anything else is a JPEG)."""
+    ext = "png" if headshot_key.lower().endswith(".png") else "jpg"
+    return derived_key(RESULTS_KIND, ext, source=f"{headshot_id}/square", at=at)
 
 
 def _check_kind(kind: str, ext: str) -> None:

@@ -5,6 +5,7 @@ names and the ZIP of them all.
     groups = ordered_by_likeness(headshots_by_style(uow, hs, catalog))
     pic = picture(blobs, shot, "square")          # pic.data, pic.mimetype, pic.ext
     key = stored_key(shot, "full")                # a stored object the store may hand out itself
+    key = zip_key(session, groups)                # where the store keeps the ZIP of these headshots
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy import select
 
 from libs.catalog import Catalog, default_catalog
 from libs.db import Headshot, HeadshotSession, UnitOfWork
-from libs.storage import BlobStore
+from libs.storage import BlobStore, results_zip_key, square_key
 from services.intake.errors import NotFound
 
 Groups = list[tuple[str, str, list[Headshot]]]
@@ -113,7 +114,7 @@ def picture(blobs: BlobStore, shot: Headshot, variant: str) -> Picture:
         else:
             image.thumbnail((THUMB_SIDE, THUMB_SIDE))
         out = io.BytesIO()
-        if ext_of(shot.blob_key) == "png" and variant == "square":
+        if variant == "square" and ext_of(square_key(shot.id, shot.blob_key, at=shot.created_at)) == "png":
             image.save(out, "PNG")
             return Picture(out.getvalue(), "image/png", "png")
         image.convert("RGB").save(out, "JPEG", quality=90 if variant == "square" else 82)
@@ -121,12 +122,14 @@ def picture(blobs: BlobStore, shot: Headshot, variant: str) -> Picture:
 
 
 def stored_key(shot: Headshot, variant: str) -> str | None:
-    """The blob holding this variant as it is served, or None when it is made on request."""
+    """The blob holding this variant as it is served, or None when it is made on request (a
+    thumbnail older headshots lack). A square crop has its key before it exists: a store that
+    hands out URLs keeps it there once made (:func:`picture` makes it)."""
     if variant == "full":
         return shot.blob_key
     if variant == "thumb":
         return shot.thumb_key or None
-    return None
+    return square_key(shot.id, shot.blob_key, at=shot.created_at)
 
 
 def file_name(shot: Headshot, ext: str, variant: str = "full") -> str:
@@ -143,6 +146,12 @@ def zip_headshots(blobs: BlobStore, groups: Groups) -> bytes:
             for shot in shots:
                 zf.writestr(file_name(shot, shot.blob_key.rsplit(".", 1)[-1]), blobs.get(shot.blob_key))
     return out.getvalue()
+
+
+def zip_key(hs: HeadshotSession, groups: Groups) -> str:
+    """Where the store keeps the ZIP of exactly the headshots in ``groups`` (made by
+    :func:`zip_headshots`; privacy erasure finds it again from the session's headshots)."""
+    return results_zip_key(hs.id, [s.blob_key for _sid, _l, shots in groups for s in shots], at=hs.created_at)
 
 
 def ext_of(key: str) -> str:

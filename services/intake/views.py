@@ -9,6 +9,7 @@ saves each answer as it is given, through the JSON API.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -416,8 +417,10 @@ def download_url(
 @bp.get("/download/<token>")
 def download(token: str) -> Any:
     """One headshot (or the ZIP) behind a signed link, for its owner only. With an S3-compatible
-    store, a stored picture is not streamed through here: after the owner check the answer is a
-    redirect to a presigned store URL that expires in STORE_URL_SECONDS."""
+    store, a picture or the ZIP of all is not streamed through here: after the owner check the
+    answer is a redirect to a presigned store URL that expires in STORE_URL_SECONDS. A square crop
+    and the ZIP are made the first time and kept in the store's results area (erased with the
+    headshots); the ZIP of favourites, which changes with every pick, is still streamed."""
     settings = get_settings()
     try:
         claims = unsign(settings, RESULT_PURPOSE, token, max_age=settings.RESULT_URL_TTL_SECONDS)
@@ -443,14 +446,20 @@ def download(token: str) -> Any:
             if variant == "favourites":
                 data = results.zip_headshots(blobs, results.favourites(groups))
                 return _attachment(data, "application/zip", "favourite-headshots.zip")
+            zip_key = results.zip_key(session, groups)
+            if url := _store_url(
+                zip_key, "headshots.zip", False, lambda: results.zip_headshots(blobs, groups)
+            ):
+                return redirect(url, 302)
             return _attachment(results.zip_headshots(blobs, groups), "application/zip", "headshots.zip")
         shot = results.find_headshot(uow, session, str(claims["h"]))
         if variant not in results.VARIANTS:
             raise not_found("picture")
         inline = request.args.get("download") is None
         key = results.stored_key(shot, variant)
+        made = (lambda: results.picture(blobs, shot, variant).data) if variant == "square" else None
         if key is not None and (
-            url := _store_url(key, results.file_name(shot, results.ext_of(key), variant), inline)
+            url := _store_url(key, results.file_name(shot, results.ext_of(key), variant), inline, made)
         ):
             return redirect(url, 302)
         try:
@@ -465,14 +474,21 @@ def download(token: str) -> Any:
 STORE_URL_SECONDS = 60
 
 
-def _store_url(key: str, filename: str, inline: bool) -> str | None:
-    """The store's own short-lived URL for ``key`` (None: the store serves nothing itself, or the
-    object is missing, which answers 404 here as when streaming)."""
+def _store_url(key: str, filename: str, inline: bool, make: Callable[[], bytes] | None = None) -> str | None:
+    """The store's own short-lived URL for ``key`` (None: the store serves nothing itself). A
+    missing object answers 404 here, as when streaming, unless ``make`` can make it: then it is
+    made once and stored under ``key`` (a derived key: a second request finds it, two at once
+    write the same bytes)."""
     blobs = get_blobs()
     disposition = f'{"inline" if inline else "attachment"}; filename="{filename}"'
     url = blobs.url_for_download(key, STORE_URL_SECONDS, disposition=disposition)
     if url is not None and not blobs.exists(key):
-        raise not_found("download")
+        if make is None:
+            raise not_found("download")
+        try:
+            blobs.put_at(key, make())
+        except BlobNotFound:  # a headshot it is made from is gone
+            raise not_found("download") from None
     return url
 
 

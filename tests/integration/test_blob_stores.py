@@ -211,7 +211,7 @@ def test_intake_sends_the_owner_to_a_presigned_store_url(
         signed_out = app.test_client().get(urls[0])
         assert signed_out.status_code == 401 and "Location" not in signed_out.headers
 
-        # The worker's stored thumbnail goes the same way; a square crop is made here and streamed.
+        # The worker's stored thumbnail goes the same way.
         thumb = png_bytes(np.full((32, 48, 3), 200, dtype=np.uint8))
         with db.uow(org_id=demo.org_id) as uow:
             shot = uow.session.scalars(select(Headshot).order_by(Headshot.position)).first()
@@ -223,15 +223,106 @@ def test_intake_sends_the_owner_to_a_presigned_store_url(
         assert hop.status_code == 302 and hop.headers["Location"].startswith("/download/")
         to_store = bea.client.get(hop.headers["Location"])
         assert to_store.status_code == 302 and fetch(to_store.headers["Location"]) == (200, thumb)
-        square_url = re.findall(
-            r'href="(/download/[^"?]+)\?download=1" download>Square', page.get_data(as_text=True)
-        )
-        square = bea.client.get(square_url[0])
-        assert square.status_code == 200 and square.data[:8] == b"\x89PNG\r\n\x1a\n"
 
         # A missing object is a clear 404 from the app, not a dead link to the store.
         blobs.delete(full_key)
         gone = bea.client.get(urls[0])
         assert gone.status_code == 404 and gone.get_json() is None and "Location" not in gone.headers
+    finally:
+        db.dispose()
+
+
+def test_intake_keeps_the_zip_and_square_crops_in_the_store_and_erasure_takes_them(
+    tmp_path: Path, s3_endpoint: str, pg_url: str
+) -> None:
+    import io
+    import re
+    import zipfile
+
+    from PIL import Image
+
+    from libs.db import Database, Headshot, HeadshotSession
+    from libs.db.demo import seed_demo
+    from libs.privacy import delete_session_data, remove_files
+    from services.intake import results
+    from services.intake.app import create_app
+    from services.intake.views import STORE_URL_SECONDS
+    from tests.support.intake import complete_with_headshots, intake_settings_for, sign_in
+
+    settings = intake_settings_for(
+        tmp_path,
+        pg_url,
+        BLOB_URL="s3://intake-copies/headshots",
+        S3_ENDPOINT_URL=s3_endpoint,
+        S3_ACCESS_KEY_ID="test",
+        S3_SECRET_ACCESS_KEY="test",
+    )
+    blobs = make_blob_store(settings)
+    blobs.client.create_bucket(Bucket="intake-copies")  # type: ignore[attr-defined]
+    db = Database(settings.database_url)
+    try:
+        demo = seed_demo(db)
+        app = create_app(settings, db=db, blobs=blobs, checks={})
+        bea = sign_in(app, settings, demo.employees[0])
+        images = complete_with_headshots(db, blobs, demo.org_id, bea.session_id)
+        page = bea.client.get(f"/sessions/{bea.session_id}/results").get_data(as_text=True)
+        (zip_url,) = re.findall(r'href="(/download/[^"?]+)" download>(?:(?!</a>).)*Download all', page, re.S)
+        square_url = re.findall(r'href="(/download/[^"?]+)\?download=1" download>Square', page)[0]
+        with db.uow(org_id=demo.org_id) as uow:
+            hs = uow.session.get(HeadshotSession, bea.session_id)
+            assert hs is not None
+            zip_key = results.zip_key(hs, results.headshots_by_style(uow, hs))
+            first = uow.session.scalars(select(Headshot).order_by(Headshot.position)).first()
+            assert first is not None
+            square_key = results.stored_key(first, "square")
+        assert zip_key.startswith("results/") and square_key and square_key.startswith("results/")
+
+        # The owner check comes first: nobody else gets a URL, nor makes the store build anything.
+        for url in (zip_url, square_url):
+            for intruder in (demo.employees[1], demo.other_employee):
+                other = sign_in(app, settings, intruder).client.get(url)
+                assert other.status_code == 404 and "Location" not in other.headers
+            signed_out = app.test_client().get(url)
+            assert signed_out.status_code == 401 and "Location" not in signed_out.headers
+        assert not blobs.exists(zip_key) and not blobs.exists(square_key)
+
+        # The ZIP is made once, kept in the store, and the owner is sent there to download it.
+        answer = bea.client.get(zip_url)
+        assert answer.status_code == 302
+        location = answer.headers["Location"]
+        assert location.startswith(f"{s3_endpoint}/intake-copies/headshots/results/")
+        assert f"X-Amz-Expires={STORE_URL_SECONDS}&" in location
+        headers: dict[str, str] = {}
+        status, body = fetch(location, headers)
+        assert status == 200 and headers["Content-Disposition"] == 'attachment; filename="headshots.zip"'
+        with zipfile.ZipFile(io.BytesIO(body)) as zf:
+            assert zf.namelist()[0] == "headshot-navy-shirt-1.png"
+            assert [zf.read(name) for name in zf.namelist()] == images
+        # A later request reuses the stored ZIP (it would not be these bytes if made again).
+        blobs.put_at(zip_key, b"the stored zip")
+        assert fetch(bea.client.get(zip_url).headers["Location"]) == (200, b"the stored zip")
+
+        # The square crop too: made once from the full image, kept, then handed out by the store.
+        answer = bea.client.get(square_url + "?download=1")
+        assert (
+            answer.status_code == 302 and f"X-Amz-Expires={STORE_URL_SECONDS}&" in answer.headers["Location"]
+        )
+        headers = {}
+        status, body = fetch(answer.headers["Location"], headers)
+        assert headers["Content-Disposition"] == 'attachment; filename="headshot-navy-shirt-1-square.png"'
+        with Image.open(io.BytesIO(body)) as square:
+            assert (status, square.format, square.size) == (200, "PNG", (64, 64))
+        blobs.put_at(square_key, b"the stored square")
+        assert fetch(bea.client.get(square_url).headers["Location"]) == (200, b"the stored square")
+
+        # Deleting the session's data takes the kept copies with the headshots.
+        with db.uow(org_id=demo.org_id) as uow:
+            hs = uow.session.get(HeadshotSession, bea.session_id)
+            assert hs is not None
+            erasure = delete_session_data(uow, hs, reason="request", actor=hs.user_id)
+            uow.commit()
+        assert zip_key in erasure.blob_keys and square_key in erasure.blob_keys
+        remove_files(erasure, blobs, settings.person_model_dir)
+        assert not blobs.exists(zip_key) and not blobs.exists(square_key)
     finally:
         db.dispose()

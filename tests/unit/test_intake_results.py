@@ -45,6 +45,24 @@ def test_results_group_headshots_by_style_with_signed_downloads(
         "headshot-studio-grey-suit-1.png",
         "headshot-studio-grey-suit-2.png",
     ]
+    assert not (blobs.root / "results").exists()  # the local folder streams: no copy is kept
+
+
+def test_the_kept_zip_and_square_crop_have_keys_derived_from_the_rows() -> None:
+    from datetime import UTC, datetime
+
+    from libs.storage import is_valid_key, results_zip_key, square_key
+
+    at = datetime(2026, 11, 3, tzinfo=UTC)
+    keys = ["headshots/2026/11/" + "a" * 32 + ".png", "headshots/2026/11/" + "b" * 32 + ".jpg"]
+    zip_key = results_zip_key("session-1", keys, at=at)
+    assert zip_key.startswith("results/2026/11/") and zip_key.endswith(".zip") and is_valid_key(zip_key)
+    assert results_zip_key("session-1", keys[::-1], at=at) == zip_key  # any order: the same set
+    assert results_zip_key("session-1", keys[:1], at=at) != zip_key  # another set: another ZIP
+    assert results_zip_key("session-2", keys, at=at) != zip_key
+    assert square_key("shot-1", keys[0], at=at).endswith(".png")
+    assert square_key("shot-1", keys[1], at=at).endswith(".jpg")
+    assert square_key("shot-1", keys[1], at=at) != square_key("shot-2", keys[1], at=at)
 
 
 def test_downloads_are_for_their_owner_only(app, intake_settings, demo: DemoData, db, blobs):
