@@ -29,7 +29,7 @@ from werkzeug.datastructures import MultiDict
 from libs.catalog import Style
 from libs.contracts import GATEWAY_EVENTS, STAGES, SessionState, stage_label
 from libs.db import Headshot, HeadshotSession, Organization, UnitOfWork, User
-from libs.storage import BlobNotFound
+from libs.storage import BlobNotFound, BlobStore
 from libs.web import (
     ApiError,
     TokenInvalid,
@@ -444,14 +444,14 @@ def download(token: str) -> Any:
         if claims.get("h") is None:
             groups = results.headshots_by_style(uow, session, catalog())
             if variant == "favourites":
-                data = results.zip_headshots(blobs, results.favourites(groups))
+                data = _zipped(blobs, results.favourites(groups))
                 return _attachment(data, "application/zip", "favourite-headshots.zip")
             zip_key = results.zip_key(session, groups)
             if url := _store_url(
                 zip_key, "headshots.zip", False, lambda: results.zip_headshots(blobs, groups)
             ):
                 return redirect(url, 302)
-            return _attachment(results.zip_headshots(blobs, groups), "application/zip", "headshots.zip")
+            return _attachment(_zipped(blobs, groups), "application/zip", "headshots.zip")
         shot = results.find_headshot(uow, session, str(claims["h"]))
         if variant not in results.VARIANTS:
             raise not_found("picture")
@@ -490,6 +490,14 @@ def _store_url(key: str, filename: str, inline: bool, make: Callable[[], bytes] 
         except BlobNotFound:  # a headshot it is made from is gone
             raise not_found("download") from None
     return url
+
+
+def _zipped(blobs: BlobStore, groups: results.Groups) -> bytes:
+    """The ZIP streamed by the app; a headshot file gone from the store is a 404, as for one image."""
+    try:
+        return results.zip_headshots(blobs, groups)
+    except BlobNotFound:
+        raise not_found("download") from None
 
 
 def _attachment(data: bytes, mimetype: str, filename: str, *, inline: bool = False) -> Response:

@@ -48,6 +48,20 @@ def test_results_group_headshots_by_style_with_signed_downloads(
     assert not (blobs.root / "results").exists()  # the local folder streams: no copy is kept
 
 
+def test_a_zip_whose_headshot_file_is_gone_is_a_clear_404(app, intake_settings, demo: DemoData, db, blobs):
+    from libs.db import Headshot
+
+    bea = sign_in(app, intake_settings, demo.employees[0])
+    complete_with_headshots(db, blobs, demo.org_id, bea.session_id)
+    html = bea.client.get(f"/sessions/{bea.session_id}/results").get_data(as_text=True)
+    (zip_url,) = ZIP.findall(html)
+    with db.session(all_orgs=True) as s:
+        key = s.query(Headshot).filter_by(session_id=bea.session_id).first().blob_key
+    assert blobs.delete(key)
+    gone = bea.client.get(zip_url)
+    assert gone.status_code == 404, gone.data[:200]
+
+
 def test_the_kept_zip_and_square_crop_have_keys_derived_from_the_rows() -> None:
     from datetime import UTC, datetime
 
