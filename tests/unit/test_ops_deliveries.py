@@ -128,6 +128,29 @@ def test_the_timeline_shows_every_try_in_order_with_the_state_changes(
     assert "451 try again later" in timeline and "queued as 4XbYz" in timeline
 
 
+def test_a_resend_from_the_notification_cli_shows_on_the_timeline_as_the_systems(
+    support: OpsClient, ops_settings: Settings, ops_db: Database, demo: DemoData, monkeypatch
+) -> None:
+    """Support resends on the command line: audited like the console's button, so the session's
+    timeline and the audit page show it — done by the system, through the CLI."""
+    from services.notification.__main__ import main as notification_cli
+
+    hs, _, hook = _session_with_deliveries(ops_db, demo)
+    monkeypatch.setenv("DATABASE_URL", ops_settings.database_url)
+    assert notification_cli(["resend", "--org", demo.other_org_id, str(hook)]) == 2  # not theirs
+    assert notification_cli(["resend", "--org", demo.org_id, str(hook)]) == 0
+
+    entries = support.get(f"/api/v1/ops/sessions/{hs}/timeline").json["entries"]
+    actions = [e for e in entries if e["kind"] == "action"]
+    assert [e["title"] for e in actions] == ["webhook.resend"]  # the refused one left nothing
+    assert entries[-1] == actions[0]  # after every try so far
+    detail = actions[0]["detail"]
+    assert "before: {'status': 'delivered'}" in detail and "after: {'status': 'pending'}" in detail
+    assert "via: notification CLI" in detail
+    page = support.get(f"/audit?action=webhook.resend&target={hook}").get_data(as_text=True)
+    assert page.count("webhook.resend</") == 1 and '<span class="muted">system</span>' in page
+
+
 def test_the_mail_page_lists_recorded_emails_with_their_tries(
     support: OpsClient, ops_db: Database, demo: DemoData, ops_settings: Settings
 ) -> None:
