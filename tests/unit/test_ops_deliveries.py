@@ -265,6 +265,18 @@ def test_the_recipient_is_hidden_once_the_sessions_personal_info_is_erased(
     assert f'data-email="{email}"' in page and address not in page
 
 
+def test_a_session_email_recorded_without_its_recipient_is_named_through_the_sessions_owner(
+    support: OpsClient, ops_db: Database, demo: DemoData
+) -> None:
+    """Rows written before the notification service recorded the person keep their recipient."""
+    hs, email, _ = _session_with_deliveries(ops_db, demo)
+    with ops_db.session(all_orgs=True) as s:
+        s.execute(update(EmailSend).where(EmailSend.id == email).values(user_id=None))
+        s.commit()
+    [e] = support.get(f"/api/v1/ops/emails?session={hs}").json["emails"]
+    assert (e["id"], e["user_id"], e["recipient"]) == (email, demo.employees[0].id, demo.employees[0].email)
+
+
 def test_the_document_lists_the_api_under_api_v1_ops(support: OpsClient) -> None:
     doc = support.get("/api/v1/ops/openapi.json").json
     assert {
@@ -289,6 +301,9 @@ def test_what_the_notification_service_records_is_what_support_sees(
     people = seed_people(ops_db)
     completed = session_events(people)["completed"]
     run_handler(HANDLERS, completed, ops_db, build_deps(ops_settings, ops_db))
+    with ops_db.session(all_orgs=True) as s:  # the event names no person: the send records who it was for
+        [send] = s.query(EmailSend).all()
+        assert (send.session_id, send.user_id) == (people.session_id, people.user_id)
 
     mail_app = create_mail_app(ops_settings, db=ops_db, blobs=ops_blobs, checks={})
     ops, mail = WEB_MOUNTS["ops"], WEB_MOUNTS["notification"]
