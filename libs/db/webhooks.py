@@ -1,6 +1,11 @@
 """The webhook delivery ledger's shared operations: the notification service records and sends
-deliveries; the org admin console lists them and asks for a resend. Both go through here, so a
-resend means the same thing wherever the button is."""
+deliveries; the org admin console lists them and asks for a resend, as does the notification CLI.
+All go through here, so a resend means the same thing wherever it is asked for — the retry schedule
+starts over and the audit log says who asked:
+
+    delivery = resend(uow, 42, now, actor_id=reviewer.user_id)        # the console: the org admin
+    delivery = resend(uow, 42, now, actor_id=None, via=VIA_CLI)       # the CLI: support, as "system"
+"""
 
 from __future__ import annotations
 
@@ -9,33 +14,55 @@ from datetime import datetime
 from sqlalchemy import select
 
 from libs.db.database import Database, UnitOfWork
-from libs.db.models import WebhookAttempt, WebhookDelivery
+from libs.db.models import AuditLog, WebhookAttempt, WebhookDelivery
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+
+# The audit action of a resend (its target: the delivery id), whoever asked for it; ops' session
+# timeline shows these entries among the delivery's tries.
+RESEND = "webhook.resend"
+# A resend asked for on the command line has no person behind it in the database (actor_id is a
+# user id, None for the system); its entry says where it came from instead.
+VIA_CLI = "notification CLI"
 
 
 class DeliveryNotFound(LookupError):
     pass
 
 
-def restart(uow: UnitOfWork, delivery_id: int, now: datetime) -> WebhookDelivery:
-    """Start a delivery's retry schedule again from the beginning, due now (in the caller's
-    transaction). Another organization's delivery is not found (the unit of work is scoped)."""
+def resend(
+    uow: UnitOfWork, delivery_id: int, now: datetime, *, actor_id: str | None, via: str | None = None
+) -> WebhookDelivery:
+    """Start a delivery's retry schedule again from the beginning, due now, and audit it, in the
+    caller's transaction. ``actor_id`` is the person who asked (None: the system — support on the
+    command line, and then ``via`` says where). The entry's detail: ``{"before": {"status":
+    "failed"}, "after": {"status": "pending"}, "event": "session.completed"}`` (+ ``"via"``).
+    Another organization's delivery is not found (the unit of work is scoped)."""
     delivery = uow.get_for_update(WebhookDelivery, delivery_id)
     if delivery is None:
         raise DeliveryNotFound(f"no webhook delivery {delivery_id}")
+    before = delivery.status
     delivery.status = PENDING
     delivery.step = 0
     delivery.next_attempt_at = now
+    detail: dict[str, object] = {
+        "before": {"status": before},
+        "after": {"status": delivery.status},
+        "event": delivery.event,
+    }
+    if via is not None:
+        detail["via"] = via
+    uow.session.add(
+        AuditLog(
+            org_id=delivery.org_id,
+            actor_id=actor_id,
+            action=RESEND,
+            target=str(delivery.id),
+            detail=detail,
+            created_at=now,
+        )
+    )
     return delivery
-
-
-def resend(db: Database, org_id: str, delivery_id: int, now: datetime) -> WebhookDelivery:
-    """:func:`restart` in a transaction of its own (the notification CLI)."""
-    with db.uow(org_id=org_id) as uow:
-        delivery = restart(uow, delivery_id, now)
-        uow.commit()
-        return delivery
 
 
 def recent_deliveries(uow: UnitOfWork, limit: int = 20) -> list[WebhookDelivery]:

@@ -113,7 +113,8 @@ class SendLedger:
         subject: str | None = None,
     ) -> None:
         """Record the outcome: ``sent``, ``failed`` (permanent) or ``pending`` (transient), with
-        the attempt that led to it (none when nothing was claimed) and the e-mail's subject.
+        the attempt that led to it (none when nothing was claimed), the e-mail's subject and, when
+        the key names one, the recipient's user id.
 
         Waits out a short database outage (within the lease): the e-mail is already with the
         server, and an outcome left unrecorded has the event retried into SendInProgress until it
@@ -147,6 +148,8 @@ class SendLedger:
                 uow.session.add(row)
             row.status = status
             row.last_error = error
+            if key.user_id is not None:  # the recipient, once the e-mail was built
+                row.user_id = key.user_id
             row.claimed_at = None
             if subject is not None:
                 row.subject = subject[:200]

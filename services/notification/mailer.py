@@ -3,7 +3,9 @@
     mailer.deliver(SendKey(org_id, message_id, "ready", session_id=...), build=lambda: Email(...))
 
 1. claim the (message id, template) row in the ledger, committed: nothing is sent without it;
-2. build the e-mail (address and name read from the database now, not from the event);
+2. build the e-mail (address and name read from the database now, not from the event); the person
+   it is for is now known, and their user id is recorded on the row with the outcome (session events
+   carry no user id: ops names the recipient from it);
 3. send it; then record ``sent`` — or ``failed`` for a permanent refusal (the event is done, support
    sees it), or ``pending`` for a transient one and raise :class:`TransientMailError`, which the
    consumer (libs/messaging) retries after RETRY_DELAY_MS.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from libs.settings import Settings
@@ -56,6 +59,7 @@ class Mailer:
         tried = _Try(claim, self.clock(), time.monotonic())
         try:
             email = build()
+            key = replace(key, user_id=email.recipient.user_id)  # the person, read just now
             message = compose(self.settings, email, message_id=key.message_id)
         except (NoRecipient, BadAddress) as exc:
             return self._failed(key, tried.ended(error=str(exc)))

@@ -8,8 +8,9 @@ timeline. Nothing here writes.
     emails, hooks = session_deliveries(db_session, hs.id, mail_dir)   # for the timeline
 
 The ledger holds ids; the recipient's address is read from the person's account — the send's
-user, or the session's owner for session e-mails — and not shown once the session's personal info
-is erased (support sees what the session page shows). The ``.eml`` file of the embedded mode, when
+user (the notification service records the person it built the e-mail for), or the session's owner
+for session e-mails recorded before it did — and not shown once the session's personal info is
+erased (support sees what the session page shows). The ``.eml`` file of the embedded mode, when
 there is one, is named by the transport's key ``<message id>.<template>``.
 """
 
@@ -217,7 +218,8 @@ def _webhooks(db_session: Session, found: list[Any]) -> list[WebhookRow]:
 
 
 def _email_query() -> Select[EmailSend, str, str, str]:
-    # Session e-mails name the person through the session (their events carry no user id).
+    # The send names its recipient; session e-mails recorded before the notification service did
+    # so (their events carry no user id) name the person through the session's owner.
     person, owner = aliased(User), aliased(User)
     return (
         select(

@@ -64,19 +64,9 @@ def send_test_event(uow: UnitOfWork, reviewer: Reviewer, now: datetime) -> Webho
 
 
 def resend(uow: UnitOfWork, reviewer: Reviewer, delivery_id: int, now: datetime) -> WebhookDelivery:
-    """Send a delivery again: its retry schedule starts over, due now (audited, status before/after)."""
-    found = uow.get_for_update(WebhookDelivery, delivery_id)  # tenant-scoped: another org's is None
-    if found is None:
-        raise NotFound("No such webhook delivery.")
-    before = found.status
-    delivery = webhooks.restart(uow, delivery_id, now)
-    audit(
-        uow,
-        reviewer,
-        "webhook.resend",
-        str(delivery_id),
-        before={"status": before},
-        after={"status": delivery.status},
-        event=delivery.event,
-    )
-    return delivery
+    """Send a delivery again: its retry schedule starts over, due now (audited, status before/after,
+    by libs.db.webhooks, as the notification CLI's resend is)."""
+    try:
+        return webhooks.resend(uow, delivery_id, now, actor_id=reviewer.user_id)
+    except webhooks.DeliveryNotFound:  # tenant-scoped: another org's delivery is not found
+        raise NotFound("No such webhook delivery.") from None

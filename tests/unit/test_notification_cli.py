@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from libs.db import Database, WebhookAttempt, WebhookDelivery, utcnow
+from libs.db import AuditLog, Database, WebhookAttempt, WebhookDelivery, utcnow
+from libs.db.webhooks import VIA_CLI
 from services.notification.__main__ import build_parser, main
 from services.notification.emails import SUBJECTS
 from services.notification.webhooks.deliveries import WebhookRecorder
@@ -71,5 +72,19 @@ def test_webhooks_lists_and_resend_restarts_a_delivery(sqlite_url, capsys, monke
         with db.session(all_orgs=True) as s:
             again = s.get(WebhookDelivery, delivery.id)
             assert again is not None and (again.status, again.step) == ("pending", 0)
+            # audited as the console's resend is, the system as the actor and the CLI named
+            [entry] = s.query(AuditLog).all()  # the refused resend left nothing
+            assert (entry.org_id, entry.actor_id, entry.action, entry.target) == (
+                people.org_id,
+                None,
+                "webhook.resend",
+                str(delivery.id),
+            )
+            assert entry.detail == {
+                "before": {"status": "failed"},
+                "after": {"status": "pending"},
+                "event": delivery.event,
+                "via": VIA_CLI,
+            }
     finally:
         db.dispose()

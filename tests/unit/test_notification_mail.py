@@ -82,6 +82,10 @@ def test_a_whole_session_sends_one_email_per_event_even_when_every_event_comes_t
         "We could not finish your headshots",
     ]
     assert [s.status for s in _sends(db)] == ["sent"] * 5
+    # session events carry no user id: each row names the person the e-mail was built for
+    assert [(s.template, s.user_id) for s in _sends(db)] == [
+        (t, people.user_id) for t in ("invite", "submitted", "rejected", "ready", "failed")
+    ]
     for m in sink.messages:
         assert str(m["To"]) == "Bea Employee <bea@acme.example>"
         assert m.get_content_type() == "multipart/alternative"
@@ -137,6 +141,7 @@ def test_smtp_down_then_up_is_retried_and_sends_one_email(tmp_path, db, sink):
     [row] = _sends(db)
     assert (row.status, row.attempts) == ("pending", 1)
     assert "unavailable" in (row.last_error or "")
+    assert row.user_id == people.user_id  # read to build the e-mail, recorded even though not sent
 
     sink.start()
     run_handler(HANDLERS, completed, db, deps)  # what libs/messaging's retry does
@@ -189,6 +194,7 @@ def test_a_refused_address_is_recorded_failed_and_does_not_block_other_emails(tm
     assert (failed.template, failed.status, failed.attempts) == ("ready", "failed", 1)
     assert "550" in (failed.last_error or "")
     assert sent.status == "sent"
+    assert (failed.user_id, sent.user_id) == (people.user_id, people.admin_id)  # whose address failed
     refused, accepted = _tries(db)
     assert (refused.send_id, refused.attempt, refused.outcome) == (failed.id, 1, "failed")
     assert "550" in (refused.error or "") and "bea@acme.example" not in (refused.error or "")
@@ -219,6 +225,8 @@ def test_an_unknown_session_or_a_deactivated_person_is_a_recorded_failure(tmp_pa
         ("failed", "no"),
         ("failed", "person"),
     ]
+    # nobody was found for the first two: no user id is guessed (the invite's event names the person)
+    assert [s.user_id for s in _sends(db)] == [None, None, people.user_id]
     assert sink.messages == []
 
 

@@ -174,9 +174,11 @@ def test_a_failing_endpoint_walks_the_retry_schedule_then_gives_up(tmp_path, db,
 
         # the admin fixes the endpoint and presses "resend"
         receiver.status = 200
-        resend(db, people.org_id, delivery.id, clock())
-        with pytest.raises(DeliveryNotFound):
-            resend(db, people.other_org_id, delivery.id, clock())  # another tenant's delivery
+        with db.uow(org_id=people.org_id) as uow:
+            resend(uow, delivery.id, clock(), actor_id=people.admin_id)
+            uow.commit()
+        with pytest.raises(DeliveryNotFound), db.uow(org_id=people.other_org_id) as uow:
+            resend(uow, delivery.id, clock(), actor_id=None)  # another tenant's delivery
         assert dispatcher.run_once(wait_for_attempts=True) == 1
         [delivery] = _deliveries(db)
         assert (delivery.status, delivery.attempts) == ("delivered", 7)

@@ -128,6 +128,29 @@ def test_the_timeline_shows_every_try_in_order_with_the_state_changes(
     assert "451 try again later" in timeline and "queued as 4XbYz" in timeline
 
 
+def test_a_resend_from_the_notification_cli_shows_on_the_timeline_as_the_systems(
+    support: OpsClient, ops_settings: Settings, ops_db: Database, demo: DemoData, monkeypatch
+) -> None:
+    """Support resends on the command line: audited like the console's button, so the session's
+    timeline and the audit page show it — done by the system, through the CLI."""
+    from services.notification.__main__ import main as notification_cli
+
+    hs, _, hook = _session_with_deliveries(ops_db, demo)
+    monkeypatch.setenv("DATABASE_URL", ops_settings.database_url)
+    assert notification_cli(["resend", "--org", demo.other_org_id, str(hook)]) == 2  # not theirs
+    assert notification_cli(["resend", "--org", demo.org_id, str(hook)]) == 0
+
+    entries = support.get(f"/api/v1/ops/sessions/{hs}/timeline").json["entries"]
+    actions = [e for e in entries if e["kind"] == "action"]
+    assert [e["title"] for e in actions] == ["webhook.resend"]  # the refused one left nothing
+    assert entries[-1] == actions[0]  # after every try so far
+    detail = actions[0]["detail"]
+    assert "before: {'status': 'delivered'}" in detail and "after: {'status': 'pending'}" in detail
+    assert "via: notification CLI" in detail
+    page = support.get(f"/audit?action=webhook.resend&target={hook}").get_data(as_text=True)
+    assert page.count("webhook.resend</") == 1 and '<span class="muted">system</span>' in page
+
+
 def test_the_mail_page_lists_recorded_emails_with_their_tries(
     support: OpsClient, ops_db: Database, demo: DemoData, ops_settings: Settings
 ) -> None:
@@ -242,6 +265,18 @@ def test_the_recipient_is_hidden_once_the_sessions_personal_info_is_erased(
     assert f'data-email="{email}"' in page and address not in page
 
 
+def test_a_session_email_recorded_without_its_recipient_is_named_through_the_sessions_owner(
+    support: OpsClient, ops_db: Database, demo: DemoData
+) -> None:
+    """Rows written before the notification service recorded the person keep their recipient."""
+    hs, email, _ = _session_with_deliveries(ops_db, demo)
+    with ops_db.session(all_orgs=True) as s:
+        s.execute(update(EmailSend).where(EmailSend.id == email).values(user_id=None))
+        s.commit()
+    [e] = support.get(f"/api/v1/ops/emails?session={hs}").json["emails"]
+    assert (e["id"], e["user_id"], e["recipient"]) == (email, demo.employees[0].id, demo.employees[0].email)
+
+
 def test_the_document_lists_the_api_under_api_v1_ops(support: OpsClient) -> None:
     doc = support.get("/api/v1/ops/openapi.json").json
     assert {
@@ -266,6 +301,9 @@ def test_what_the_notification_service_records_is_what_support_sees(
     people = seed_people(ops_db)
     completed = session_events(people)["completed"]
     run_handler(HANDLERS, completed, ops_db, build_deps(ops_settings, ops_db))
+    with ops_db.session(all_orgs=True) as s:  # the event names no person: the send records who it was for
+        [send] = s.query(EmailSend).all()
+        assert (send.session_id, send.user_id) == (people.session_id, people.user_id)
 
     mail_app = create_mail_app(ops_settings, db=ops_db, blobs=ops_blobs, checks={})
     ops, mail = WEB_MOUNTS["ops"], WEB_MOUNTS["notification"]
