@@ -37,7 +37,7 @@ from libs.contracts import (
     SessionState,
     stage_label,
 )
-from libs.db import AuditLog, HeadshotSession, OutboxMessage, Photo, ProcessedMessage
+from libs.db import AuditLog, HeadshotSession, OutboxMessage, Photo, ProcessedMessage, webhooks
 from services.ops.deliveries import EmailRow, WebhookRow, session_deliveries
 
 S = SessionState
@@ -55,7 +55,7 @@ STATE_AFTER: dict[str, SessionState] = {
 
 
 # The audit action of the console's "resend" on a webhook delivery (its target: the delivery id).
-WEBHOOK_RESEND = "webhook.resend"
+WEBHOOK_RESEND = webhooks.RESEND  # the audit action of a resend (console or CLI)
 
 
 @dataclass(frozen=True)
