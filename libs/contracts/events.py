@@ -24,6 +24,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
@@ -132,6 +133,12 @@ class EventType:
 
     def __str__(self) -> str:
         return self.routing_key
+
+    @cached_property
+    def loader(self) -> Schema:
+        """The body schema, built once per event type and shared: building a marshmallow schema
+        costs more than loading with it, and loading keeps no state on the instance."""
+        return self.schema()
 
 
 SESSION_SUBMITTED = EventType(
@@ -253,6 +260,9 @@ class EnvelopeSchema(_Strict):
     data = fields.Dict(required=True)
 
 
+_ENVELOPE = EnvelopeSchema()  # built once, like each event's loader
+
+
 @dataclass(frozen=True)
 class Message:
     event: EventType
@@ -297,7 +307,7 @@ def decode_message(body: bytes | str | dict[str, Any]) -> Message:
     if not isinstance(body, dict):
         raise ContractError("message body must be a JSON object")
     try:
-        env = EnvelopeSchema().load(body)
+        env = _ENVELOPE.load(body)
     except ValidationError as exc:
         raise ContractError("invalid envelope", exc.messages) from None
     event = EVENTS[env["type"]]
@@ -306,7 +316,7 @@ def decode_message(body: bytes | str | dict[str, Any]) -> Message:
     if event.needs_session and env["session_id"] is None:
         raise ContractError(f"{event.routing_key} needs a session_id")
     try:
-        data = event.schema().load(env["data"])
+        data = event.loader.load(env["data"])
     except ValidationError as exc:
         raise ContractError(f"invalid {event.routing_key} body", exc.messages) from None
     return Message(event, env["org_id"], env["session_id"], data, str(env["message_id"]), env["occurred_at"])

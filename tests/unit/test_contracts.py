@@ -7,6 +7,7 @@ import json
 import pathlib
 import re
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -112,6 +113,32 @@ def test_producers_cannot_build_invalid_messages():
         submitted(styles=[])
     with pytest.raises(ContractError):
         new_message(SESSION_FAILED, org_id="o", session_id="s", stage="nowhere", reason="x")
+
+
+def test_each_event_schema_is_built_once_and_keeps_nothing_between_messages():
+    """Schemas are shared (building one per message was most of a message's cost): a refused message
+    must leave nothing behind for the next one, in any thread."""
+    assert SESSION_SUBMITTED.loader is SESSION_SUBMITTED.loader
+    good = json.loads(submitted().to_json())
+    bodies = [
+        ({**good, "data": {**good["data"], "photo_count": 0}}, "photo_count"),
+        (good, None),
+        ({**good, "data": {**good["data"], "styles": []}}, "styles"),
+        ({**good, "org_id": ""}, "org_id"),
+    ] * 50
+
+    def decode(case):
+        body, field = case
+        try:
+            msg = decode_message(body)
+        except ContractError as exc:
+            return field, set(exc.errors)
+        return field, set(msg.data)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(decode, bodies))
+    for field, keys in results:
+        assert keys == ({field} if field else set(good["data"]))
 
 
 def test_org_wide_event_needs_no_session():
