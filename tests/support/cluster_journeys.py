@@ -176,7 +176,9 @@ class Journeys:
 
     # --- what it led to --------------------------------------------------------------------------
     def settle(self, settings: Settings, timeout: float = 180) -> None:
-        """Until nothing is left in flight: outbox sent, e-mails and webhooks done, queues empty."""
+        """Until nothing is left in flight: outbox sent, e-mails and webhooks done, queues empty, and
+        nothing counted lost any more (a message a consumer holds, retrying, or waiting in a retry
+        queue is in no ready count: only its outcome says it was handled)."""
         left: dict[str, object] = {}
 
         def in_flight(s: Any) -> dict[str, object]:
@@ -203,6 +205,9 @@ class Journeys:
             left.clear()
             left.update({k: v for k, v in self.product.read(in_flight).items() if v})
             left.update({q: n for q, n in queue_depths(settings).items() if n and not q.endswith(".dead")})
+            missing = [p for p in self.tally(settings, dead_letters=False).problems if p.startswith("lost")]
+            if missing:
+                left["still missing"] = missing[:5]
             return not left
 
         try:
@@ -210,7 +215,7 @@ class Journeys:
         except AssertionError as exc:
             raise AssertionError(f"{exc}; still in flight: {left}") from None
 
-    def tally(self, settings: Settings, *, poison_id: str | None = None) -> Tally:
+    def tally(self, settings: Settings, *, poison_id: str | None = None, dead_letters: bool = True) -> Tally:
         tally = Tally()
         p = self.product
         states = p.states(self.sessions)
@@ -241,7 +246,7 @@ class Journeys:
                 got = seen[(event, sid)]
                 tally.add("lost", max(0, 1 - got), f"webhook {event} for {sid}")
                 tally.add("duplicated", max(0, got - 1), f"webhook {event} for {sid}: {got}")
-        for queue in dead_letter_queues(settings):
+        for queue in dead_letter_queues(settings) if dead_letters else []:
             for dead in list_dead_letters(settings, queue):
                 if poison_id is not None and dead.message_id == poison_id:
                     tally.dead_lettered += 1
