@@ -6,6 +6,12 @@ all along; a poison message put into a live queue. Afterwards every session is c
 is duplicated (headshots, e-mails, webhooks), the poison message and nothing else is in a dead-letter
 queue, and every completed session's personal info is erased.
 
+Two of the 20 people go through the pages in Chromium, as in the plain run. The faults start once
+both are on their waiting page, so they hit those pages while they wait: with no proxy in the
+cluster each page polls the status API, and it must ride out the failed polls and move to the
+results by itself. Only the results page's own load may fail (a 5xx while PostgreSQL restarts);
+then a person would reload, and the test does, and counts it.
+
 The servers here are private (their own RabbitMQ node and PostgreSQL cluster on free ports under a
 temporary folder), so restarting them never breaks the tests running beside this one."""
 
@@ -30,16 +36,17 @@ from libs.messaging.testing import publish_raw_body, wait_for
 from libs.settings import Settings
 from services.cluster import Cluster, ensure_database
 from tests.support.cluster import Product, running_cluster
-from tests.support.cluster_journeys import Journeys
+from tests.support.cluster_journeys import API_FIRST_SESSIONS, Journeys
 from tests.support.cluster_servers import PrivatePostgres, PrivateRabbitMQ
 from tests.system.conftest import cluster_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 
 
 @dataclass
 class Faults:
-    """Each fault once, in a random order, each after a random pause, while the sessions run."""
+    """Each fault once, in a random order, each after a random pause, while the sessions run
+    (from the moment both browser pages are waiting)."""
 
     cluster: Cluster
     rabbit: PrivateRabbitMQ
@@ -49,6 +56,7 @@ class Faults:
     rng: random.Random
     poison_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     done: list[tuple[str, float]] = field(default_factory=list)
+    started: float = 0.0  # time.monotonic() when the first pause began
     error: BaseException | None = None
 
     def run(self) -> None:
@@ -60,12 +68,12 @@ class Faults:
             ("poison message into a live queue", self.poison),
         ]
         self.rng.shuffle(faults)
-        started = time.monotonic()
+        self.started = time.monotonic()
         try:
             for name, fault in faults:
-                time.sleep(self.rng.uniform(0.5, 4.0))
+                time.sleep(self.rng.uniform(0.3, 2.0))  # short: most land while the pages wait
                 fault()
-                self.done.append((name, time.monotonic() - started))
+                self.done.append((name, time.monotonic() - self.started))
         except BaseException as exc:  # reported by the test, which fails with it
             self.error = exc
 
@@ -101,6 +109,7 @@ def test_twenty_sessions_complete_through_faults(
     private_servers: tuple[PrivateRabbitMQ, PrivatePostgres],
     smtp,
     hooks,
+    browser,
     record_property,
 ) -> None:
     rabbit, pg = private_servers
@@ -118,12 +127,20 @@ def test_twenty_sessions_complete_through_faults(
         # Two relays for the same outbox all along: each row must still be delivered once in effect.
         with running_cluster(env, tmp_path / "logs", relays=2) as cluster:
             product = Product(cluster, db, smtp, hooks)
-            journeys = Journeys(product, browser_people=0)
+            journeys = Journeys(product)
             faults = Faults(cluster, rabbit, pg, product, settings, random.Random(seed))
             injector = threading.Thread(target=faults.run, name="faults", daemon=True)
+            journeys.invite()
+            pages = journeys.open_pages(browser, tmp_path)  # filled in, up to the submit button
             with ThreadPoolExecutor(4) as pool:
-                journeys.start(pool)
-                injector.start()
+                try:
+                    journeys.start(pool)
+                    # Submitted behind the API people's sessions, so that the pages wait long enough.
+                    journeys.submit_pages(pages, behind=API_FIRST_SESSIONS)
+                    injector.start()  # both pages are waiting now
+                    journeys.pages_reach_results(pages)
+                finally:
+                    pages.close()
                 journeys.wait()
             injector.join(300)
             assert faults.error is None, f"a fault could not be injected: {faults.error!r}"
@@ -133,11 +150,20 @@ def test_twenty_sessions_complete_through_faults(
             assert not cluster.dead(), [p.label for p in cluster.dead()]
     finally:
         db.dispose()
-    table = "\n".join(f"  {at:6.1f} s  {name}" for name, at in faults.done)
+    first_results = min(pages.results_at) - faults.started
+    while_waiting = sum(1 for _, at in faults.done if at < first_results)
+    table = "\n".join(
+        f"  {at:6.1f} s  {name}{'' if at < first_results else '  (after a page had its results)'}"
+        for name, at in faults.done
+    )
     last = tally.line(f"faults (seed {seed})")
-    record_property("system-tally", f"{table}\n{last}")
-    print(f"faults injected (seed {seed}):\n{table}")
+    record_property("system-tally", f"{table}\n{pages.line()}\n{last}")
+    print(
+        f"faults injected (seed {seed}), {while_waiting} of {len(faults.done)} while both pages waited:\n{table}"
+    )
+    print(pages.line())
     print("\n".join(tally.problems))
     print(last)
+    assert while_waiting >= 1, "no fault was injected while the pages waited"
     assert tally.problems == [], tally.problems
     assert tally.dead_lettered == 1, "the poison message is not in its dead-letter queue"
