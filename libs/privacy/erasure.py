@@ -31,7 +31,7 @@ from libs.db import (
     User,
     utcnow,
 )
-from libs.storage import BlobNotFound, BlobStore, results_zip_key, square_key
+from libs.storage import BlobNotFound, BlobStore, favourites_zip_key, results_zip_key, square_key
 
 log = logging.getLogger("headshots.privacy")
 SYSTEM = "system"
@@ -165,6 +165,7 @@ def delete_session_data(
             uow.session.delete(shot)
         if shots:
             keys.append(results_zip_key(hs.id, [s.blob_key for s in shots], at=hs.created_at))
+            keys.append(favourites_zip_key(hs.id, at=hs.created_at))
     return Erasure(_receipt(uow, hs, reason, actor, kinds), keys, records)
 
 

@@ -100,6 +100,12 @@ def results_zip_key(session_id: str, headshot_keys: Iterable[str], *, at: dateti
     return derived_key(RESULTS_KIND, "zip", source=f"{session_id}/zip/{digest}", at=at)
 
 
+def favourites_zip_key(session_id: str, *, at: datetime) -> str:
+    """Where the ZIP of a session's favourites is kept: one slot per session, written again on each
+    download (the picks change), so an erasure finds it from the session alone."""
+    return derived_key(RESULTS_KIND, "zip", source=f"{session_id}/favourites", at=at)
+
+
 def square_key(headshot_id: str, headshot_key: str, *, at: datetime) -> str:
     """Where a headshot's square crop is kept (a PNG stays a PNG, anything else is a JPEG)."""
     ext = "png" if headshot_key.lower().endswith(".png") else "jpg"

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from libs.catalog import Catalog, default_catalog
 from libs.db import Headshot, HeadshotSession, UnitOfWork
 from libs.storage import BlobStore, results_zip_key, square_key
+from libs.storage import favourites_zip_key as favourites_zip_key_for
 from services.intake.errors import NotFound
 
 Groups = list[tuple[str, str, list[Headshot]]]
@@ -161,3 +162,8 @@ def ext_of(key: str) -> str:
 def _as_is(data: bytes, key: str) -> Picture:
     ext = ext_of(key)
     return Picture(data, "image/png" if ext == "png" else "image/jpeg", ext)
+
+
+def favourites_zip_key(hs: HeadshotSession) -> str:
+    """Where the store keeps the ZIP of the session's favourites (one slot, rewritten each time)."""
+    return favourites_zip_key_for(hs.id, at=hs.created_at)

@@ -445,6 +445,9 @@ def download(token: str) -> Any:
             groups = results.headshots_by_style(uow, session, catalog())
             if variant == "favourites":
                 data = _zipped(blobs, results.favourites(groups))
+                fav_key = results.favourites_zip_key(session)
+                if url := _store_url(fav_key, "favourite-headshots.zip", False, lambda: data, fresh=True):
+                    return redirect(url, 302)
                 return _attachment(data, "application/zip", "favourite-headshots.zip")
             zip_key = results.zip_key(session, groups)
             if url := _store_url(
@@ -474,15 +477,20 @@ def download(token: str) -> Any:
 STORE_URL_SECONDS = 60
 
 
-def _store_url(key: str, filename: str, inline: bool, make: Callable[[], bytes] | None = None) -> str | None:
+def _store_url(
+    key: str, filename: str, inline: bool, make: Callable[[], bytes] | None = None, *, fresh: bool = False
+) -> str | None:
     """The store's own short-lived URL for ``key`` (None: the store serves nothing itself). A
     missing object answers 404 here, as when streaming, unless ``make`` can make it: then it is
     made once and stored under ``key`` (a derived key: a second request finds it, two at once
-    write the same bytes)."""
+    write the same bytes). ``fresh``: made and stored again on every request (the favourites'
+    ZIP, whose picks change)."""
     blobs = get_blobs()
     disposition = f'{"inline" if inline else "attachment"}; filename="{filename}"'
     url = blobs.url_for_download(key, STORE_URL_SECONDS, disposition=disposition)
-    if url is not None and not blobs.exists(key):
+    if url is not None and make is not None and fresh:
+        blobs.put_at(key, make())
+    elif url is not None and not blobs.exists(key):
         if make is None:
             raise not_found("download")
         try:

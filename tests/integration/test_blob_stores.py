@@ -315,14 +315,48 @@ def test_intake_keeps_the_zip_and_square_crops_in_the_store_and_erasure_takes_th
         blobs.put_at(square_key, b"the stored square")
         assert fetch(bea.client.get(square_url).headers["Location"]) == (200, b"the stored square")
 
+        # The favourites' ZIP goes through the store too, made again on each download (picks change).
+        def favourites_zip() -> list[bytes]:
+            page = bea.client.get(f"/sessions/{bea.session_id}/results").get_data(as_text=True)
+            (url,) = re.findall(r'href="(/download/[^"?]+)" download>★ Download your favourites', page)
+            answer = bea.client.get(url)
+            assert (
+                answer.status_code == 302
+                and f"X-Amz-Expires={STORE_URL_SECONDS}&" in answer.headers["Location"]
+            )
+            headers: dict[str, str] = {}
+            status, body = fetch(answer.headers["Location"], headers)
+            assert status == 200 and headers["Content-Disposition"].endswith(
+                'filename="favourite-headshots.zip"'
+            )
+            with zipfile.ZipFile(io.BytesIO(body)) as zf:
+                return [zf.read(name) for name in zf.namelist()]
+
+        def pick(position: int, favourite: bool) -> None:
+            with db.session(all_orgs=True) as s:
+                shot = s.scalars(select(Headshot).where(Headshot.position == position)).one()
+                shot.favourite = favourite
+                s.commit()
+
+        pick(0, True)
+        assert favourites_zip() == [images[0]]
+        pick(1, True)
+        pick(0, False)
+        assert favourites_zip() == [images[1]]  # not the first download's copy
+        with db.uow(org_id=demo.org_id) as uow:
+            hs = uow.session.get(HeadshotSession, bea.session_id)
+            assert hs is not None
+            favourites_key = results.favourites_zip_key(hs)
+        assert blobs.exists(favourites_key)
+
         # Deleting the session's data takes the kept copies with the headshots.
         with db.uow(org_id=demo.org_id) as uow:
             hs = uow.session.get(HeadshotSession, bea.session_id)
             assert hs is not None
             erasure = delete_session_data(uow, hs, reason="request", actor=hs.user_id)
             uow.commit()
-        assert zip_key in erasure.blob_keys and square_key in erasure.blob_keys
+        assert {zip_key, square_key, favourites_key} <= set(erasure.blob_keys)
         remove_files(erasure, blobs, settings.person_model_dir)
-        assert not blobs.exists(zip_key) and not blobs.exists(square_key)
+        assert not any(blobs.exists(k) for k in (zip_key, square_key, favourites_key))
     finally:
         db.dispose()
