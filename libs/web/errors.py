@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, render_template_string, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, UnprocessableEntity
 
 log = logging.getLogger("headshots.web")
 
@@ -119,6 +119,18 @@ def _back_url() -> str:
     return referrer if referrer.startswith(request.host_url) else request.script_root + "/"
 
 
+def request_errors(exc: HTTPException) -> tuple[set[str], dict[str, Any]]:
+    """What request parsing refused: webargs (flask-smorest) reports ``{"json": {"field": [...]}}``;
+    the locations (json, query, form...) and the fields without their location, so API clients get
+    one shape whatever failed."""
+    messages: Any = (getattr(exc, "data", None) or {}).get("messages") or {}
+    fields: dict[str, Any] = {}
+    for value in messages.values() if isinstance(messages, dict) else ():
+        if isinstance(value, dict):
+            fields.update(value)
+    return (set(messages) if isinstance(messages, dict) else set()), fields
+
+
 def register_error_handlers(app: Flask) -> None:
     # Serves error.css for the error page at /_web/error.css, whatever the app's own static files.
     app.register_blueprint(
@@ -139,6 +151,11 @@ def register_error_handlers(app: Flask) -> None:
         if status == 405 and exc.get_response().allow:
             response.allow.update(exc.get_response().allow)
         return response
+
+    @app.errorhandler(UnprocessableEntity)
+    def _invalid_request(exc: UnprocessableEntity) -> Response:
+        _, fields = request_errors(exc)
+        return error_response(422, "validation_failed", "Please fix the marked fields.", fields or None)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -12,13 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, render_template
-from werkzeug.exceptions import UnprocessableEntity
 
 from libs.db import Database
 from libs.imaging.errors import REASONS
 from libs.settings import Settings
 from libs.storage import BlobStore
-from libs.web import ApiError, create_base_app, error_response
+from libs.web import ApiError, create_base_app
 from libs.web.api import ServiceApi
 from libs.web.errors import api_error_response, wants_json
 from libs.web.health import ReadyCheck
@@ -91,17 +90,6 @@ def create_app(
     @app.errorhandler(IntakeRefused)
     def _refused(exc: IntakeRefused) -> Any:
         return _api_error(to_api_error(exc))
-
-    @app.errorhandler(UnprocessableEntity)
-    def _invalid_request(exc: UnprocessableEntity) -> Response:
-        # webargs (flask-smorest's request parsing) reports {"json": {"field": [...]}}: keep the
-        # field names, drop the location, so API clients get one shape whatever failed.
-        messages: Any = (getattr(exc, "data", None) or {}).get("messages") or {}
-        fields: dict[str, Any] = {}
-        for value in messages.values() if isinstance(messages, dict) else ():
-            if isinstance(value, dict):
-                fields.update(value)
-        return error_response(422, "validation_failed", "Please fix the marked fields.", fields or None)
 
     @app.after_request
     def _private(response: Response) -> Response:

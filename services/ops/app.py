@@ -19,7 +19,7 @@ from libs.db import Database
 from libs.settings import Settings
 from libs.storage import BlobStore
 from libs.web import ApiError, create_base_app, error_response
-from libs.web.errors import wants_json
+from libs.web.errors import request_errors, wants_json
 from libs.web.health import ReadyCheck
 from services.ops import api, views, views_infra
 from services.ops.access import require_support
@@ -95,12 +95,9 @@ def create_app(
 
     @app.errorhandler(UnprocessableEntity)
     def _invalid_request(exc: UnprocessableEntity) -> Response:
-        messages: Any = (getattr(exc, "data", None) or {}).get("messages") or {}
-        fields: dict[str, Any] = {}
-        for value in messages.values() if isinstance(messages, dict) else ():
-            if isinstance(value, dict):
-                fields.update(value)
-        if isinstance(messages, dict) and set(messages) == {"query"}:
+        # Support's filters are query arguments: a wrong one is a 400 (the page or call is fine).
+        where, fields = request_errors(exc)
+        if where == {"query"}:
             return error_response(400, "bad_filter", "Please fix the filter.", fields or None)
         return error_response(422, "validation_failed", "Please fix the marked fields.", fields or None)
 

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, render_template
-from werkzeug.exceptions import UnprocessableEntity
 
 from libs.db import Database
 from libs.settings import Settings
@@ -91,15 +90,6 @@ def create_app(
         if status == 401 and not wants_json():
             return render_template("signed_out.html"), 401
         return error_response(status, exc.code, exc.message, exc.fields or None)
-
-    @app.errorhandler(UnprocessableEntity)
-    def _invalid_request(exc: UnprocessableEntity) -> Response:
-        messages: Any = (getattr(exc, "data", None) or {}).get("messages") or {}
-        fields: dict[str, Any] = {}
-        for value in messages.values() if isinstance(messages, dict) else ():
-            if isinstance(value, dict):
-                fields.update(value)
-        return error_response(422, "validation_failed", "Please fix the marked fields.", fields or None)
 
     @app.after_request
     def _headers(response: Response) -> Response:
