@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -156,33 +158,47 @@ def test_a_bad_blob_url_is_a_clear_error(tmp_path: Path) -> None:
 
 
 # --- intake's results on the S3 store ---------------------------------------------------------------------
-def test_intake_sends_the_owner_to_a_presigned_store_url(
-    tmp_path: Path, s3_endpoint: str, pg_url: str
-) -> None:
-    import re
-
-    from libs.db import Database, Headshot
+@contextmanager
+def intake_on_s3(tmp_path: Path, s3_endpoint: str, pg_url: str, bucket: str) -> Iterator[tuple[Any, ...]]:
+    """Intake on a fresh bucket of the S3 server, with a signed-in person whose session has four
+    headshots: (settings, blobs, db, demo, app, the person, the headshots' bytes)."""
+    from libs.db import Database
     from libs.db.demo import seed_demo
     from services.intake.app import create_app
-    from services.intake.views import STORE_URL_SECONDS
-    from tests.support.intake import complete_with_headshots, intake_settings_for, png_bytes, sign_in
+    from tests.support.intake import complete_with_headshots, intake_settings_for, sign_in
 
     settings = intake_settings_for(
         tmp_path,
         pg_url,
-        BLOB_URL="s3://intake-results/headshots",
+        BLOB_URL=f"s3://{bucket}/headshots",
         S3_ENDPOINT_URL=s3_endpoint,
         S3_ACCESS_KEY_ID="test",
         S3_SECRET_ACCESS_KEY="test",
     )
     blobs = make_blob_store(settings)
-    blobs.client.create_bucket(Bucket="intake-results")  # type: ignore[attr-defined]
+    blobs.client.create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
     db = Database(settings.database_url)
     try:
         demo = seed_demo(db)
         app = create_app(settings, db=db, blobs=blobs, checks={})
         bea = sign_in(app, settings, demo.employees[0])
         images = complete_with_headshots(db, blobs, demo.org_id, bea.session_id)
+        yield settings, blobs, db, demo, app, bea, images
+    finally:
+        db.dispose()
+
+
+def test_intake_sends_the_owner_to_a_presigned_store_url(
+    tmp_path: Path, s3_endpoint: str, pg_url: str
+) -> None:
+    import re
+
+    from libs.db import Headshot
+    from services.intake.views import STORE_URL_SECONDS
+    from tests.support.intake import png_bytes, sign_in
+
+    with intake_on_s3(tmp_path, s3_endpoint, pg_url, "intake-results") as run:
+        settings, blobs, db, demo, app, bea, images = run
         page = bea.client.get(f"/sessions/{bea.session_id}/results")
         # The pages may show images from the store's origin (and only from there besides their own).
         assert f"img-src 'self' data: blob: {s3_endpoint};" in page.headers["Content-Security-Policy"]
@@ -228,8 +244,6 @@ def test_intake_sends_the_owner_to_a_presigned_store_url(
         blobs.delete(full_key)
         gone = bea.client.get(urls[0])
         assert gone.status_code == 404 and gone.get_json() is None and "Location" not in gone.headers
-    finally:
-        db.dispose()
 
 
 def test_intake_keeps_the_zip_and_square_crops_in_the_store_and_erasure_takes_them(
@@ -241,30 +255,14 @@ def test_intake_keeps_the_zip_and_square_crops_in_the_store_and_erasure_takes_th
 
     from PIL import Image
 
-    from libs.db import Database, Headshot, HeadshotSession
-    from libs.db.demo import seed_demo
+    from libs.db import Headshot, HeadshotSession
     from libs.privacy import delete_session_data, remove_files
     from services.intake import results
-    from services.intake.app import create_app
     from services.intake.views import STORE_URL_SECONDS
-    from tests.support.intake import complete_with_headshots, intake_settings_for, sign_in
+    from tests.support.intake import sign_in
 
-    settings = intake_settings_for(
-        tmp_path,
-        pg_url,
-        BLOB_URL="s3://intake-copies/headshots",
-        S3_ENDPOINT_URL=s3_endpoint,
-        S3_ACCESS_KEY_ID="test",
-        S3_SECRET_ACCESS_KEY="test",
-    )
-    blobs = make_blob_store(settings)
-    blobs.client.create_bucket(Bucket="intake-copies")  # type: ignore[attr-defined]
-    db = Database(settings.database_url)
-    try:
-        demo = seed_demo(db)
-        app = create_app(settings, db=db, blobs=blobs, checks={})
-        bea = sign_in(app, settings, demo.employees[0])
-        images = complete_with_headshots(db, blobs, demo.org_id, bea.session_id)
+    with intake_on_s3(tmp_path, s3_endpoint, pg_url, "intake-copies") as run:
+        settings, blobs, db, demo, app, bea, images = run
         page = bea.client.get(f"/sessions/{bea.session_id}/results").get_data(as_text=True)
         (zip_url,) = re.findall(r'href="(/download/[^"?]+)" download>(?:(?!</a>).)*Download all', page, re.S)
         square_url = re.findall(r'href="(/download/[^"?]+)\?download=1" download>Square', page)[0]
@@ -358,5 +356,3 @@ def test_intake_keeps_the_zip_and_square_crops_in_the_store_and_erasure_takes_th
         assert {zip_key, square_key, favourites_key} <= set(erasure.blob_keys)
         remove_files(erasure, blobs, settings.person_model_dir)
         assert not any(blobs.exists(k) for k in (zip_key, square_key, favourites_key))
-    finally:
-        db.dispose()
