@@ -1,6 +1,6 @@
 """Database: models, engine and unit of work, tenant scoping, migrations."""
 
-from libs.db.database import OUTBOX_CHANNEL, Database, UnitOfWork, make_engine
+from libs.db.database import OUTBOX_CHANNEL, OUTBOX_WRITTEN, Database, UnitOfWork, make_engine
 from libs.db.models import (
     AuditLog,
     Base,
@@ -33,6 +33,7 @@ from libs.db.tenancy import CrossTenantWrite, scope_session, session_org
 
 __all__ = [
     "OUTBOX_CHANNEL",
+    "OUTBOX_WRITTEN",
     "AuditLog",
     "Base",
     "ChosenStyle",

@@ -12,7 +12,9 @@ is how often an idle consumer polls its queues.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
+from queue import Empty
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -22,13 +24,62 @@ from kombu.transport import memory
 from libs.messaging.errors import BrokerUnavailable
 from libs.settings import Settings
 
-# kombu's virtual transports sleep this long between polls of empty queues (default 1 s). Embedded
-# mode hops through several services per session, so a short poll keeps pages live; it costs a
-# few hundred cheap wake-ups per second across all consumer threads.
+# kombu's virtual transports sleep this long between polls of empty queues (default 1 s). Ours
+# (below) is woken by every put instead, so this is only the safety net behind that wake-up.
 MEMORY_POLL_SECONDS = 0.02
 
 # Connecting is bounded by this (and by PUBLISH_TIMEOUT when shorter): a dead broker must fail fast.
 CONNECT_TIMEOUT = 2.0
+
+
+class _Arrivals:
+    """Counts the messages put on any in-process queue and wakes the consumers waiting for one."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def put(self) -> None:
+        with self.changed:
+            self.count += 1
+            self.changed.notify_all()
+
+    def wait_after(self, seen: int, timeout: float) -> None:
+        with self.changed:
+            self.changed.wait_for(lambda: self.count != seen, timeout)
+
+
+_ARRIVALS = _Arrivals()
+
+
+class _WakingMemoryChannel(memory.Channel):
+    def _put(self, queue: str, message: Any, **kwargs: Any) -> None:
+        super()._put(queue, message, **kwargs)
+        _ARRIVALS.put()
+
+
+class WakingMemoryTransport(memory.Transport):  # type: ignore[misc]
+    """kombu's memory:// transport, except that an idle consumer is woken by the next message put
+    on any queue rather than finding it at its next poll (kombu sleeps between polls of empty
+    queues: every hop of the embedded mode waited up to MEMORY_POLL_SECONDS for nothing). Queues,
+    exchanges and bindings are kombu's own, shared by the whole process as before."""
+
+    Channel = _WakingMemoryChannel
+
+    def drain_events(self, connection: Any, timeout: Any = None) -> Any:  # type: ignore[override]
+        started = time.monotonic()
+        cycle: Any = self.cycle
+        while True:
+            seen = _ARRIVALS.count  # read before looking, so a put in between is not slept through
+            try:
+                cycle.get(self._deliver, timeout=timeout)
+                return
+            except Empty:
+                remaining = None if timeout is None else timeout - (time.monotonic() - started)
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError from None
+                pause = self.polling_interval or MEMORY_POLL_SECONDS
+                _ARRIVALS.wait_after(seen, pause if remaining is None else min(pause, remaining))
 
 
 def is_memory(settings: Settings) -> bool:
@@ -49,7 +100,11 @@ def connect(
 ) -> Connection:
     """A kombu Connection configured for this package (not connected yet)."""
     if is_memory(settings):
-        return Connection(settings.BROKER_URL, transport_options={"polling_interval": MEMORY_POLL_SECONDS})
+        return Connection(
+            settings.BROKER_URL,
+            transport=WakingMemoryTransport,
+            transport_options={"polling_interval": MEMORY_POLL_SECONDS},
+        )
     timeout = (
         connect_timeout if connect_timeout is not None else min(CONNECT_TIMEOUT, settings.PUBLISH_TIMEOUT)
     )

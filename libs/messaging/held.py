@@ -4,6 +4,8 @@
     with held.session(org_id=message.org_id) as db_session:   # or all_orgs=True
         ...
         db_session.commit()
+    with held.connection() as conn, conn.begin():             # Core statements, no ORM session
+        conn.execute(...)
 
 Taking a pooled connection for every round costs a round trip to the server (the pool's
 pre-ping) on the path of every message; the loop keeps one instead. After an error the connection
@@ -26,6 +28,18 @@ class HeldConnection:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._conn: Connection | None = None
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """The held connection itself, for Core statements (the relay's rounds); given up after
+        an error like a session's."""
+        if self._conn is None:
+            self._conn = self.db.engine.connect()
+        try:
+            yield self._conn
+        except BaseException:
+            self.close()
+            raise
 
     @contextlib.contextmanager
     def session(self, org_id: str | None = None, *, all_orgs: bool = False) -> Iterator[Session]:

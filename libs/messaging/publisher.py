@@ -174,7 +174,7 @@ class Publisher:
         them as unsent and publishes them again (consumers drop duplicates by message_id)."""
         if not batch:
             return 0, None
-        if is_memory(self.settings) or len(batch) == 1:
+        if is_memory(self.settings):
             return self._publish_one_by_one(batch)
         deadline = time.monotonic() + self.settings.PUBLISH_TIMEOUT
         with self._lock:
@@ -201,7 +201,7 @@ class Publisher:
                     # The channel's basic_publish waits for each confirm; its plain form does not.
                     channel._basic_publish(message, exchange=EXCHANGE, routing_key=item.routing_key)
                     tags.append(confirms.sent())
-                while any(t in confirms.pending for t in tags):
+                while not confirms.pending.isdisjoint(tags):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise TimeoutError

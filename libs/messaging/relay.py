@@ -32,10 +32,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, event, select, update
+from sqlalchemy import Connection, Engine, Row, Table, bindparam, event, select, update
 from sqlalchemy.orm import Session
 
-from libs.db import OUTBOX_CHANNEL, Database, OutboxMessage, utcnow
+from libs.db import OUTBOX_CHANNEL, OUTBOX_WRITTEN, Database, OutboxMessage, utcnow
 from libs.messaging.headers import OUTBOX_ID_HEADER
 from libs.messaging.held import HeldConnection
 from libs.messaging.publisher import Outgoing, Publisher
@@ -46,6 +46,25 @@ log = logging.getLogger("headshots.messaging.relay")
 # Every published row carries its outbox id (OUTBOX_ID_HEADER): the gateway tags live events with
 # it, so a waiting page that reconnects can ask for what came after the last id it saw.
 __all__ = ["OUTBOX_ID_HEADER", "OutboxRelay"]
+
+# The round's statements, built once (SQLAlchemy Core on the relay's own connection: no ORM
+# session per round; the compiled forms are cached).
+_OUTBOX: Table = OutboxMessage.__table__  # type: ignore[assignment]
+_UNSENT = (
+    select(_OUTBOX.c.id, _OUTBOX.c.routing_key, _OUTBOX.c.message_id, _OUTBOX.c.body)
+    .where(_OUTBOX.c.sent_at.is_(None))
+    .order_by(_OUTBOX.c.id)
+    .limit(bindparam("limit"))
+)
+_UNSENT_LOCKED = _UNSENT.with_for_update(skip_locked=True)
+_MARK_SENT = (
+    update(_OUTBOX).where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True))).values(sent_at=bindparam("now"))
+)
+_MARK_FAILED = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("row_id"))
+    .values(attempts=_OUTBOX.c.attempts + 1, last_error=bindparam("error"))
+)
 
 
 class OutboxRelay:
@@ -67,35 +86,24 @@ class OutboxRelay:
             return self._round_unlocked()
 
     def _round_locked(self) -> int:
-        with self._held.session(all_orgs=True) as session, session.begin():
-            rows = self._unsent(session, lock=True)
+        with self._held.connection() as conn, conn.begin():
+            rows = conn.execute(_UNSENT_LOCKED, {"limit": self.settings.OUTBOX_BATCH}).all()
             sent, failure = self._publish_in_order(rows)
-            self._mark(session, sent, failure)  # same transaction: the row locks are held until here
+            self._mark(conn, sent, failure)  # same transaction: the row locks are held until here
         return len(sent)
 
     def _round_unlocked(self) -> int:
-        with self._held.session(all_orgs=True) as session:
-            rows = self._unsent(session, lock=False)
-            session.rollback()  # end the read transaction before publishing
-        sent, failure = self._publish_in_order(rows)
-        if sent or failure:
-            with self._held.session(all_orgs=True) as session, session.begin():
-                self._mark(session, sent, failure)
+        with self._held.connection() as conn:
+            with conn.begin():  # ends the read transaction before publishing
+                rows = conn.execute(_UNSENT, {"limit": self.settings.OUTBOX_BATCH}).all()
+            sent, failure = self._publish_in_order(rows)
+            if sent or failure:
+                with conn.begin():
+                    self._mark(conn, sent, failure)
         return len(sent)
 
-    def _unsent(self, session: Session, *, lock: bool) -> Sequence[Row[int, str, str, str]]:
-        query = (
-            select(OutboxMessage.id, OutboxMessage.routing_key, OutboxMessage.message_id, OutboxMessage.body)
-            .where(OutboxMessage.sent_at.is_(None))
-            .order_by(OutboxMessage.id)
-            .limit(self.settings.OUTBOX_BATCH)
-        )
-        if lock:
-            query = query.with_for_update(skip_locked=True)
-        return session.execute(query).all()
-
     def _publish_in_order(
-        self, rows: Sequence[Row[int, str, str, str]]
+        self, rows: Sequence[Row[Any, Any, Any, Any]]
     ) -> tuple[list[int], tuple[int, str] | None]:
         """Publish the rows (confirms awaited together); return the ids confirmed, in order up to
         the first failure, and (id, error) of that failure: it and every later row stay unsent."""
@@ -111,16 +119,12 @@ class OutboxRelay:
         return sent, (failed.id, error)
 
     @staticmethod
-    def _mark(session: Session, sent: list[int], failure: tuple[int, str] | None) -> None:
+    def _mark(conn: Connection, sent: list[int], failure: tuple[int, str] | None) -> None:
         if sent:
-            session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(sent)).values(sent_at=utcnow()))
+            conn.execute(_MARK_SENT, {"ids": sent, "now": utcnow()})
         if failure is not None:
             row_id, error = failure
-            session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row_id)
-                .values(attempts=OutboxMessage.attempts + 1, last_error=error)
-            )
+            conn.execute(_MARK_FAILED, {"row_id": row_id, "error": error})
 
     # --- running -----------------------------------------------------------------------------------
     def run_forever(self, stop: threading.Event) -> None:
@@ -182,21 +186,16 @@ class OutboxRelay:
         if self._unhook is not None or self.db.dialect == "postgresql":
             return
         engine = self.db.engine
-        flag = "headshots.outbox_written"
-
-        def after_flush(session: Session, _context: Any) -> None:
-            if session.bind is engine and any(isinstance(o, OutboxMessage) for o in session.new):
-                session.info[flag] = True
 
         def after_commit(session: Session) -> None:
-            if session.info.pop(flag, False):
+            if session.info.pop(OUTBOX_WRITTEN, False) and _bound_to(session, engine):
                 self.notify()
 
         def after_rollback(session: Session) -> None:
-            session.info.pop(flag, None)
+            if not session.in_transaction():  # the whole transaction, not a savepoint of it
+                session.info.pop(OUTBOX_WRITTEN, None)
 
         listeners: list[tuple[str, Callable[..., None]]] = [
-            ("after_flush", after_flush),
             ("after_commit", after_commit),
             ("after_soft_rollback", lambda session, _previous: after_rollback(session)),
         ]
@@ -216,6 +215,12 @@ class OutboxRelay:
         with self._round:
             self._held.close()
         self.publisher.close()
+
+
+def _bound_to(session: Session, engine: Engine) -> bool:
+    """Whether ``session`` works on ``engine`` (bound to it, or to one of its connections)."""
+    bind = session.bind
+    return bind is engine or getattr(bind, "engine", None) is engine
 
 
 class _Listener:

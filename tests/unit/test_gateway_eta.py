@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -56,8 +57,8 @@ def finished(db: Database, demo: DemoData, waiting: float, training: float, gene
     ]
     with db.uow(org_id=org) as uow:
         for kind, at, data in marks:
-            row = uow.add_message(new_message(kind, org_id=org, session_id=sid, **data))
-            row.created_at = start + timedelta(seconds=at)
+            m = new_message(kind, org_id=org, session_id=sid, **data)
+            uow.add_message(replace(m, occurred_at=start + timedelta(seconds=at)))
         hs = uow.session.get(HeadshotSession, sid)
         assert hs is not None
         hs.completed_at = start + timedelta(seconds=waiting + training + generating)

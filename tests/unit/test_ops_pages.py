@@ -5,6 +5,7 @@ round, its /metrics gauges, and the CLI."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -121,7 +122,7 @@ def test_ops_round_sets_the_metrics_gauges(ops_settings: Settings, ops_db: Datab
     make_session(ops_db, demo, "queued", events=[])
     with ops_db.uow(all_orgs=True) as uow:  # an event the relay has not published for 90 s
         m = new_message(SESSION_FAILED, org_id=demo.org_id, session_id="s", stage="queued", reason="x")
-        uow.add_message(m).created_at = datetime.now(UTC) - timedelta(seconds=90)
+        uow.add_message(replace(m, occurred_at=datetime.now(UTC) - timedelta(seconds=90)))
         uow.commit()
     ops_round(ops_settings, ops_db, datetime.now(UTC))
     assert REGISTRY.get_sample_value("headshots_sessions", {"state": "failed"}) == 1
