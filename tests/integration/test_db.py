@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, select, text
 
 from libs.contracts import SESSION_SUBMITTED, IllegalTransition, new_message
 from libs.db import (
+    OUTBOX_CHANNEL,
     Base,
     CrossTenantWrite,
     Database,
@@ -181,3 +184,64 @@ def test_the_migrations_build_exactly_the_models(db):
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
+
+
+def test_a_pooled_connection_the_server_ended_is_replaced_without_an_error(pg_url):
+    # No pre-ping round trip per checkout: a connection the server hung up on (a restart, an
+    # administrator) is seen by its readable socket and replaced before anyone uses it.
+    database = Database(pg_url)
+    try:
+        with database.engine.connect() as conn:
+            first = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with database.engine.connect() as conn:
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == first  # pooled
+        admin = Database(pg_url)
+        with admin.engine.connect() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first}).scalar_one()
+            gone = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+            deadline = time.monotonic() + 30
+            while conn.execute(gone, {"pid": first}).scalar_one() and time.monotonic() < deadline:
+                time.sleep(0.05)  # the backend has exited (and closed its socket) once it is not listed
+        admin.dispose()
+        with database.uow(all_orgs=True) as uow:  # no error: another connection was taken
+            pid = uow.session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        assert pid != first
+    finally:
+        database.dispose()
+
+
+def test_outbox_writes_notify_the_relays_on_commit_only(pg_url):
+    database = Database(pg_url)
+    raw = database.engine.raw_connection()
+    try:
+        listener = raw.driver_connection
+        listener.autocommit = True
+        listener.execute(f"LISTEN {OUTBOX_CHANNEL}")
+
+        def notified() -> list[str]:
+            return [n.channel for n in listener.notifies(timeout=0.5, stop_after=1)]
+
+        def one(org: str) -> object:
+            return new_message(
+                SESSION_SUBMITTED,
+                org_id=org,
+                session_id=org,
+                package="starter",
+                format="standard",
+                styles=["navy:suit"],
+                photo_count=1,
+            )
+
+        with database.uow(all_orgs=True) as uow:
+            uow.add_message(one("a"))
+            uow.rollback()
+        assert notified() == []
+        with database.uow(all_orgs=True) as uow:
+            uow.add_message(one("b"))
+            uow.add_message(one("c"))
+            uow.commit()
+        assert notified() == [OUTBOX_CHANNEL]
+        assert [n.channel for n in listener.notifies(timeout=0.2)] == []  # once per transaction
+    finally:
+        raw.invalidate()
+        database.dispose()
