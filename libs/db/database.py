@@ -130,6 +130,18 @@ class Database:
         finally:
             uow.close()
 
+    def unsynced_engine(self) -> Engine:
+        """An engine of its own whose commits do not wait for the disk (PostgreSQL
+        ``synchronous_commit=off``), for writes that may be lost in a server crash because losing
+        them only repeats work, never skips it: the outbox relay's "sent" marks (a row whose mark
+        is lost is published again, and consumers drop the copy). Its connections serve nothing
+        else. The caller disposes of it. SQLite: the database's own engine (do not dispose)."""
+        if self.dialect != "postgresql":
+            return self.engine
+        return make_engine(
+            self.url, pool_size=1, max_overflow=1, connect_args={"options": "-c synchronous_commit=off"}
+        )
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))

@@ -145,7 +145,14 @@ class Consumer:
         # first one commits), so the embedded mode handles one message per transaction.
         self._batch_max = BATCH_MAX if db.dialect == "postgresql" else 1
         self._claim_first = db.dialect == "postgresql"  # row locks: claiming blocks no one else
-        self._insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
+        insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
+        # Built once: executed with one parameter set per message, compiled once (cached).
+        self._claim_rows = (
+            insert(_PROCESSED)
+            .on_conflict_do_nothing()
+            .returning(_PROCESSED.c.consumer, _PROCESSED.c.message_id)
+        )
+        self._ack_together = not self.memory  # memory:// has no multiple ack
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def run(self) -> None:
@@ -322,11 +329,21 @@ class Consumer:
             return
         finally:
             self.current_session = None
+        # One ack for the whole batch when every message of it is acked and nothing else is
+        # outstanding on the channel (the batch is all that was delivered); otherwise one each.
+        together = (
+            self._ack_together
+            and len(results) == len(ready)
+            and not any(isinstance(result, Exception) for _d, result in results)
+        )
+        if together:
+            ready[-1].raw.ack(multiple=True)
         for d, result in results:
             if isinstance(result, Exception):
                 self._failed(d, result)
                 continue
-            d.raw.ack()
+            if not together:
+                d.raw.ack()
             seconds = time.monotonic() - d.received
             self.stats[result] += 1
             metrics.record(d.queues.name, result, seconds)
@@ -441,13 +458,8 @@ class Consumer:
         so two instances lock rows in the same order."""
         keys = sorted({(d.queues.name, d.message.message_id) for d in ready if d.message is not None})
         now = utcnow()
-        claim = (
-            self._insert(_PROCESSED)
-            .values([{"consumer": c, "message_id": m, "processed_at": now} for c, m in keys])
-            .on_conflict_do_nothing()
-            .returning(_PROCESSED.c.consumer, _PROCESSED.c.message_id)
-        )
-        return {(str(c), str(m)) for c, m in db_session.execute(claim)}
+        rows = [{"consumer": c, "message_id": m, "processed_at": now} for c, m in keys]
+        return {(str(c), str(m)) for c, m in db_session.connection().execute(self._claim_rows, rows)}
 
     # --- outcomes other than handled ---------------------------------------------------------------
     def _retry(

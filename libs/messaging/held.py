@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from libs.db import Database
@@ -25,8 +25,9 @@ from libs.db.tenancy import scope_session
 
 
 class HeldConnection:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, engine: Engine | None = None) -> None:
         self.db = db
+        self.engine = engine or db.engine
         self._conn: Connection | None = None
 
     @contextlib.contextmanager
@@ -34,7 +35,7 @@ class HeldConnection:
         """The held connection itself, for Core statements (the relay's rounds); given up after
         an error like a session's."""
         if self._conn is None:
-            self._conn = self.db.engine.connect()
+            self._conn = self.engine.connect()
         try:
             yield self._conn
         except BaseException:
@@ -48,7 +49,7 @@ class HeldConnection:
         if org_id is None and not all_orgs:
             raise ValueError("a session needs an org_id, or all_orgs=True for cross-org work")
         if self._conn is None:
-            self._conn = self.db.engine.connect()
+            self._conn = self.engine.connect()
         db_session = Session(bind=self._conn, expire_on_commit=False)
         if org_id is not None:
             scope_session(db_session, org_id)

@@ -8,6 +8,9 @@ Alerts worth setting are listed in docs/ops.md.
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from prometheus_client import Counter, Histogram
 
 MESSAGES = Counter(
@@ -23,6 +26,17 @@ HANDLER_SECONDS = Histogram(
 
 def record(queue: str, outcome: str, seconds: float | None = None) -> None:
     """Count one message's outcome (and its handling time, for handled messages)."""
-    MESSAGES.labels(queue, outcome).inc()
+    _counter(queue, outcome).inc()
     if seconds is not None:
-        HANDLER_SECONDS.labels(queue).observe(seconds)
+        _histogram(queue).observe(seconds)
+
+
+# The labelled series, looked up once each (``labels()`` costs more than the count itself).
+@cache
+def _counter(queue: str, outcome: str) -> Any:
+    return MESSAGES.labels(queue, outcome)
+
+
+@cache
+def _histogram(queue: str) -> Any:
+    return HANDLER_SECONDS.labels(queue)

@@ -75,7 +75,10 @@ class OutboxRelay:
         self._wake = threading.Event()
         self._round = threading.Lock()  # one round at a time in this process
         self._unhook: Callable[[], None] | None = None
-        self._held = HeldConnection(db)  # no pool checkout (and pre-ping) per round
+        # The relay's own connection (no pool checkout per round), whose commits do not wait for
+        # the disk: a "sent" mark lost in a server crash only publishes that row again.
+        self._engine = db.unsynced_engine()
+        self._held = HeldConnection(db, self._engine)
 
     # --- one round ---------------------------------------------------------------------------------
     def run_once(self) -> int:
@@ -153,9 +156,7 @@ class OutboxRelay:
         finally:
             if listener is not None:
                 listener.close()
-            with self._round:
-                self._held.close()
-            self.publisher.close()
+            self._close_connections()
             log.info("outbox relay stopped")
 
     def _wait(self, stop: threading.Event, seconds: float, listener: _Listener | None) -> None:
@@ -212,8 +213,13 @@ class OutboxRelay:
         if self._unhook is not None:
             self._unhook()
             self._unhook = None
+        self._close_connections()
+
+    def _close_connections(self) -> None:
         with self._round:
             self._held.close()
+            if self._engine is not self.db.engine:
+                self._engine.dispose()
         self.publisher.close()
 
 

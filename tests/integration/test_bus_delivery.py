@@ -309,6 +309,29 @@ def test_the_same_message_delivered_twice_has_one_effect(fast: Settings, bus: Bu
         assert session.get(ProcessedMessage, (REVIEW_QUEUE, message.message_id)) is not None
 
 
+def test_messages_handled_in_one_transaction_are_all_acked_and_none_comes_back(
+    fast: Settings, bus: Bus, db: Database
+) -> None:
+    # Queued before the consumer starts, so it takes them in batches (up to the prefetch) and acks
+    # each batch at once: after it stops, nothing may be left in the queue to be delivered again.
+    messages = [submitted(org_id=f"org-{n % 3}") for n in range(30)]
+    transactions: dict[Any, int] = {}  # messages per transaction (the session objects kept alive)
+
+    def handler(message: Message, *, uow: Any) -> None:
+        transactions[uow.session] = transactions.get(uow.session, 0) + 1
+        uow.session.add(AuditLog(org_id=message.org_id, action="test.handled", target=message.message_id))
+
+    with Publisher(fast) as publisher:
+        for m in messages:
+            publisher.publish(m)
+    with running(bus.consumer("review", {SESSION_SUBMITTED: handler})) as consumer:
+        wait_for(lambda: consumer.stats["handled"] == len(messages), "every message handled")
+    assert effects(db) == len(messages)
+    assert queue_depths(fast)[REVIEW_QUEUE] == 0  # unacked messages would be back in the queue
+    if fast.BROKER_URL.startswith("amqp"):
+        assert max(transactions.values()) > 1  # several messages shared a transaction (and an ack)
+
+
 @pytest.mark.timeout(60)
 def test_dead_letters_can_be_listed_replayed_and_discarded(fast: Settings, bus: Bus, db: Database) -> None:
     messages = [submitted(photo_count=n) for n in (1, 2, 3)]
