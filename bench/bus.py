@@ -18,9 +18,11 @@ per transaction: what the relay and the consumer sustain when producers write se
 once; raw kombu has no such batching to compare, the ratio is to its one-by-one figure). The ratios (ours / raw) are the figures to compare between
 runs; absolute numbers are context (this machine is noisy). Writes bench/results/bus.json.
 
-Two more rows for libs/messaging: the producer in another process than the relay and the consumer
-(distributed mode: the relay is woken by PostgreSQL NOTIFY; timestamps from CLOCK_MONOTONIC, shared
-by the processes), and the embedded mode (memory:// broker, SQLite file, everything in one process).
+Three more rows for libs/messaging: the producer in another process than the relay and the
+consumer (the relay is woken by PostgreSQL NOTIFY); the producer, the relay and the consumer each in
+a process of its own, as the distributed mode runs them (``make cluster``: a web process writes,
+the relay process publishes, a service process consumes); timestamps from CLOCK_MONOTONIC, shared by
+the processes. And the embedded mode (memory:// broker, SQLite file, everything in one process).
 """
 
 from __future__ import annotations
@@ -92,8 +94,8 @@ class Arrivals:
         self.at: dict[str, float] = {}
         self.changed = threading.Condition()
 
-    def record(self, message_id: str) -> None:
-        now = time.perf_counter()
+    def record(self, message_id: str, now: float | None = None) -> None:
+        now = time.perf_counter() if now is None else now
         with self.changed:
             self.at[message_id] = now
             self.changed.notify_all()
@@ -195,9 +197,41 @@ def remote_producer(database_url: str, requests: Any, replies: Any) -> None:
     db.dispose()
 
 
+def relay_process(broker_url: str, database_url: str, stop: Any) -> None:
+    """Another process: the outbox relay alone (as ``make cluster`` runs it)."""
+    db = Database(database_url)
+    Bus(Settings(BROKER_URL=broker_url, DATABASE_URL=database_url), db).relay().run_forever(stop)
+    db.dispose()
+
+
+def consumer_process(broker_url: str, database_url: str, arrivals: Any, stop: Any) -> None:
+    """Another process: the consumer runner alone; sends (message_id, CLOCK_MONOTONIC time) of
+    each message once its transaction committed, and "ready" once it consumes."""
+    db = Database(database_url)
+    bus = Bus(Settings(BROKER_URL=broker_url, DATABASE_URL=database_url), db)
+    sent = threading.Lock()
+
+    def handle(m: Message, *, uow: Any) -> None:
+        def committed(_session: Any) -> None:
+            with sent:
+                arrivals.send((m.message_id, time.perf_counter()))
+
+        sa.event.listen(uow.session, "after_commit", committed, once=True)
+
+    consumer = bus.consumer("review", {SESSION_SUBMITTED: handle})
+    consumer.start_in_thread()
+    consumer.wait_ready(10)
+    arrivals.send("ready")
+    stop.wait()
+    consumer.stop(wait=10)
+    db.dispose()
+
+
 def bench_ours(
-    settings: Settings, latency_count: int, count: int, *, remote: bool = False
+    settings: Settings, latency_count: int, count: int, *, remote: bool = False, apart: bool = False
 ) -> dict[str, float]:
+    """``remote``: the producer in another process; ``apart``: the relay and the consumer each in
+    a process of their own too (the distributed mode as deployed); otherwise all in this one."""
     db = Database(settings.database_url)
     bus = Bus(settings, db)
     bus.declare(services=["review"])
@@ -207,18 +241,41 @@ def bench_ours(
         # "Handled" = committed with its processed-message row, as the runner does after us.
         sa.event.listen(uow.session, "after_commit", lambda _s: arrivals.record(m.message_id), once=True)
 
-    relay = bus.relay()
     stop = threading.Event()
-    relay_thread = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
-    relay_thread.start()
-    consumer = bus.consumer("review", {SESSION_SUBMITTED: handle})
-    consumer.start_in_thread()
-    consumer.wait_ready(10)
+    spawn = multiprocessing.get_context("spawn")
+    children: list[Any] = []
+    if apart:
+        stop_children = spawn.Event()
+        received, sender = spawn.Pipe(duplex=False)
+        urls = (settings.BROKER_URL, settings.database_url)
+        children = [
+            spawn.Process(target=relay_process, args=(*urls, stop_children), daemon=True),
+            spawn.Process(target=consumer_process, args=(*urls, sender, stop_children), daemon=True),
+        ]
+        for process in children:
+            process.start()
+        if not received.poll(60) or received.recv() != "ready":
+            raise RuntimeError("the consumer process did not start")
+
+        def receive() -> None:
+            with contextlib.suppress(EOFError, OSError):
+                while True:
+                    message_id, at = received.recv()
+                    arrivals.record(message_id, at)
+
+        threading.Thread(target=receive, daemon=True).start()
+    else:
+        relay = bus.relay()
+        relay_thread = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
+        relay_thread.start()
+        consumer = bus.consumer("review", {SESSION_SUBMITTED: handle})
+        consumer.start_in_thread()
+        consumer.wait_ready(10)
     child = None
     if remote:
         requests, child_requests = multiprocessing.Pipe()
         child_replies, replies = multiprocessing.Pipe()
-        child = multiprocessing.get_context("spawn").Process(
+        child = spawn.Process(
             target=remote_producer, args=(settings.database_url, child_requests, child_replies), daemon=True
         )
         child.start()
@@ -268,10 +325,15 @@ def bench_ours(
         if child is not None:
             requests.send(None)
             child.join(10)
-        consumer.stop(wait=10)
-        stop.set()
-        relay_thread.join(10)
-        relay.close()
+        if apart:
+            stop_children.set()
+            for process in children:
+                process.join(15)
+        else:
+            consumer.stop(wait=10)
+            stop.set()
+            relay_thread.join(10)
+            relay.close()
         db.dispose()
     return {
         **summary(latencies, count, seconds),
@@ -318,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         raw = bench_raw(amqp_url, args.latency_count, args.count)
         ours = bench_ours(settings, args.latency_count, args.count)
         remote = bench_ours(settings, args.latency_count, args.count, remote=True)
+        apart = bench_ours(settings, args.latency_count, args.count, apart=True)
     embedded = bench_embedded(args.latency_count, args.count)
 
     def ratios(row: dict[str, float]) -> dict[str, float]:
@@ -331,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         ("raw kombu (confirms)", raw),
         ("libs/messaging (outbox+relay+runner)", ours),
         ("  producer in another process", remote),
+        ("  producer, relay, consumer: 3 processes", apart),
         ("  embedded (memory://, SQLite)", embedded),
     )
     print(f"{'':<40}{'p50 ms':>9}{'p99 ms':>9}{'msg/s':>8}{'p50 x':>8}{'p99 x':>8}{'tput x':>8}")
@@ -357,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_ours_over_raw": ratio,
         "libs_messaging_producer_in_another_process": remote,
         "ratio_remote_over_raw": ratios(remote),
+        "libs_messaging_each_part_in_its_own_process": apart,
+        "ratio_apart_over_raw": ratios(apart),
         "libs_messaging_embedded": embedded,
         "ratio_embedded_over_raw": ratios(embedded),
         "context": {

@@ -17,7 +17,8 @@ message_id. A failed publish leaves the row unsent, counts the attempt, keeps th
 
 PostgreSQL: each round locks the rows it publishes with ``FOR UPDATE SKIP LOCKED`` and keeps them
 locked until they are marked, so any number of relays (one per service process) publish each row
-exactly once between them. SQLite (embedded mode) has no row locks: a round reads the rows, publishes
+exactly once between them. The relay's own connection commits without waiting for the disk
+(``synchronous_commit=off``): a mark lost in a server crash only publishes that row again. SQLite (embedded mode) has no row locks: a round reads the rows, publishes
 them, then marks them in a short write transaction, so producers are never blocked behind a publish.
 That is correct for the one relay the embedded process runs (rounds are serialized by a lock); a
 second process relaying the same SQLite file would publish duplicates, never lose a row.
