@@ -1,6 +1,6 @@
 """Live progress fan-out: the gateway against a bare python-socketio server, in one run.
 
-    python bench/progress.py                  # 500 waiting pages per side, 100 events (~4 min)
+    python bench/progress.py                  # 500 waiting pages per side, 100 events (~1-4 min)
     python bench/progress.py --pages 200      # quicker
     python bench/progress.py --clients python # pages as python-socketio clients instead (slower)
 
@@ -18,15 +18,20 @@ cost more than the servers and were most of what was measured.
         RabbitMQ -> each bare server process (socketio.Server + KombuManager, threading mode,
         simple-websocket, on the same Werkzeug server) emits to its room;
 - bare without compression: the same, answering websockets without permessage-deflate as the
-        gateway does (services/gateway/transport.py): the like-for-like fan-out.
+        gateway does (services/gateway/transport.py): python-socketio's fan-out, like for like;
+- bare with direct writes: the same again, also writing each page's frames from the emitting
+        thread as the gateway does (transport.py): the gateway's fan-out without the outbox,
+        the relay and the contract, so what the gateway adds on top is what it costs.
 
 Latency of one event = from just before the commit (ours) or the emit call (bare) until the
-LAST page has it; events go one at a time, alternating between the two sides so the machine's
-noise hits both. p50/p99 over events, and the ratio ours/bare. Also the p50 until the event is on
-the broker (a probe queue bound like the servers') and until the FIRST page has it: the fixed
-cost of each path; what is left to the last page is the fan-out. Memory per page = growth of the
-server processes' RSS while the pages connect (after one warm-up page each), divided by the pages.
-Writes bench/results/progress.json.
+LAST page has it; events go one at a time, alternating between the sides so the machine's noise
+hits all of them. p50/p99 over events, and the ratios ours/bare. Also the p50 until the event is
+on the broker (a probe queue bound like the servers') and until the FIRST page has it: the fixed
+cost of each path; what is left to the last page is the fan-out. For the gateway, where the time
+went: the commit (timed by the producer here) and each gateway process's own timings (/stats:
+from the event being made to the process having it, then to having written it to every page).
+Memory per page = growth of the server processes' RSS while the pages connect (after one warm-up
+page each), divided by the pages. Writes bench/results/progress.json.
 """
 
 from __future__ import annotations
