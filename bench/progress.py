@@ -30,8 +30,8 @@ on the broker (a probe queue bound like the servers') and until the FIRST page h
 cost of each path; what is left to the last page is the fan-out. For the gateway, where the time
 went: the commit (timed by the producer here) and each gateway process's own timings (/stats:
 from the event being made to the process having it, then to having written it to every page).
-Memory per page = growth of the server processes' RSS while the pages connect (after one warm-up
-page each), divided by the pages. Writes bench/results/progress.json.
+Memory per page = growth of the server processes' RSS while the pages connect (after a first
+batch of 25 pages each), divided by the pages. Writes bench/results/progress.json.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ NODE_PAGES = ROOT / "bench" / "node" / "pages.js"
 BARE_NAMESPACE = "/bare"
 ROOM = "all"
 BARE_MODES = ("stock", "uncompressed", "direct")
+CONNECT_BATCH = 25  # pages that connect at once (bench/node/pages.js, PythonPages.connect)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -148,8 +149,8 @@ class PythonPages:
                 self.clients.append(client)
 
         # A few at a time: a burst of handshakes is not what is measured.
-        for start in range(0, count, 25):
-            threads = [threading.Thread(target=one) for _ in range(min(25, count - start))]
+        for start in range(0, count, CONNECT_BATCH):
+            threads = [threading.Thread(target=one) for _ in range(min(CONNECT_BATCH, count - start))]
             for t in threads:
                 t.start()
             for t in threads:
@@ -329,18 +330,22 @@ def open_pages(clients: str, listen: Listen) -> Pages:
 
 def connect_pages(pages: Pages, servers: list[tuple[str, int]], count: int, path: str) -> float:
     """Connect ``count`` pages split over the servers; return the KiB of server RSS per page.
-    One page per server first, so lazy start-up costs (imports, pools) are not counted."""
+    A first batch per server (as many as connect at once) is not counted: what grows once, with
+    the first concurrent handshakes (imports, the database pool, the server's threads), is not a
+    page's."""
+    warm = max(1, min(CONNECT_BATCH, count // (2 * len(servers))))
     for url, _pid in servers:
-        pages.connect(1, url, path)
+        pages.connect(warm, url, path)
     before = sum(rss_kib(pid) for _url, pid in servers)
-    share = (count - len(servers)) // len(servers)
+    rest = count - warm * len(servers)
+    share = rest // len(servers)
     for n, (url, _pid) in enumerate(servers):
-        extra = (count - len(servers)) - share * len(servers) if n == 0 else 0
+        extra = rest - share * len(servers) if n == 0 else 0
         pages.connect(share + extra, url, path)
     after = sum(rss_kib(pid) for _url, pid in servers)
     if pages.count != count:
         raise SystemExit(f"only {pages.count} of {count} pages connected")
-    return round((after - before) / max(1, count - len(servers)), 1)
+    return round((after - before) / max(1, rest), 1)
 
 
 # --- ours ----------------------------------------------------------------------------------------------
