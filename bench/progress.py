@@ -1,6 +1,6 @@
 """Live progress fan-out: the gateway against a bare python-socketio server, in one run.
 
-    python bench/progress.py                  # 500 waiting pages per side, 100 events (~4 min)
+    python bench/progress.py                  # 500 waiting pages per side, 100 events (~1-4 min)
     python bench/progress.py --pages 200      # quicker
     python bench/progress.py --clients python # pages as python-socketio clients instead (slower)
 
@@ -18,15 +18,20 @@ cost more than the servers and were most of what was measured.
         RabbitMQ -> each bare server process (socketio.Server + KombuManager, threading mode,
         simple-websocket, on the same Werkzeug server) emits to its room;
 - bare without compression: the same, answering websockets without permessage-deflate as the
-        gateway does (services/gateway/transport.py): the like-for-like fan-out.
+        gateway does (services/gateway/transport.py): python-socketio's fan-out, like for like;
+- bare with direct writes: the same again, also writing each page's frames from the emitting
+        thread as the gateway does (transport.py): the gateway's fan-out without the outbox,
+        the relay and the contract, so what the gateway adds on top is what it costs.
 
 Latency of one event = from just before the commit (ours) or the emit call (bare) until the
-LAST page has it; events go one at a time, alternating between the two sides so the machine's
-noise hits both. p50/p99 over events, and the ratio ours/bare. Also the p50 until the event is on
-the broker (a probe queue bound like the servers') and until the FIRST page has it: the fixed
-cost of each path; what is left to the last page is the fan-out. Memory per page = growth of the
-server processes' RSS while the pages connect (after one warm-up page each), divided by the pages.
-Writes bench/results/progress.json.
+LAST page has it; events go one at a time, alternating between the sides so the machine's noise
+hits all of them. p50/p99 over events, and the ratios ours/bare. Also the p50 until the event is
+on the broker (a probe queue bound like the servers') and until the FIRST page has it: the fixed
+cost of each path; what is left to the last page is the fan-out. For the gateway, where the time
+went: the commit (timed by the producer here) and each gateway process's own timings (/stats:
+from the event being made to the process having it, then to having written it to every page).
+Memory per page = growth of the server processes' RSS while the pages connect (after a first
+batch of 25 pages each), divided by the pages. Writes bench/results/progress.json.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import requests  # noqa: E402
 import socketio  # noqa: E402
 from kombu import Connection, Consumer, Exchange, Queue  # noqa: E402
 
@@ -63,7 +69,7 @@ from libs.db import Database  # noqa: E402
 from libs.db.demo import seed_demo  # noqa: E402
 from libs.messaging import Bus, declare_gateway_queue  # noqa: E402
 from libs.settings import Settings  # noqa: E402
-from services.gateway.transport import WithoutCompression  # noqa: E402
+from services.gateway.transport import WithoutCompression, write_directly  # noqa: E402
 from tests.support.gateway import new_session, token_for  # noqa: E402
 from tests.support.gateway_process import gateway_process  # noqa: E402
 
@@ -71,6 +77,8 @@ RESULTS = ROOT / "bench" / "results" / "progress.json"
 NODE_PAGES = ROOT / "bench" / "node" / "pages.js"
 BARE_NAMESPACE = "/bare"
 ROOM = "all"
+BARE_MODES = ("stock", "uncompressed", "direct")
+CONNECT_BATCH = 25  # pages that connect at once (bench/node/pages.js, PythonPages.connect)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -141,8 +149,8 @@ class PythonPages:
                 self.clients.append(client)
 
         # A few at a time: a burst of handshakes is not what is measured.
-        for start in range(0, count, 25):
-            threads = [threading.Thread(target=one) for _ in range(min(25, count - start))]
+        for start in range(0, count, CONNECT_BATCH):
+            threads = [threading.Thread(target=one) for _ in range(min(CONNECT_BATCH, count - start))]
             for t in threads:
                 t.start()
             for t in threads:
@@ -302,6 +310,7 @@ def measure(stacks: dict[str, Stack], events: int) -> dict[str, dict[str, Any]]:
             "events_missing_a_page": missing[name],
             "pages": stacks[name].pages.count,
             "kib_per_page": stacks[name].kib_per_page,
+            **stacks[name].breakdown(),
         }
     return out
 
@@ -312,6 +321,7 @@ class Stack:
     probe: BrokerProbe
     send: Callable[[int], float]
     kib_per_page: float
+    breakdown: Callable[[], dict[str, Any]] = dict  # more of where the time went (the gateway's)
 
 
 def open_pages(clients: str, listen: Listen) -> Pages:
@@ -320,18 +330,22 @@ def open_pages(clients: str, listen: Listen) -> Pages:
 
 def connect_pages(pages: Pages, servers: list[tuple[str, int]], count: int, path: str) -> float:
     """Connect ``count`` pages split over the servers; return the KiB of server RSS per page.
-    One page per server first, so lazy start-up costs (imports, pools) are not counted."""
+    A first batch per server (as many as connect at once) is not counted: what grows once, with
+    the first concurrent handshakes (imports, the database pool, the server's threads), is not a
+    page's."""
+    warm = max(1, min(CONNECT_BATCH, count // (2 * len(servers))))
     for url, _pid in servers:
-        pages.connect(1, url, path)
+        pages.connect(warm, url, path)
     before = sum(rss_kib(pid) for _url, pid in servers)
-    share = (count - len(servers)) // len(servers)
+    rest = count - warm * len(servers)
+    share = rest // len(servers)
     for n, (url, _pid) in enumerate(servers):
-        extra = (count - len(servers)) - share * len(servers) if n == 0 else 0
+        extra = rest - share * len(servers) if n == 0 else 0
         pages.connect(share + extra, url, path)
     after = sum(rss_kib(pid) for _url, pid in servers)
     if pages.count != count:
         raise SystemExit(f"only {pages.count} of {count} pages connected")
-    return round((after - before) / max(1, count - len(servers)), 1)
+    return round((after - before) / max(1, rest), 1)
 
 
 # --- ours ----------------------------------------------------------------------------------------------
@@ -348,6 +362,7 @@ def gateway_stack(settings: Settings, pages_count: int, clients: str) -> Iterato
     threading.Thread(target=relay.run_forever, args=(stop,), daemon=True).start()
     pages = open_pages(clients, Listen("/progress", auth, True, "data.done", SESSION_PROGRESS.routing_key))
     org = str(demo.employees[0].org_id)
+    commits: list[float] = []
 
     def send(i: int) -> float:
         started = time.time()
@@ -357,7 +372,20 @@ def gateway_stack(settings: Settings, pages_count: int, clients: str) -> Iterato
         with db.uow(org_id=org) as uow:
             uow.add_message(message)
             uow.commit()
+        if i > 0:
+            commits.append(time.time() - started)
         return started
+
+    def breakdown(urls: list[str]) -> dict[str, Any]:
+        """The commit (timed here), and what each gateway process timed (its /stats): from the event
+        being made to the process having it, and from then to having written it to every page."""
+        stats = [requests.get(f"{url}/gateway/stats", timeout=10).json() for url in urls]
+        return {
+            "commit_p50_ms": round(statistics.median(commits) * 1000, 2),
+            "gateway_processes": [
+                {k: one[k] for k in ("delivered", "written_directly", "timings")} for one in stats
+            ],
+        }
 
     try:
         with gateway_process(settings) as first, gateway_process(settings) as second:
@@ -370,7 +398,7 @@ def gateway_stack(settings: Settings, pages_count: int, clients: str) -> Iterato
             )
             send(0)  # warm the path (relay connection, first emit)
             pages.wait_all(0)
-            yield Stack(pages, probe, send, kib)
+            yield Stack(pages, probe, send, kib, lambda: breakdown([first.url, second.url]))
             probe.close()
             pages.close()
     finally:
@@ -380,29 +408,33 @@ def gateway_stack(settings: Settings, pages_count: int, clients: str) -> Iterato
 
 
 # --- bare python-socketio --------------------------------------------------------------------------------
-def serve_bare(amqp_url: str, channel: str, compression: bool) -> None:
+def serve_bare(amqp_url: str, channel: str, mode: str) -> None:
     """A bare python-socketio server process (``--serve-bare``): prints its port, serves until killed.
-    Without compression it answers websockets the way the gateway does (services/gateway/transport.py)."""
+    ``mode`` (BARE_MODES): "stock" is python-socketio as it comes; "uncompressed" answers websockets
+    without permessage-deflate as the gateway does; "direct" also writes frames on the emitting
+    thread as the gateway does (both services/gateway/transport.py)."""
     from werkzeug.serving import make_server
 
     manager = socketio.KombuManager(amqp_url, channel=channel)
     server = socketio.Server(async_mode="threading", client_manager=manager)
+    if mode == "direct":
+        write_directly(server.eio)
 
     @server.on("connect", namespace=BARE_NAMESPACE)
     def connect(sid: str, _environ: Any, _auth: Any = None) -> None:
         server.enter_room(sid, ROOM, namespace=BARE_NAMESPACE)
 
     app: Any = socketio.WSGIApp(server)
-    http = make_server("127.0.0.1", 0, app if compression else WithoutCompression(app), threaded=True)
+    http = make_server("127.0.0.1", 0, app if mode == "stock" else WithoutCompression(app), threaded=True)
     print(f"bare at http://127.0.0.1:{http.server_port}", flush=True)
     http.serve_forever()
 
 
 @contextmanager
-def bare_process(amqp_url: str, channel: str, compression: bool) -> Iterator[tuple[str, int]]:
-    flags = ["--serve-bare", "--amqp-url", amqp_url, "--channel", channel]
+def bare_process(amqp_url: str, channel: str, mode: str) -> Iterator[tuple[str, int]]:
+    flags = ["--serve-bare", "--amqp-url", amqp_url, "--channel", channel, "--mode", mode]
     proc = subprocess.Popen(
-        [sys.executable, __file__, *flags, *([] if compression else ["--no-compression"])],
+        [sys.executable, __file__, *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -419,7 +451,7 @@ def bare_process(amqp_url: str, channel: str, compression: bool) -> Iterator[tup
 
 
 @contextmanager
-def bare_stack(amqp_url: str, pages_count: int, clients: str, compression: bool) -> Iterator[Stack]:
+def bare_stack(amqp_url: str, pages_count: int, clients: str, mode: str) -> Iterator[Stack]:
     pages = open_pages(clients, Listen(BARE_NAMESPACE, None, False, "n"))
     channel = f"bench-bare-{uuid.uuid4().hex[:8]}"  # each bare side its own fanout exchange
     emitter = socketio.KombuManager(amqp_url, channel=channel, write_only=True)
@@ -442,8 +474,8 @@ def bare_stack(amqp_url: str, pages_count: int, clients: str, compression: bool)
 
     probe = BrokerProbe(amqp_url, bind, key_of)
     with (
-        bare_process(amqp_url, channel, compression) as first,
-        bare_process(amqp_url, channel, compression) as second,
+        bare_process(amqp_url, channel, mode) as first,
+        bare_process(amqp_url, channel, mode) as second,
     ):
         kib = connect_pages(pages, [first, second], pages_count, "/socket.io")
         # KombuManager's listener binds its queue in a thread of its own: wait for a first event.
@@ -480,10 +512,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--channel", default="socketio", help=argparse.SUPPRESS)
-    parser.add_argument("--no-compression", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=BARE_MODES, default="stock", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_bare:
-        serve_bare(args.amqp_url, args.channel, compression=not args.no_compression)
+        serve_bare(args.amqp_url, args.channel, args.mode)
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     # Stopped from outside (timeout, kill): still stop the servers and drop the vhost and database.
@@ -504,32 +536,55 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.events} events one at a time"
         )
         with (
-            bare_stack(amqp_url, args.pages, args.clients, compression=True) as bare_side,
-            bare_stack(amqp_url, args.pages, args.clients, compression=False) as plain_side,
+            bare_stack(amqp_url, args.pages, args.clients, "stock") as bare_side,
+            bare_stack(amqp_url, args.pages, args.clients, "uncompressed") as plain_side,
+            bare_stack(amqp_url, args.pages, args.clients, "direct") as direct_side,
             gateway_stack(settings, args.pages, args.clients) as ours_side,
         ):
-            stacks = {"bare": bare_side, "bare_uncompressed": plain_side, "gateway": ours_side}
+            stacks = {
+                "bare": bare_side,
+                "bare_uncompressed": plain_side,
+                "bare_direct": direct_side,
+                "gateway": ours_side,
+            }
             figures = measure(stacks, args.events)
-        bare, plain, ours = figures["bare"], figures["bare_uncompressed"], figures["gateway"]
+        bare, plain, direct, ours = (
+            figures[k] for k in ("bare", "bare_uncompressed", "bare_direct", "gateway")
+        )
 
     def ratio_to(base: dict[str, Any]) -> dict[str, float]:
         return {q: round(ours[f"{q}_ms"] / base[f"{q}_ms"], 2) for q in ("p50", "p99")}
 
-    ratio, like_for_like = ratio_to(bare), ratio_to(plain)
+    ratio, uncompressed, like_for_like = ratio_to(bare), ratio_to(plain), ratio_to(direct)
     print(f"{'':<46}{'p50 ms':>9}{'p99 ms':>9}{'broker':>9}{'1st page':>9}{'KiB/page':>10}")
     for name, row in (
         ("bare python-socketio (KombuManager)", bare),
         ("bare, websockets without compression", plain),
+        ("bare, no compression, direct writes", direct),
         ("gateway (outbox+relay+own queues)", ours),
     ):
         print(
             f"{name:<46}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['broker_p50_ms']:>9.2f}"
             f"{row['first_page_p50_ms']:>9.2f}{row['kib_per_page']:>10.1f}"
         )
-    print(f"{'ratio gateway/bare':<46}{ratio['p50']:>9.2f}{ratio['p99']:>9.2f}")
-    print(
-        f"{'ratio gateway/bare without compression':<46}{like_for_like['p50']:>9.2f}{like_for_like['p99']:>9.2f}"
-    )
+    for name, r in (
+        ("ratio gateway/bare", ratio),
+        ("ratio gateway/bare without compression", uncompressed),
+        ("ratio gateway/bare with direct writes", like_for_like),
+    ):
+        print(f"{name:<46}{r['p50']:>9.2f}{r['p99']:>9.2f}")
+    print("gateway, where the time went (p50 ms from just before the commit):")
+    print(f"  commit done {ours['commit_p50_ms']:.2f}, on the broker {ours['broker_p50_ms']:.2f}")
+    for n, one in enumerate(ours["gateway_processes"], 1):
+        timings = one["timings"]
+        if timings["lag_ms"] is None:
+            continue
+        print(
+            f"  process {n}: has it {timings['lag_ms']['p50']:.2f}, then written to its pages in "
+            f"{timings['handling_ms']['p50']:.2f} (p99 {timings['handling_ms']['p99']:.2f}); "
+            f"{one['written_directly']} frames written directly"
+        )
+    print(f"  first page {ours['first_page_p50_ms']:.2f}, last page {ours['p50_ms']:.2f}")
     result = {
         "benchmark": "progress",
         "pages": args.pages,
@@ -537,9 +592,11 @@ def main(argv: list[str] | None = None) -> int:
         "clients": args.clients,
         "bare_python_socketio": bare,
         "bare_python_socketio_uncompressed": plain,
+        "bare_python_socketio_direct_writes": direct,
         "gateway": ours,
         "ratio_gateway_over_bare": ratio,
-        "ratio_gateway_over_bare_uncompressed": like_for_like,
+        "ratio_gateway_over_bare_uncompressed": uncompressed,
+        "ratio_gateway_over_bare_direct_writes": like_for_like,
         "seconds": round(time.monotonic() - started, 1),
         "context": {
             "python": platform.python_version(),

@@ -27,7 +27,7 @@ from services.gateway.eta import StageTimes
 from services.gateway.listener import EventListener
 from services.gateway.namespace import ProgressNamespace
 from services.gateway.rooms import Rooms
-from services.gateway.transport import WithoutCompression
+from services.gateway.transport import WithoutCompression, write_directly, written_directly
 
 SOCKETIO_PATH = "socket.io"
 
@@ -46,6 +46,8 @@ class Gateway:
             "refused": self.namespace.refused,
             **self.rooms.stats,
             **self.listener.stats,
+            "written_directly": written_directly(self.socketio.server.eio),
+            "timings": self.listener.timings.summary(),
         }
 
 
@@ -63,6 +65,7 @@ def create_app(
     database: Database = app.extensions["headshots.db"]
     socketio = SocketIO(app, async_mode="threading", path=SOCKETIO_PATH, logger=False, engineio_logger=False)
     app.wsgi_app = WithoutCompression(app.wsgi_app)  # type: ignore[method-assign]
+    write_directly(socketio.server.eio)
     rooms = Rooms(socketio, database, StageTimes(database))
     namespace = ProgressNamespace(rooms)
     socketio.on_namespace(namespace)
@@ -75,7 +78,8 @@ def create_app(
     @app.get("/stats")
     def stats() -> Any:
         """Counters of this instance, for ops and the benchmark:
-        ``{"instance": "3f2a…", "connected": 12, "refused": 0, "delivered": 340, ...}``"""
+        ``{"instance": "3f2a…", "connected": 12, "refused": 0, "delivered": 340, ...,
+        "timings": {"timed": 340, "lag_ms": {"p50": 6.1, "p99": 14.0}, "handling_ms": {...}}}``"""
         return jsonify(gateway.stats())
 
     return app

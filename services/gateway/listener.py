@@ -13,8 +13,12 @@ catch up from it, and pages replay from it when they reconnect).
 from __future__ import annotations
 
 import logging
+import statistics
 import threading
+import time
 import uuid
+from collections import deque
+from typing import Any
 
 from kombu import Consumer
 from kombu.message import Message as RawMessage
@@ -31,6 +35,37 @@ log = logging.getLogger("headshots.gateway")
 
 DRAIN_SECONDS = 0.25
 MAX_BACKOFF_SECONDS = 10.0
+TIMED = 1000  # deliveries kept for the timings in /stats
+
+
+class Timings:
+    """How the last deliveries of this instance went, for /stats (ops and bench/progress.py):
+
+    - ``lag_ms``: from the event being made (its ``occurred_at``) to this instance having it: the
+      producer's commit, the relay and the broker; comparable only on clocks kept in step;
+    - ``handling_ms``: from having it to having written it to every page of its room (decode,
+      the room's lock, the emit).
+    """
+
+    def __init__(self, keep: int = TIMED) -> None:
+        self._lag: deque[float] = deque(maxlen=keep)
+        self._handling: deque[float] = deque(maxlen=keep)
+
+    def add(self, lag_seconds: float, handling_seconds: float) -> None:
+        self._lag.append(lag_seconds * 1000)
+        self._handling.append(handling_seconds * 1000)
+
+    def summary(self) -> dict[str, Any]:
+        lag, handling = list(self._lag), list(self._handling)
+        return {"timed": len(lag), "lag_ms": _quantiles(lag), "handling_ms": _quantiles(handling)}
+
+
+def _quantiles(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return {"p50": round(statistics.median(ordered), 2), "p99": round(p99, 2)}
 
 
 class EventListener:
@@ -44,6 +79,7 @@ class EventListener:
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self.stats = {"received": 0, "ignored": 0, "connections": 0}
+        self.timings = Timings()
 
     def start(self) -> threading.Thread:
         if self._thread is None:
@@ -100,6 +136,7 @@ class EventListener:
             release_quietly(conn)
 
     def _on_message(self, raw: RawMessage) -> None:
+        received = time.time()
         self.stats["received"] += 1
         try:
             message = decode_message(raw.body)
@@ -119,6 +156,7 @@ class EventListener:
                 )
                 return
             self.rooms.deliver(session_id, pushed(outbox_id, message))
+            self.timings.add(received - message.occurred_at.timestamp(), time.time() - received)
         except Exception:
             # One bad delivery must not end the listener (and with it every page's live view).
             log.exception("gateway %s could not deliver %s", self.instance, message.message_id)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 import socketio
 
 from libs.contracts import HEADSHOT_GENERATED, MODEL_TRAINED, PHOTOS_PROCESSED, SESSION_APPROVED, SessionState
@@ -141,3 +142,42 @@ def test_websocket_frames_are_not_compressed(stack: Stack) -> None:
     head = answer.split(b"\r\n\r\n")[0].decode().lower()
     assert head.startswith("http/1.1 101"), head
     assert "sec-websocket-extensions" not in head, head
+
+
+@pytest.mark.parametrize(
+    "transports", [["websocket"], ["polling", "websocket"]], ids=["websocket", "upgraded"]
+)
+def test_frames_written_directly_arrive_whole_and_in_order(stack: Stack, transports: list[str]) -> None:
+    """Once a page's websocket is up, the gateway writes its frames from the emitting thread
+    (services/gateway/transport.py), for a page that opened a websocket at once and for one that
+    polled first and upgraded (as browsers do): every event arrives, in outbox order."""
+    bea = stack.demo.employees[0]
+    org = bea.org_id
+    assert org is not None
+    sid = new_session(stack.db, bea, S.GENERATING)
+    pages = [ProgressPage(stack.url, sid, token=token_for(stack.settings, stack.db, sid)) for _ in range(3)]
+    for page in pages:
+        page.connect(transports=transports)
+        page.follow()
+    wait_for(lambda: all(page.client.transport() == "websocket" for page in pages), "websockets")
+    stats_url = f"{stack.url.rstrip('/')}/gateway/stats"
+    before = requests.get(stats_url, timeout=10).json()
+    for done in range(1, 21):
+        record(
+            stack.db,
+            event(
+                HEADSHOT_GENERATED, org, sid, headshot_id=f"h{done}", style="navy:suit", done=done, total=20
+            ),
+            progress=(done, 20),
+        )
+    for page in pages:
+        wait_for(lambda page=page: len(page.events()) == 20, "every event on every page")
+        assert [e["data"]["done"] for e in page.events()] == list(range(1, 21))
+        assert page.ids() == sorted(page.ids())
+    after = requests.get(stats_url, timeout=10).json()
+    # (an event may beat a page's writer thread to its first wait: then that one goes through it)
+    assert after["written_directly"] - before["written_directly"] >= 19 * len(pages)
+    assert after["timings"]["timed"] >= 20
+    assert after["timings"]["handling_ms"]["p50"] >= 0 and after["timings"]["lag_ms"] is not None
+    for page in pages:
+        page.close()
