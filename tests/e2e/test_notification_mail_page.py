@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import make_server
 
@@ -76,13 +76,14 @@ def test_a_person_reads_the_ready_email_in_the_browser(page: Page, mail_url: str
     # the stylesheet applied: the list is laid out as cards
     assert page.locator(".card").first.evaluate("e => getComputedStyle(e).borderRadius") == "14px"
     page.get_by_role("link", name="Your headshots are ready").click()
-    assert page.get_by_role("heading", name="Your headshots are ready").is_visible()
+    # is_visible() answers at once; after a click the next page may not be there yet: wait for it
+    expect(page.get_by_role("heading", name="Your headshots are ready")).to_be_visible()
     frame = page.frame_locator("iframe.email-frame")
     button = frame.get_by_role("link", name="See my headshots")
-    assert button.is_visible()
+    expect(button).to_be_visible()
     # the e-mail's own <style> applies inside its frame (its CSP allows inline styles, nothing else)
     assert button.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(58, 86, 212)"
     assert "12 new headshots" in page.locator("pre.email-text").inner_text()
     page.get_by_role("link", name="← All e-mails").click()
-    assert page.get_by_role("link", name="We have your photos").is_visible()
+    expect(page.get_by_role("link", name="We have your photos")).to_be_visible()
     assert violations == []
