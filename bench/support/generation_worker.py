@@ -1,6 +1,7 @@
 """What the generation worker costs on top of its engine, for the same plan.
 
-Measured side by side, interleaved, median of ``--repeats``:
+Measured side by side, the engine and the worker taking turns, the ratios being the median of the
+per-repeat ratios (each repeat renders one plan on both sides, one run after the other):
 
 - **engine**: ``engine.prepare`` on the photo files, then ``engine.render`` of the whole plan, each
   image written as a JPEG file (the least any caller does with it). Each run renders the plan of the
@@ -12,7 +13,7 @@ Measured side by side, interleaved, median of ``--repeats``:
   ``headshot.generated`` (recorded a few images per commit, with a ``session.progress``), then
   completion. The thumbnail is counted as the worker's overhead (the engine side writes none).
   Likeness scoring off (``LIKENESS_POLICY=off``), so the ratio is the worker's own bookkeeping;
-- **likeness**: the same worker with ``score-only`` (dlib face detection + embedding per image),
+- **likeness** (after the pairs): the same worker with ``score-only`` (dlib face detection + embedding per image),
   reported separately because it is a feature with its own price, not overhead.
 
 Ratio worker / engine; the target is at most 1.05x. Run by ``python bench/generation.py`` (it is a
@@ -45,10 +46,13 @@ from tests.support.generation import ReadySession, astronaut_crops, ready_sessio
 ATTRS = PersonAttributes("female", "brown", glasses=True)  # what ready_session stores
 
 
-def _median(runs: dict[str, Callable[[int], Any]], repeats: int) -> dict[str, float]:
-    """Median wall seconds of each run, and ``<name>_cpu``: CPU seconds of this process (all threads),
-    the steadier figure when other processes load the machine. Run ``i`` of each is called with ``i``
-    (the pair of runs that render the same plan)."""
+def _alternated(runs: dict[str, Callable[[int], Any]], repeats: int) -> dict[str, list[float]]:
+    """Seconds of each run per repeat, the runs taking turns (a b a b ...): wall under ``<name>``, and
+    ``<name>_cpu``: CPU seconds of this process (all threads), the steadier figure when other
+    processes load the machine. Run ``i`` of each is called with ``i`` (the engine and the worker
+    then render the same plan). Strict turns matter here: a run is measurably cheaper or dearer
+    depending on what ran just before it (the likeness run, with dlib, shifts the next one by up to
+    a third), so each kind must always follow the same thing."""
     times: dict[str, list[float]] = {f"{name}{kind}": [] for name in runs for kind in ("", "_cpu")}
     for i in range(repeats):
         for name, run in runs.items():
@@ -56,7 +60,13 @@ def _median(runs: dict[str, Callable[[int], Any]], repeats: int) -> dict[str, fl
             run(i)
             times[name].append(time.perf_counter() - start)
             times[f"{name}_cpu"].append(time.process_time() - cpu)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
+
+
+def _ratio(times: dict[str, list[float]], top: str, bottom: str) -> float:
+    """The median of the per-repeat ratios: each compares two runs made side by side, on the same plan,
+    so the machine's drift between repeats (a run takes 15% longer a minute later) cancels out."""
+    return statistics.median(a / b for a, b in zip(times[top], times[bottom], strict=True))
 
 
 def bench_worker(
@@ -132,7 +142,11 @@ def bench_worker(
     }
     for run in runs.values():
         run(0)
-    times = _median({name: (lambda i, run=run: run(i + 1)) for name, run in runs.items()}, repeats)
+    pairs = {name: runs[name] for name in ("engine", "worker")}
+    each = _alternated({name: (lambda i, run=run: run(i + 1)) for name, run in pairs.items()}, repeats)
+    # Likeness after the pairs, on its own: it would change the runs that follow it.
+    each |= _alternated({"likeness": lambda i: runs["likeness"](i + 1)}, repeats)
+    times = {name: statistics.median(values) for name, values in each.items()}
     made = paired + scored
     assert all(session_state(db, ready) == "completed" for ready in made), "a worker run did not complete"
     assert all(_rendered(db, r) == _shots(p) for r, p in zip(paired, plans, strict=True)), "plans differ"
@@ -146,12 +160,21 @@ def bench_worker(
         "engine_seconds": round(times["engine"], 4),
         "worker_seconds": round(times["worker"], 4),
         "worker_with_likeness_seconds": round(times["likeness"], 4),
-        "worker_overhead_ratio": round(times["worker"] / times["engine"], 3),
+        "worker_overhead_ratio": round(_ratio(each, "worker", "engine"), 3),
+        "worker_overhead_ratios": [
+            round(w / e, 3) for w, e in zip(each["worker"], each["engine"], strict=True)
+        ],
         "engine_cpu_seconds": round(times["engine_cpu"], 4),
         "worker_cpu_seconds": round(times["worker_cpu"], 4),
-        "worker_cpu_ratio": round(times["worker_cpu"] / times["engine_cpu"], 3),
+        "worker_cpu_ratio": round(_ratio(each, "worker_cpu", "engine_cpu"), 3),
+        "worker_cpu_ratios": [
+            round(w / e, 3) for w, e in zip(each["worker_cpu"], each["engine_cpu"], strict=True)
+        ],
         "worker_cpu_ms_per_image": round(
-            (times["worker_cpu"] - times["engine_cpu"]) / len(plans[0]) * 1000, 1
+            statistics.median(w - e for w, e in zip(each["worker_cpu"], each["engine_cpu"], strict=True))
+            / len(plans[0])
+            * 1000,
+            1,
         ),
         "stage_seconds_default_settings": stages,
         "likeness_cpu_seconds_per_image": round(
@@ -206,6 +229,8 @@ def describe(r: dict[str, Any]) -> str:
         f"  worker / engine, CPU time  {r['worker_cpu_ratio']:.3f}x  "
         f"({r['worker_cpu_seconds']:.3f}s vs {r['engine_cpu_seconds']:.3f}s; "
         f"{r['worker_cpu_ms_per_image']:.1f} ms CPU per image on top of the engine)\n"
+        f"  each repeat, wall / CPU    {' '.join(f'{x:.3f}' for x in r['worker_overhead_ratios'])} / "
+        f"{' '.join(f'{x:.3f}' for x in r['worker_cpu_ratios'])}\n"
         f"  likeness scoring           {r['likeness_cpu_seconds_per_image'] * 1000:.0f} ms CPU per image "
         f"({r['worker_with_likeness_seconds']:.3f}s per session with it)\n"
         f"  stages, default settings   training {r['stage_seconds_default_settings']['training']:.2f}s, "
