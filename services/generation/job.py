@@ -210,7 +210,7 @@ class SessionJob:
         tries = _Tries(plan, judge)
         held = self._held()
         try:
-            with StoreAhead() as ahead:
+            with StoreAhead(depth=0 if self.engine.renders_on_cpu else 1) as ahead:
                 for attempt in range(judge.max_renders):
                     tries.start(attempt)
                     for rendered in self._images(
