@@ -198,10 +198,10 @@ class SessionJob:
         """Render every shot not stored yet; re-render poor likenesses with new seeds (policy retry).
 
         Per image, on this thread: the check that the session is still generating, then the image
-        handed to the store thread (:class:`StoreAhead`: scoring, JPEGs, files, one image behind the
-        engine), then the checkpoint if one is due. The store thread does the byte work, which runs
-        without the GIL; the database conversation stays here, where it does not compete with the
-        engine for it. Leaving on an error records what is held first, so a retry (the out-of-memory
+        stored (scoring, JPEGs, files: :class:`StoreAhead`, one image behind the engine on a helper
+        thread when the engine renders on a GPU, at once when it keeps the CPU busy itself), then
+        the checkpoint if one is due. The database conversation stays on this thread, where it does
+        not compete with the engine for the GIL. Leaving on an error records what is held first, so a retry (the out-of-memory
         one, or the message's) resumes after it; leaving because the session was stopped deletes
         it instead."""
         plan = inputs.plan
