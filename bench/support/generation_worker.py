@@ -50,9 +50,9 @@ def _alternated(runs: dict[str, Callable[[int], Any]], repeats: int) -> dict[str
     """Seconds of each run per repeat, the runs taking turns (a b a b ...): wall under ``<name>``, and
     ``<name>_cpu``: CPU seconds of this process (all threads), the steadier figure when other
     processes load the machine. Run ``i`` of each is called with ``i`` (the engine and the worker
-    then render the same plan). Strict turns matter here: a run is measurably cheaper or dearer
-    depending on what ran just before it (the likeness run, with dlib, shifts the next one by up to
-    a third), so each kind must always follow the same thing."""
+    then render the same plan). Strict turns: what ran just before a run can change its cost (with
+    the likeness run, dlib's, in between, the pairs leaned by their order), so each kind always
+    follows the same thing."""
     times: dict[str, list[float]] = {f"{name}{kind}": [] for name in runs for kind in ("", "_cpu")}
     for i in range(repeats):
         for name, run in runs.items():
