@@ -11,6 +11,9 @@ interleaved runs:
 3. **studio**: images per second of the studio engine at the format's real size (segmentation included).
 4. **worker**: the generation worker (``photos.processed`` to ``completed``: rows, blobs, events per
    image) against the studio engine alone for the same plan (bench/support/generation_worker.py). Target ≤ 1.05x.
+5. **embedded session**: a default-package session in the embedded mode (every service in one process,
+   studio engine), from the submit request to ``completed``, with the time per stage
+   (bench/support/embedded_session.py). Target: under a minute.
 
 By default a tiny random-weight pipeline is built in a temporary folder (CPU, about a minute). On a GPU
 box point ``--model-dir`` at a real model to get real images per second::
@@ -45,6 +48,8 @@ import numpy as np  # noqa: E402
 import skimage.data  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from bench.support.embedded_session import bench_embedded_session  # noqa: E402
+from bench.support.embedded_session import describe as describe_embedded  # noqa: E402
 from bench.support.generation_worker import bench_worker, describe  # noqa: E402
 from libs.catalog import default_catalog  # noqa: E402
 from libs.settings import Settings  # noqa: E402
@@ -229,6 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--studio-shots", type=int, default=16, help="studio shots per run (default: 16)")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved runs per figure (default: 5)")
     parser.add_argument(
+        "--worker-repeats",
+        type=int,
+        default=11,
+        help="engine/worker pairs of part 4 (default: 11; one pair's ratio varies by ±15%% here)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         help="torch CPU threads (default: 1 with the tiny model, torch's choice with a real one)",
@@ -265,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             },
             "diffusion": bench_diffusion(args, photo, work),
             "studio": bench_studio(args, photo, work),
-            "worker": bench_worker(Settings(ENGINE="studio"), _mkdir(work / "worker"), args.repeats),
+            "worker": bench_worker(Settings(ENGINE="studio"), _mkdir(work / "worker"), args.worker_repeats),
+            "embedded": bench_embedded_session(_mkdir(work / "embedded")),
         }
 
     d, s = results["diffusion"], results["studio"]
@@ -285,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"studio ({s['shots']} shots at {s['size'][0]}x{s['size'][1]})")
     print(f"  images/s                   {s['images_per_second']:.1f}")
     print(describe(results["worker"]))
+    print(describe_embedded(results["embedded"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written to {args.out}")

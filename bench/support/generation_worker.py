@@ -1,14 +1,19 @@
 """What the generation worker costs on top of its engine, for the same plan.
 
-Measured side by side, interleaved, median of ``--repeats``:
+Measured side by side, the engine and the worker taking turns, the ratios being the median of the
+per-repeat ratios (each repeat renders one plan on both sides, one run after the other):
 
 - **engine**: ``engine.prepare`` on the photo files, then ``engine.render`` of the whole plan, each
-  image written as a JPEG file (the least any caller does with it);
+  image written as a JPEG file (the least any caller does with it). Each run renders the plan of the
+  session the worker runs next to it (the same shots, sizes and seeds: the studio engine's framing
+  jitter comes from the seed, and so does its cost);
 - **worker**: the real handler from ``photos.processed`` to ``completed`` on the embedded mode's
-  SQLite database and blob folder: photo copies, the PersonModel row, per image a full-size and a
-  thumbnail blob, a Headshot row, two outbox events and a commit, then completion. Likeness
-  scoring off (``LIKENESS_POLICY=off``), so the ratio is the worker's own bookkeeping;
-- **likeness**: the same worker with ``score-only`` (dlib face detection + embedding per image),
+  SQLite database and blob folder: photo copies, the PersonModel row, per image a check that the
+  session is still generating, a full-size and a thumbnail blob, a Headshot row and its
+  ``headshot.generated`` (recorded a few images per commit, with a ``session.progress``), then
+  completion. The thumbnail is counted as the worker's overhead (the engine side writes none).
+  Likeness scoring off (``LIKENESS_POLICY=off``), so the ratio is the worker's own bookkeeping;
+- **likeness** (after the pairs): the same worker with ``score-only`` (dlib face detection + embedding per image),
   reported separately because it is a feature with its own price, not overhead.
 
 Ratio worker / engine; the target is at most 1.05x. Run by ``python bench/generation.py`` (it is a
@@ -26,7 +31,7 @@ from typing import Any
 from sqlalchemy import select
 
 from libs.contracts import MODEL_TRAINED, SESSION_COMPLETED
-from libs.db import Database, OutboxMessage
+from libs.db import Database, Headshot, OutboxMessage
 from libs.db.demo import seed_demo
 from libs.db.migrate import upgrade
 from libs.settings import Settings
@@ -34,24 +39,34 @@ from libs.storage import LocalBlobStore
 from services.generation.engines import PersonAttributes, make_engine
 from services.generation.inputs import parse_size
 from services.generation.job import Generation
-from services.generation.plan import plan_shots
+from services.generation.plan import ShotPlan, plan_shots
 from services.generation.results import FULL_QUALITY, jpeg
 from tests.support.generation import ReadySession, astronaut_crops, ready_session, session_state
 
 ATTRS = PersonAttributes("female", "brown", glasses=True)  # what ready_session stores
 
 
-def _median(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
-    """Median wall seconds of each run, and ``<name>_cpu``: CPU seconds of this process (all threads),
-    the steadier figure when other processes load the machine."""
+def _alternated(runs: dict[str, Callable[[int], Any]], repeats: int) -> dict[str, list[float]]:
+    """Seconds of each run per repeat, the runs taking turns (a b a b ...): wall under ``<name>``, and
+    ``<name>_cpu``: CPU seconds of this process (all threads), the steadier figure when other
+    processes load the machine. Run ``i`` of each is called with ``i`` (the engine and the worker
+    then render the same plan). Strict turns: what ran just before a run can change its cost (with
+    the likeness run, dlib's, in between, the pairs leaned by their order), so each kind always
+    follows the same thing."""
     times: dict[str, list[float]] = {f"{name}{kind}": [] for name in runs for kind in ("", "_cpu")}
-    for _ in range(repeats):
+    for i in range(repeats):
         for name, run in runs.items():
             start, cpu = time.perf_counter(), time.process_time()
-            run()
+            run(i)
             times[name].append(time.perf_counter() - start)
             times[f"{name}_cpu"].append(time.process_time() - cpu)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
+
+
+def _ratio(times: dict[str, list[float]], top: str, bottom: str) -> float:
+    """The median of the per-repeat ratios: each compares two runs made side by side, on the same plan,
+    so the machine's drift between repeats (a run takes 15% longer a minute later) cancels out."""
+    return statistics.median(a / b for a, b in zip(times[top], times[bottom], strict=True))
 
 
 def bench_worker(
@@ -69,31 +84,14 @@ def bench_worker(
         : 4 if package != "starter" else 1
     ]
     format_id = "standard"
-    plan = plan_shots(
-        Generation.build(base, db, blobs, engine=engine).catalog,
-        package_id=package,
-        format_id=format_id,
-        styles=list(styles),
-        session_key="bench",
-        size=parse_size(base.RENDER_SIZE),
-    )
+    catalog = Generation.build(base, db, blobs, engine=engine).catalog
     photo = work / "photo.jpg"
     photo.write_bytes(astronaut_crops()[0])
 
-    def direct(out: Path = work / "direct") -> None:
-        out.mkdir(exist_ok=True)
-        model = engine.prepare("direct", [photo, photo], ATTRS)
-        for headshot in engine.render(model, plan, ATTRS):
-            (out / f"{headshot.shot.name}.jpg").write_bytes(jpeg(headshot.image, FULL_QUALITY))
-        engine.delete(model)
-
-    made: list[ReadySession] = []
-
-    def through_worker(policy: str) -> Callable[[], None]:
-        generation = Generation.build(base.replace(LIKENESS_POLICY=policy), db, blobs, engine=engine)
+    def ready_sessions(count: int) -> list[ReadySession]:
         # What preparation leaves behind (rows, photo blobs) is made before the clock starts: it is
         # not the generation worker's work.
-        ready_sessions: list[ReadySession] = [
+        return [
             ready_session(
                 db,
                 blobs,
@@ -103,39 +101,101 @@ def bench_worker(
                 format_id=format_id,
                 styles=styles,
             )
-            for _ in range(repeats + 1)  # the warm-up, then each timed run
+            for _ in range(count)
         ]
-        made.extend(ready_sessions)
 
-        def run() -> None:
-            ready = ready_sessions.pop()
+    # Run 0 is the warm-up (imports, dlib models, first allocations), then one per repeat.
+    paired = ready_sessions(repeats + 1)  # the worker's sessions; the engine renders the same plans
+    scored = ready_sessions(repeats + 1)  # the likeness runs'
+    plans = [
+        plan_shots(
+            catalog,
+            package_id=package,
+            format_id=format_id,
+            styles=list(styles),
+            session_key=ready.session_id,  # the key session_plan() gives the worker: the same seeds
+            size=parse_size(base.RENDER_SIZE),
+        )
+        for ready in paired
+    ]
+
+    def direct(i: int, out: Path = work / "direct") -> None:
+        out.mkdir(exist_ok=True)
+        model = engine.prepare("direct", [photo, photo], ATTRS)
+        for headshot in engine.render(model, plans[i], ATTRS):
+            (out / f"{headshot.shot.name}.jpg").write_bytes(jpeg(headshot.image, FULL_QUALITY))
+        engine.delete(model)
+
+    def through_worker(policy: str, sessions: list[ReadySession]) -> Callable[[int], None]:
+        generation = Generation.build(base.replace(LIKENESS_POLICY=policy), db, blobs, engine=engine)
+
+        def run(i: int) -> None:
+            ready = sessions[i]
             generation.run(ready.org_id, ready.session_id, list(ready.photo_ids))
 
         return run
 
-    runs = {"engine": direct, "worker": through_worker("off"), "likeness": through_worker("score-only")}
-    for run in runs.values():  # warm-up: imports, dlib models, first allocations
-        run()
-    times = _median(runs, repeats)
+    runs = {
+        "engine": direct,
+        "worker": through_worker("off", paired),
+        "likeness": through_worker("score-only", scored),
+    }
+    for run in runs.values():
+        run(0)
+    pairs = {name: runs[name] for name in ("engine", "worker")}
+    each = _alternated({name: (lambda i, run=run: run(i + 1)) for name, run in pairs.items()}, repeats)
+    # Likeness after the pairs, on its own: it would change the runs that follow it.
+    each |= _alternated({"likeness": lambda i: runs["likeness"](i + 1)}, repeats)
+    times = {name: statistics.median(values) for name, values in each.items()}
+    made = paired + scored
     assert all(session_state(db, ready) == "completed" for ready in made), "a worker run did not complete"
+    assert all(_rendered(db, r) == _shots(p) for r, p in zip(paired, plans, strict=True)), "plans differ"
     stages = _stages(db, blobs, demo, base.replace(LIKENESS_POLICY="retry"), engine, package, styles)
     db.dispose()
     return {
         "engine": engine.name,
         "package": package,
-        "shots": len(plan),
-        "size": list(plan.size),
+        "shots": len(plans[0]),
+        "size": list(plans[0].size),
         "engine_seconds": round(times["engine"], 4),
         "worker_seconds": round(times["worker"], 4),
         "worker_with_likeness_seconds": round(times["likeness"], 4),
-        "worker_overhead_ratio": round(times["worker"] / times["engine"], 3),
+        "worker_overhead_ratio": round(_ratio(each, "worker", "engine"), 3),
+        "worker_overhead_ratios": [
+            round(w / e, 3) for w, e in zip(each["worker"], each["engine"], strict=True)
+        ],
         "engine_cpu_seconds": round(times["engine_cpu"], 4),
         "worker_cpu_seconds": round(times["worker_cpu"], 4),
-        "worker_cpu_ratio": round(times["worker_cpu"] / times["engine_cpu"], 3),
-        "worker_cpu_ms_per_image": round((times["worker_cpu"] - times["engine_cpu"]) / len(plan) * 1000, 1),
+        "worker_cpu_ratio": round(_ratio(each, "worker_cpu", "engine_cpu"), 3),
+        "worker_cpu_ratios": [
+            round(w / e, 3) for w, e in zip(each["worker_cpu"], each["engine_cpu"], strict=True)
+        ],
+        "worker_cpu_ms_per_image": round(
+            statistics.median(w - e for w, e in zip(each["worker_cpu"], each["engine_cpu"], strict=True))
+            / len(plans[0])
+            * 1000,
+            1,
+        ),
         "stage_seconds_default_settings": stages,
-        "likeness_cpu_seconds_per_image": round((times["likeness_cpu"] - times["worker_cpu"]) / len(plan), 4),
+        "likeness_cpu_seconds_per_image": round(
+            (times["likeness_cpu"] - times["worker_cpu"]) / len(plans[0]), 4
+        ),
     }
+
+
+def _shots(plan: ShotPlan) -> set[tuple[str, int, int]]:
+    return {(shot.style_id, shot.index, shot.seed) for shot in plan.shots}
+
+
+def _rendered(db: Database, ready: ReadySession) -> set[tuple[str, int, int]]:
+    """What the worker stored for this session: (style, index, seed) of each headshot."""
+    with db.session(org_id=ready.org_id) as s:
+        rows = s.execute(
+            select(Headshot.style_id, Headshot.index_in_style, Headshot.seed).where(
+                Headshot.session_id == ready.session_id
+            )
+        )
+        return {(style, index, seed) for style, index, seed in rows}
 
 
 def _stages(
@@ -169,6 +229,8 @@ def describe(r: dict[str, Any]) -> str:
         f"  worker / engine, CPU time  {r['worker_cpu_ratio']:.3f}x  "
         f"({r['worker_cpu_seconds']:.3f}s vs {r['engine_cpu_seconds']:.3f}s; "
         f"{r['worker_cpu_ms_per_image']:.1f} ms CPU per image on top of the engine)\n"
+        f"  each repeat, wall / CPU    {' '.join(f'{x:.3f}' for x in r['worker_overhead_ratios'])} / "
+        f"{' '.join(f'{x:.3f}' for x in r['worker_cpu_ratios'])}\n"
         f"  likeness scoring           {r['likeness_cpu_seconds_per_image'] * 1000:.0f} ms CPU per image "
         f"({r['worker_with_likeness_seconds']:.3f}s per session with it)\n"
         f"  stages, default settings   training {r['stage_seconds_default_settings']['training']:.2f}s, "

@@ -6,23 +6,31 @@ change, writes its rows and outbox events, and commits, so the waiting page sees
 and a restarted worker resumes from what is stored. The database is the source of truth: these
 functions never trust what the worker remembers.
 
-    begun = begin(db, org_id, session_id)                 # preprocessing → training (or resume)
-    record_model(db, ...)                                 # PersonModel row, training → generating
-    record_headshot(db, ...)                              # Headshot row + headshot.generated + progress
-    complete(db, org_id, session_id, total)               # generating → completed + session.completed
-    fail(db, org_id, session_id, stage, reason)           # → failed + session.failed
+    state = start_training(ref, photo_count)             # preprocessing → training (or resume)
+    record_model(ref, model, seconds, total)              # PersonModel row, training → generating
+    check_generating(ref)                                 # before each image: still ours? (a read)
+    checkpoint = Checkpoint(ref, blobs, total)
+    checkpoint.hold(rendered); checkpoint.tick()          # Headshot rows + headshot.generated each,
+                                                          # one session.progress; a few images per commit
+    complete(ref, total)                                  # generating → completed + session.completed
+    fail(ref, stage, reason)                              # → failed + session.failed
 
 Every function raises :class:`SessionGone` when the session was deleted (or failed by someone
-else) meanwhile: the worker then stops and removes what it made.
+else) meanwhile: the worker then stops and removes what it made. Headshots are the one write
+grouped: a transaction per image was most of what the worker cost on top of the studio engine, so
+:class:`Checkpoint` records a few at a time (about half a second late at most), and a cheap read
+before each image keeps a deletion noticed within one image.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 
 from libs.contracts import (
     HEADSHOT_GENERATED,
@@ -33,9 +41,10 @@ from libs.contracts import (
     SessionState,
     new_message,
 )
-from libs.db import Database, Headshot, HeadshotSession, PersonModel, UnitOfWork, utcnow
+from libs.db import Database, Headshot, HeadshotSession, PersonModel, UnitOfWork, new_id, utcnow
+from libs.storage import BlobStore
 from services.generation.plan import Shot
-from services.generation.results import StoredImages
+from services.generation.results import StoredImages, delete_images
 
 log = logging.getLogger("headshots.generation")
 
@@ -160,46 +169,153 @@ class Rendered:
     likeness: float | None
 
 
-def record_headshot(ref: Ref, rendered: Rendered, total: int) -> int | None:
-    """Store one headshot's row and announce it. Returns how many are stored now, or None when this
-    shot was already stored (another worker got there first: the caller drops its files)."""
-    shot = rendered.shot
+def check_generating(ref: Ref) -> None:
+    """The cheap check made before each image is stored (one indexed read, no lock, no write, no ORM):
+    raises :class:`SessionGone` once the session is no longer generating, so a deleted session stops
+    within one image even while its images wait for their checkpoint."""
+    query = select(HeadshotSession.state).where(
+        HeadshotSession.id == ref.session_id,
+        HeadshotSession.org_id == ref.org_id,  # a Core read: scoped to the organization by hand
+    )
+    with ref.db.engine.connect() as conn:
+        state = conn.scalar(query)
+    if state != S.GENERATING:
+        raise SessionGone(ref.session_id, state)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What :func:`record_headshots` did with each headshot, in order: how many were stored once it
+    was recorded, or None when another run had stored that shot already (``unused``: those files of
+    ours that no row refers to, for the caller to delete)."""
+
+    done: list[int | None]
+    unused: list[StoredImages]
+
+
+def record_headshots(ref: Ref, batch: Sequence[Rendered], total: int) -> Recorded:
+    """Record the rows of headshots whose files are stored: one transaction for the whole batch,
+    under the session's row lock. Each headshot is announced (``headshot.generated`` with done of
+    total: the waiting page shows it and counts it), then one ``session.progress`` says where the
+    batch leaves the session. A shot already stored (another worker got there first) keeps its row."""
     with ref.db.uow(org_id=ref.org_id) as uow:
         hs = ref.lock(uow, S.GENERATING)
-        headshot = Headshot(
-            org_id=ref.org_id,
-            session_id=ref.session_id,
-            style_id=shot.style_id,
-            index_in_style=shot.index,
-            position=rendered.position,
-            blob_key=rendered.images.blob_key,
-            thumb_key=rendered.images.thumb_key,
-            width=shot.width,
-            height=shot.height,
-            seed=shot.seed,
-            likeness=rendered.likeness,
-        )
-        uow.session.add(headshot)
-        try:
-            uow.flush()
-        except IntegrityError:
-            return None
-        done = _count(uow, ref.session_id)
-        hs.progress_done, hs.progress_total = done, total
-        uow.add_message(
-            new_message(
-                HEADSHOT_GENERATED,
+        # Read under the lock: every writer of this session's headshots takes it first, so this is
+        # exactly what is stored (no count per image, no constraint error to recover from).
+        stored = {
+            (style, index): (blob_key, thumb_key)
+            for style, index, blob_key, thumb_key in uow.session.execute(
+                select(
+                    Headshot.style_id, Headshot.index_in_style, Headshot.blob_key, Headshot.thumb_key
+                ).where(Headshot.session_id == ref.session_id)
+            )
+        }
+        recorded = Recorded([], [])
+        for rendered in batch:
+            shot = rendered.shot
+            key = (shot.style_id, shot.index)
+            if key in stored:
+                recorded.done.append(None)
+                if set(rendered.images.keys()) - set(stored[key]):
+                    recorded.unused.append(rendered.images)
+                continue
+            headshot = Headshot(
+                id=new_id(),
                 org_id=ref.org_id,
                 session_id=ref.session_id,
-                headshot_id=headshot.id,
-                style=shot.style_id,
-                done=done,
-                total=total,
+                style_id=shot.style_id,
+                index_in_style=shot.index,
+                position=rendered.position,
+                blob_key=rendered.images.blob_key,
+                thumb_key=rendered.images.thumb_key,
+                width=shot.width,
+                height=shot.height,
+                seed=shot.seed,
+                likeness=rendered.likeness,
             )
-        )
-        ref.progress(uow, S.GENERATING, done, total)
+            uow.session.add(headshot)
+            stored[key] = rendered.images.keys()
+            done = len(stored)
+            uow.add_message(
+                new_message(
+                    HEADSHOT_GENERATED,
+                    org_id=ref.org_id,
+                    session_id=ref.session_id,
+                    headshot_id=headshot.id,
+                    style=shot.style_id,
+                    done=done,
+                    total=total,
+                )
+            )
+            recorded.done.append(done)
+        hs.progress_done, hs.progress_total = len(stored), total
+        if any(done is not None for done in recorded.done):
+            ref.progress(uow, S.GENERATING, len(stored), total)
         uow.commit()
-        return done
+        return recorded
+
+
+class Checkpoint:
+    """Headshots whose files are stored, held until their rows are recorded: one transaction every
+    ``images`` headshots, or at the first image after ``seconds`` since the last one, whichever
+    comes first.
+
+        checkpoint = Checkpoint(ref, blobs, total)
+        checkpoint.hold(rendered)     # (store thread) its files are written
+        checkpoint.tick()             # recorded now if due
+        checkpoint.flush()            # recorded now (the end of a pass)
+        checkpoint.discard()          # the held files deleted (the session was stopped)
+
+    A slow engine (a GPU image takes seconds) gets a transaction per image, as it lands; a fast one
+    (the studio engine's tenth of a second) one per few images, each shown on the waiting page at
+    most ``seconds`` (or one image) late. Files are written before their row under keys derived
+    from the shot (:func:`~services.generation.results.headshot_keys`): a worker killed with images
+    held renders them again on resume, onto the same files. ``hold`` may be called from another
+    thread than the rest."""
+
+    def __init__(
+        self,
+        ref: Ref,
+        blobs: BlobStore,
+        total: int,
+        *,
+        images: int = 4,
+        seconds: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ref, self.blobs, self.total = ref, blobs, total
+        self.images, self.seconds, self.clock = max(1, images), seconds, clock
+        self._held: list[Rendered] = []
+        self._lock = threading.Lock()
+        self.last = clock()
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def hold(self, rendered: Rendered) -> None:
+        with self._lock:
+            self._held.append(rendered)
+
+    def tick(self) -> None:
+        if self._held and (len(self._held) >= self.images or self.clock() - self.last >= self.seconds):
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            batch = list(self._held)
+        if batch:
+            recorded = record_headshots(self.ref, batch, self.total)
+            for images in recorded.unused:
+                delete_images(self.blobs, images.keys())
+            with self._lock:
+                del self._held[: len(batch)]
+        self.last = self.clock()
+
+    def discard(self) -> None:
+        with self._lock:
+            batch, self._held = self._held, []
+        for rendered in batch:
+            delete_images(self.blobs, rendered.images.keys())
 
 
 def complete(ref: Ref, total: int) -> int:
@@ -239,11 +355,6 @@ def fail(ref: Ref, stage: str, reason: str) -> None:
         )
         uow.commit()
     log.warning("session %s failed while %s: %s", ref.session_id, stage, reason)
-
-
-def _count(uow: UnitOfWork, session_id: str) -> int:
-    query = select(func.count()).select_from(Headshot).where(Headshot.session_id == session_id)
-    return int(uow.session.scalar(query) or 0)
 
 
 def _order_by_likeness(headshots: list[Headshot]) -> None:

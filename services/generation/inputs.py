@@ -5,6 +5,7 @@
     inputs.attributes    # PersonAttributes from the session's personal info, while it exists
     inputs.plan          # every shot to render
     inputs.references    # face embeddings of the person's uploads (likeness scoring)
+    inputs.created_at    # when the session was created (its headshots' keys derive from it)
 
 Personal info is read here, at the moment it is needed, because events never carry it and it is
 erased once the headshots are complete.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -39,6 +41,7 @@ class SessionInputs:
     attributes: PersonAttributes
     plan: ShotPlan
     references: tuple[tuple[float, ...], ...]
+    created_at: datetime
 
 
 class NoUsablePhotos(PlanError):
@@ -92,4 +95,5 @@ def load_inputs(
     if not photos:
         raise NoUsablePhotos(f"none of the {len(photo_ids)} prepared photos belongs to this session")
     references = tuple(tuple(p.embedding) for p in rows if p.embedding)
-    return SessionInputs(photos, person_attributes(hs), session_plan(hs, catalog, settings), references)
+    plan = session_plan(hs, catalog, settings)
+    return SessionInputs(photos, person_attributes(hs), plan, references, hs.created_at)

@@ -5,14 +5,16 @@
 1. **training**: the person model is prepared from the prepared photos (best first) and the
    personal info read from the database; a model recorded by an earlier, interrupted run is reused.
 2. **generating**: the shots not stored yet are rendered; each image is scored for likeness
-   (:mod:`.likeness`), stored (full size + thumbnail) and recorded in its own transaction
-   (:mod:`.checkpoints`), so a crash loses at most the image in hand.
+   (:mod:`.likeness`), stored (full size + thumbnail, under keys derived from the shot) and
+   recorded with the next checkpoint (:class:`.checkpoints.Checkpoint`: a transaction every few
+   images or half a second), so a crash loses at most the images since the last one, and a resumed
+   run writes those again onto the same files.
 3. **completed** once every shot is stored.
 
 Failures: running out of memory is retried once with half the batch, then fails the session like
 any other :class:`EngineError` (``session.failed`` with the stage and the engine's readable reason).
-A session deleted meanwhile is noticed within one image (or one progress report) and its files are
-removed. Anything else (the database, a bug) propagates: the consumer retries the message, and the
+A session deleted meanwhile is noticed within one image (a read before each image is stored, or a
+progress report) and its files are removed, those not recorded yet included. Anything else (the database, a bug) propagates: the consumer retries the message, and the
 retry resumes from what is stored.
 """
 
@@ -22,7 +24,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -50,7 +52,7 @@ from services.generation.likeness import LikenessJudge, better, check_policy
 from services.generation.model_files import ModelFiles
 from services.generation.pipeline import StoreAhead
 from services.generation.plan import PlanError, Shot, ShotPlan, shot_seed
-from services.generation.results import delete_images, store_images
+from services.generation.results import headshot_keys, store_images
 
 log = logging.getLogger("headshots.generation")
 
@@ -69,6 +71,8 @@ class Generation:
     blobs: BlobStore
     engine: Engine
     catalog: Catalog = field(default_factory=default_catalog)
+    checkpoint_images: int = 4  # headshots recorded per transaction, at most...
+    checkpoint_seconds: float = 0.5  # ...and at most this late
     files: ModelFiles = field(init=False)
 
     def __post_init__(self) -> None:
@@ -103,11 +107,14 @@ class SessionJob:
         self.engine = gen.engine
         self.cancel = threading.Event()
         self.stage: str = S.TRAINING
+        self.inputs: SessionInputs | None = None
+        self.checkpoint: cp.Checkpoint | None = None
         self._last_report = 0.0
 
     def run(self, photo_ids: list[str]) -> None:
         try:
             inputs, self.stage = self._begin(photo_ids)
+            self.inputs = inputs
         except cp.SessionGone as gone:
             log.info("photos.processed for %s: nothing to do (%s)", self.ref.session_id, gone)
             return
@@ -178,40 +185,68 @@ class SessionJob:
 
     def _render(self, trained: TrainedModel, inputs: SessionInputs) -> None:
         judge = LikenessJudge.from_settings(self.gen.settings, inputs.references)
+        self.checkpoint = cp.Checkpoint(
+            self.ref,
+            self.gen.blobs,
+            len(inputs.plan),
+            images=self.gen.checkpoint_images,
+            seconds=self.gen.checkpoint_seconds,
+        )
         self._oom_retry(lambda: self._render_missing(trained, inputs, judge))
 
     def _render_missing(self, trained: TrainedModel, inputs: SessionInputs, judge: LikenessJudge) -> None:
         """Render every shot not stored yet; re-render poor likenesses with new seeds (policy retry).
 
-        Scoring and storing run one image behind the engine (:class:`StoreAhead`)."""
+        Per image, on this thread: the check that the session is still generating, then the image
+        stored (scoring, JPEGs, files: :class:`StoreAhead`, one image behind the engine on a helper
+        thread when the engine renders on a GPU, at once when it keeps the CPU busy itself), then
+        the checkpoint if one is due. The database conversation stays on this thread, where it does
+        not compete with the engine for the GIL. Leaving on an error records what is held first, so a retry (the out-of-memory
+        one, or the message's) resumes after it; leaving because the session was stopped deletes
+        it instead."""
         plan = inputs.plan
         stored = cp.stored_shots(self.ref)
         pending = [s for s in plan.shots if (s.style_id, s.index) not in stored]
         tries = _Tries(plan, judge)
-        with StoreAhead() as ahead:
-            for attempt in range(judge.max_renders):
-                tries.start(attempt)
-                for rendered in self._images(
-                    trained, dataclasses.replace(plan, shots=tuple(pending)), inputs
-                ):
-                    ahead.submit(self._judge_and_store, tries, rendered)
-                ahead.drain()
-                pending = tries.again
-                if not pending:
-                    return
-                log.info(
-                    "session %s: %d headshots rendered again for likeness", self.ref.session_id, len(pending)
-                )
+        held = self._held()
+        try:
+            with StoreAhead(depth=0 if self.engine.renders_on_cpu else 1) as ahead:
+                for attempt in range(judge.max_renders):
+                    tries.start(attempt)
+                    for rendered in self._images(
+                        trained, dataclasses.replace(plan, shots=tuple(pending)), inputs
+                    ):
+                        cp.check_generating(self.ref)  # deleted: stop before this image's files
+                        ahead.submit(self._judge_and_store, tries, rendered, inputs)
+                        held.tick()
+                    ahead.drain()
+                    held.flush()
+                    pending = tries.again
+                    if not pending:
+                        return
+                    log.info(
+                        "session %s: %d headshots rendered again for likeness",
+                        self.ref.session_id,
+                        len(pending),
+                    )
+        except (cp.SessionGone, Cancelled):
+            held.discard()
+            raise
+        except BaseException:
+            self._keep_held()
+            raise
 
-    def _judge_and_store(self, tries: _Tries, rendered: RenderedHeadshot) -> None:
+    def _judge_and_store(self, tries: _Tries, rendered: RenderedHeadshot, inputs: SessionInputs) -> None:
+        """On the store thread: score, keep the best try, write its files, hold it for the checkpoint."""
         keep = tries.judge(rendered)
         if keep is None:
             return
-        try:
-            self._store(keep, tries.positions[(rendered.shot.style_id, rendered.shot.index)], len(tries.plan))
-        except cp.SessionGone:
-            self.cancel.set()  # the image being rendered meanwhile stops at the engine's next check
-            raise
+        best, likeness = keep
+        shot = best.shot
+        keys = headshot_keys(self.ref.session_id, shot.style_id, shot.index, at=inputs.created_at)
+        images = store_images(self.gen.blobs, best.image, keys)
+        position = tries.positions[(shot.style_id, shot.index)]
+        self._held().hold(cp.Rendered(shot, position, images, likeness))
 
     def _images(
         self, trained: TrainedModel, plan: ShotPlan, inputs: SessionInputs
@@ -222,16 +257,19 @@ class SessionJob:
             trained, plan, inputs.attributes, progress=self._on_progress, cancel=self.cancel
         )
 
-    def _store(self, scored: tuple[RenderedHeadshot, float | None], position: int, total: int) -> None:
-        rendered, likeness = scored
-        images = store_images(self.gen.blobs, rendered.image)
+    def _held(self) -> cp.Checkpoint:
+        assert self.checkpoint is not None, "rendering without a checkpoint"
+        return self.checkpoint
+
+    def _keep_held(self) -> None:
+        """Leaving on an error: record the headshots held (their files are written) so nothing is
+        rendered twice; if that fails too, delete their files (a retry renders them again)."""
+        held = self._held()
         try:
-            done = cp.record_headshot(self.ref, cp.Rendered(rendered.shot, position, images, likeness), total)
-        except BaseException:
-            delete_images(self.gen.blobs, images.keys())
-            raise
-        if done is None:  # stored meanwhile by another worker: keep theirs
-            delete_images(self.gen.blobs, images.keys())
+            held.flush()
+        except Exception as exc:  # the error that made us leave is the one that counts
+            log.warning("session %s: %d headshots not recorded (%r)", self.ref.session_id, len(held), exc)
+            held.discard()
 
     # --- failures and cancellation -----------------------------------------------------------------
     def _oom_retry(self, call: Callable[[], T]) -> T:
@@ -268,7 +306,15 @@ class SessionJob:
         if state not in (None, S.DELETED):
             log.info("session %s stopped: %s", self.ref.session_id, why)
             return
-        removed = forget_session(self.gen, self.ref)
+        planned = (
+            [
+                headshot_keys(self.ref.session_id, s.style_id, s.index, at=self.inputs.created_at).keys()
+                for s in self.inputs.plan.shots
+            ]
+            if self.inputs is not None
+            else []
+        )
+        removed = forget_session(self.gen, self.ref, planned)
         log.info(
             "session %s was deleted while %s: stopped, %d files removed",
             self.ref.session_id,
@@ -301,14 +347,17 @@ class _Tries:
         return None
 
 
-def forget_session(gen: Generation, ref: cp.Ref) -> int:
-    """Remove a deleted session's headshots (files and rows) and person models (files)."""
+def forget_session(gen: Generation, ref: cp.Ref, planned: Iterable[tuple[str, str]] = ()) -> int:
+    """Remove a deleted session's headshots (files and rows) and person models (files). ``planned``:
+    the keys every shot of its plan may have been written to (files whose row was never recorded:
+    a worker killed before its checkpoint)."""
     removed = 0
+    for keys in planned:
+        removed += sum(gen.blobs.delete(key) for key in keys)
     with gen.db.uow(org_id=ref.org_id) as uow:
         for headshot in uow.session.scalars(select(Headshot).where(Headshot.session_id == ref.session_id)):
-            delete_images(gen.blobs, (headshot.blob_key, headshot.thumb_key))
+            removed += sum(gen.blobs.delete(key) for key in (headshot.blob_key, headshot.thumb_key) if key)
             uow.session.delete(headshot)
-            removed += 2
         for model in uow.session.scalars(select(PersonModel).where(PersonModel.session_id == ref.session_id)):
             gen.files.remove(model.path)
             model.retired_at = model.retired_at or utcnow()

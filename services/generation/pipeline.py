@@ -25,12 +25,18 @@ log = logging.getLogger("headshots.generation")
 
 
 class StoreAhead:
+    """``depth=0``: no thread, ``submit`` runs the job at once (an engine that keeps the CPU busy
+    itself gains nothing from a second thread on the same cores)."""
+
     def __init__(self, depth: int = 1) -> None:
         self.depth = depth
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generation-store")
+        self._pool = ThreadPoolExecutor(max_workers=max(1, depth), thread_name_prefix="generation-store")
         self._pending: deque[Future[Any]] = deque()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self.depth == 0:
+            fn(*args)
+            return
         while len(self._pending) >= self.depth:
             self._pending.popleft().result()
         self._pending.append(self._pool.submit(fn, *args))

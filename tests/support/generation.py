@@ -143,7 +143,8 @@ class FakeEngine(Engine):
     - ``oom``: how many renders raise ``oom_error`` (an OutOfMemory) before their first image;
     - ``face_on_retry``: first renders are blank, re-renders with another seed show the astronaut;
       ``always_face``: every image shows the astronaut;
-    - ``after_image``: called with the count of images so far after each one is taken.
+    - ``after_image``: called with the count of images so far after each one is taken;
+    - ``on_gpu``: renders as a GPU engine would (the worker then stores on its helper thread).
     """
 
     name = "fake"
@@ -158,12 +159,17 @@ class FakeEngine(Engine):
         self.face_on_retry: bool = options.pop("face_on_retry", False)
         self.always_face: bool = options.pop("always_face", False)
         self.after_image: Callable[[int], None] | None = options.pop("after_image", None)
+        self.on_gpu: bool = options.pop("on_gpu", False)
         if options:
             raise TypeError(f"unknown options {sorted(options)}")
         self.rendered: list[tuple[str, int, int]] = []  # (style, index, seed) of every image
         self.batch_sizes: list[int] = []
         self.attributes_seen: list[PersonAttributes] = []
         self.prepared_from: list[list[Path]] = []
+
+    @property
+    def renders_on_cpu(self) -> bool:
+        return not self.on_gpu
 
     def prepare(
         self,

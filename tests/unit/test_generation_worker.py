@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import io
 import json
@@ -13,6 +14,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select, update
 
+from libs.catalog import default_catalog
 from libs.contracts import (
     HEADSHOT_GENERATED,
     MODEL_TRAINED,
@@ -24,15 +26,24 @@ from libs.contracts import (
     EventType,
     new_message,
 )
-from libs.db import Database, Headshot, HeadshotSession, PersonModel
+from libs.db import Database, Headshot, HeadshotSession, PersonModel, utcnow
 from libs.db.demo import DemoData, seed_demo
 from libs.settings import Settings
 from libs.storage import LocalBlobStore
+from services.generation import checkpoints as cp
 from services.generation.__main__ import build_parser, main
 from services.generation.engines import OutOfMemory, PersonModelError
 from services.generation.handlers import HANDLERS, build_deps, handle_models_retired, handle_photos_processed
 from services.generation.job import Generation
-from services.generation.results import jpeg, thumbnail
+from services.generation.plan import plan_shots
+from services.generation.results import (
+    StoredImages,
+    delete_images,
+    headshot_keys,
+    jpeg,
+    store_images,
+    thumbnail,
+)
 from tests.support.cli import help_gaps, subcommands
 from tests.support.generation import (
     FakeEngine,
@@ -111,8 +122,14 @@ def set_state(db: Database, ready: ReadySession, state: str) -> None:
 
 
 # --- the whole session -------------------------------------------------------------------------
-def test_a_session_goes_from_prepared_photos_to_completed(gen_settings, db, blobs, ready):
-    gen, engine = build(gen_settings, db, blobs)
+# The studio engine (and diffusion without a GPU) renders on the CPU: the worker stores each image
+# itself; a GPU engine gets the helper thread. Both ways keep every promise.
+ON_GPU = pytest.mark.parametrize("on_gpu", [False, True], ids=["cpu-engine", "gpu-engine"])
+
+
+@ON_GPU
+def test_a_session_goes_from_prepared_photos_to_completed(gen_settings, db, blobs, ready, on_gpu):
+    gen, engine = build(gen_settings, db, blobs, on_gpu=on_gpu)
     handle_photos_processed(photos_processed(ready), generation=gen)
 
     assert session_state(db, ready) == "completed"
@@ -156,8 +173,9 @@ def test_a_redelivered_message_after_completion_changes_nothing(gen_settings, db
     assert len(outbox_of(db, ready.session_id, SESSION_COMPLETED)) == 1
 
 
-def test_a_crash_mid_render_resumes_from_the_stored_images(gen_settings, db, blobs, ready):
-    gen, engine = build(gen_settings, db, blobs, fail_at=(3, RuntimeError("worker died")))
+@ON_GPU
+def test_a_crash_mid_render_resumes_from_the_stored_images(gen_settings, db, blobs, ready, on_gpu):
+    gen, engine = build(gen_settings, db, blobs, fail_at=(3, RuntimeError("worker died")), on_gpu=on_gpu)
     with pytest.raises(RuntimeError):  # the consumer retries the message
         handle_photos_processed(photos_processed(ready), generation=gen)
     assert session_state(db, ready) == "generating"
@@ -171,6 +189,140 @@ def test_a_crash_mid_render_resumes_from_the_stored_images(gen_settings, db, blo
     assert len(headshots(db, ready)) == PLAN_SIZE
     assert len(models(db, ready)) == 1
     assert len(outbox_of(db, ready.session_id, SESSION_COMPLETED)) == 1
+
+
+# A worker process killed (SIGKILL: nothing runs after it) once the files of its first two images are
+# written and held for their checkpoint, none of them recorded yet.
+KILLED_WHILE_HOLDING = """
+import os, signal, sys
+from libs.db import Database
+from libs.settings import Settings
+from libs.storage import LocalBlobStore
+from services.generation import checkpoints
+from services.generation.job import Generation
+from tests.support.generation import FakeEngine, ReadySession
+
+settings = Settings(VAR_DIR=sys.argv[1], DATABASE_URL=sys.argv[2], SECRET_KEY="test-secret",
+                    RENDER_SIZE="96x64", LIKENESS_POLICY="off")
+hold = checkpoints.Checkpoint.hold
+
+def hold_then_die(self, rendered):
+    hold(self, rendered)
+    if len(self) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+checkpoints.Checkpoint.hold = hold_then_die
+db = Database(settings.database_url)
+engine = FakeEngine(settings, settings.person_model_dir / "fake")
+gen = Generation.build(settings, db, LocalBlobStore(settings.blob_dir), engine=engine)
+gen.checkpoint_images, gen.checkpoint_seconds = 100, 3600.0
+gen.run(sys.argv[3], sys.argv[4], sys.argv[5:])
+"""
+
+
+def headshot_files(settings: Settings) -> set[str]:
+    root = settings.blob_dir
+    return {str(p.relative_to(root)) for p in root.glob("headshot*/**/*") if p.is_file()}
+
+
+def test_a_worker_killed_with_images_written_but_not_recorded_resumes_without_duplicates_or_orphans(
+    gen_settings, db, blobs, ready
+):
+    args = [gen_settings.VAR_DIR, gen_settings.database_url, ready.org_id, ready.session_id]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_WHILE_HOLDING, *args, *ready.photo_ids],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        timeout=120,
+    )
+    assert killed.returncode == -9, killed.stderr.decode()
+    assert headshots(db, ready) == [] and session_state(db, ready) == "generating"
+    written = headshot_files(gen_settings)
+    assert len(written) == 4  # two images, full size and thumbnail, without rows
+
+    gen, engine = build(gen_settings, db, blobs)
+    handle_photos_processed(photos_processed(ready), generation=gen)
+    assert session_state(db, ready) == "completed"
+    assert engine.prepared_from == []  # the person model recorded before the kill was reused
+    stored = headshots(db, ready)
+    assert len({(h.style_id, h.index_in_style) for h in stored}) == len(stored) == PLAN_SIZE
+    assert [g["done"] for g in bodies(db, ready, HEADSHOT_GENERATED)] == [1, 2, 3, 4]
+    assert len(outbox_of(db, ready.session_id, SESSION_COMPLETED)) == 1
+    # The images rendered again went onto the files written before the kill: nothing is left over.
+    referenced = {key for h in stored for key in (h.blob_key, h.thumb_key)}
+    assert headshot_files(gen_settings) == referenced and written < referenced
+
+
+@ON_GPU
+def test_headshots_are_recorded_a_few_per_transaction_and_each_is_announced(
+    gen_settings, db, blobs, ready, on_gpu
+):
+    gen, _ = build(gen_settings, db, blobs, on_gpu=on_gpu)
+    gen.checkpoint_images, gen.checkpoint_seconds = 2, 3600.0
+    handle_photos_processed(photos_processed(ready), generation=gen)
+    assert [g["done"] for g in bodies(db, ready, HEADSHOT_GENERATED)] == [1, 2, 3, 4]
+    generating = [p["done"] for p in bodies(db, ready, SESSION_PROGRESS) if p["stage"] == "generating"]
+    assert generating == [0, 2, 4]  # one progress event per checkpoint of two
+
+
+def checkpoint_for(db: Database, blobs: LocalBlobStore, ready: ReadySession, **options) -> cp.Checkpoint:
+    set_state(db, ready, "generating")
+    return cp.Checkpoint(cp.Ref(db, ready.org_id, ready.session_id), blobs, PLAN_SIZE, **options)
+
+
+def rendered_shot(blobs: LocalBlobStore, ready: ReadySession, index: int, *, at) -> cp.Rendered:
+    plan = plan_shots(
+        default_catalog(), package_id="starter", format_id="standard", styles=["navy:suit"],
+        session_key=ready.session_id, size=(96, 64),
+    )  # fmt: skip
+    shot = plan.shots[index]
+    keys = headshot_keys(ready.session_id, shot.style_id, shot.index, at=at)
+    return cp.Rendered(shot, index, store_images(blobs, Image.new("RGB", shot.size), keys), None)
+
+
+def test_a_checkpoint_falls_due_after_enough_images_or_enough_time(db, blobs, ready):
+    now = [0.0]
+    checkpoint = checkpoint_for(db, blobs, ready, images=2, seconds=0.5, clock=lambda: now[0])
+    at = utcnow()
+    checkpoint.hold(rendered_shot(blobs, ready, 0, at=at))
+    checkpoint.tick()
+    assert len(checkpoint) == 1 and headshots(db, ready) == []  # neither two images nor 0.5 s yet
+    now[0] = 0.5
+    checkpoint.tick()
+    assert len(checkpoint) == 0 and len(headshots(db, ready)) == 1  # 0.5 s: recorded alone
+    checkpoint.hold(rendered_shot(blobs, ready, 1, at=at))
+    checkpoint.tick()
+    assert len(checkpoint) == 1
+    checkpoint.hold(rendered_shot(blobs, ready, 2, at=at))
+    checkpoint.tick()
+    assert len(checkpoint) == 0 and len(headshots(db, ready)) == 3  # two images: recorded together
+    assert [g["done"] for g in bodies(db, ready, HEADSHOT_GENERATED)] == [1, 2, 3]
+    assert [p["done"] for p in bodies(db, ready, SESSION_PROGRESS)] == [1, 3]
+
+
+def test_a_shot_another_worker_stored_keeps_its_row_and_our_extra_files_are_deleted(db, blobs, ready):
+    checkpoint = checkpoint_for(db, blobs, ready)
+    at = utcnow()
+    theirs = rendered_shot(blobs, ready, 0, at=at)
+    other_keys = [
+        blobs.put(b"theirs", kind="headshots", ext="jpg"),
+        blobs.put(b"t", kind="headshot-thumbs", ext="jpg"),
+    ]
+    checkpoint.hold(dataclasses.replace(theirs, images=StoredImages(*other_keys)))  # an older worker's keys
+    checkpoint.flush()
+    same = rendered_shot(blobs, ready, 1, at=at)
+    checkpoint.hold(same)
+    checkpoint.flush()
+    # Another run renders both again: shot 0 onto keys no row uses (deleted), shot 1 onto its own row's.
+    again = [rendered_shot(blobs, ready, 0, at=at), rendered_shot(blobs, ready, 1, at=at)]
+    recorded = cp.record_headshots(checkpoint.ref, again, PLAN_SIZE)
+    assert recorded.done == [None, None] and recorded.unused == [again[0].images]
+    for images in recorded.unused:
+        delete_images(blobs, images.keys())
+    assert all(blobs.exists(k) for k in (*other_keys, *same.images.keys()))
+    dropped = again[0].images
+    assert not blobs.exists(dropped.blob_key) and not blobs.exists(dropped.thumb_key)
+    assert len(headshots(db, ready)) == 2 and len(bodies(db, ready, HEADSHOT_GENERATED)) == 2
 
 
 # --- failures ----------------------------------------------------------------------------------
@@ -203,15 +355,16 @@ def test_a_permanent_engine_error_fails_at_once_with_a_readable_reason(gen_setti
     assert not any((gen_settings.person_model_dir / "photos").glob("*/*"))  # copies removed
 
 
+@ON_GPU
 def test_a_session_deleted_while_rendering_stops_within_one_image_and_loses_its_files(
-    gen_settings, db, blobs, ready
+    gen_settings, db, blobs, ready, on_gpu
 ):
-    gen, engine = build(gen_settings, db, blobs)
+    gen, engine = build(gen_settings, db, blobs, on_gpu=on_gpu)
     engine.after_image = lambda n: set_state(db, ready, "deleted") if n == 1 else None
     handle_photos_processed(photos_processed(ready), generation=gen)
-    # Stores run one image behind the engine: the deletion is seen when image 1 or 2 is recorded,
-    # and the image being rendered then is the last one.
-    assert len(engine.rendered) <= 3
+    # The state is read before each image is stored: image 2 is the last one rendered, its files are
+    # never written, and image 1's (held for its checkpoint) are deleted.
+    assert len(engine.rendered) == 2
     assert headshots(db, ready) == []
     assert not any(p.is_file() for p in gen_settings.blob_dir.glob("headshot*/**/*"))
     [model] = models(db, ready)
@@ -352,11 +505,18 @@ def test_help_lists_every_subcommand_and_option_the_parser_has(capsys):
 
 @pytest.mark.parametrize(
     ("size", "mode", "expected"),
-    [((1536, 1024), "RGB", (320, 213)), ((1024, 1280), "RGBA", (256, 320)), ((200, 100), "RGB", (200, 100))],
+    [
+        ((1536, 1024), "RGB", (308, 205)),  # a box average by 5
+        ((1024, 1280), "RGBA", (256, 320)),  # by 4
+        ((400, 300), "RGB", (320, 240)),  # by 2 would give 200 px: bilinear to 320 instead
+        ((200, 100), "RGB", (200, 100)),
+        ((100, 50), "L", (100, 50)),
+    ],
 )
 def test_thumbnails_keep_the_aspect_within_320_px_and_are_never_enlarged(size, mode, expected):
-    image = Image.new(mode, size, (200, 100, 50, 255)[: len(mode)])
+    colour = (200, 100, 50, 255)[: len(mode)] if mode != "L" else 120
+    image = Image.new(mode, size, colour)
     thumb = thumbnail(image)
     assert thumb.size == expected and thumb.mode == "RGB"
-    assert thumb.getpixel((0, 0)) == (200, 100, 50)
+    assert thumb.getpixel((0, 0)) == ((200, 100, 50) if mode != "L" else (120, 120, 120))
     assert Image.open(io.BytesIO(jpeg(image, 85))).size == size

@@ -118,6 +118,13 @@ class Engine(ABC):
         # Person models are working files of the generation worker, not results: under VAR_DIR.
         self.models_dir = Path(models_dir) if models_dir else settings.person_model_dir / self.name
 
+    @property
+    def renders_on_cpu(self) -> bool:
+        """Whether rendering keeps the CPU busy (the studio engine; diffusion without a GPU). The worker
+        then stores each image itself between renders: on a helper thread that work would compete
+        for the same cores and for Python's GIL, and cost more than it overlaps."""
+        return True
+
     @abstractmethod
     def prepare(
         self,

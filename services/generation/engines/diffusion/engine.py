@@ -84,6 +84,10 @@ class DiffusionEngine(Engine):
             self.img2img = AutoPipelineForImage2Image.from_pipe(self.pipeline)
             self.img2img.set_progress_bar_config(disable=True)
 
+    @property
+    def renders_on_cpu(self) -> bool:
+        return self.device.type == "cpu"
+
     def _place(self, pipe: Any) -> None:
         pipe.set_progress_bar_config(disable=True)  # progress leaves through our callback instead
         if self.settings.CPU_OFFLOAD and self.device.type == "cuda":
