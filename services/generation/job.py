@@ -47,7 +47,7 @@ from services.generation.engines import (
     TrainedModel,
     make_engine,
 )
-from services.generation.inputs import SessionInputs, load_inputs, parse_size
+from services.generation.inputs import SessionInputs, load_inputs, parse_size, session_plan
 from services.generation.likeness import LikenessJudge, better, check_policy
 from services.generation.model_files import ModelFiles
 from services.generation.pipeline import StoreAhead
@@ -117,6 +117,8 @@ class SessionJob:
             self.inputs = inputs
         except cp.SessionGone as gone:
             log.info("photos.processed for %s: nothing to do (%s)", self.ref.session_id, gone)
+            if gone.state == S.DELETED:
+                self._forget_unrecorded()
             return
         except (PlanError, CatalogError) as exc:
             cp.fail(self.ref, S.TRAINING, f"the session cannot be rendered: {exc}")
@@ -298,6 +300,29 @@ class SessionJob:
                         raise cp.SessionGone(self.ref.session_id, hs.state if hs else None)
         except cp.SessionGone:
             self.cancel.set()  # the engine raises Cancelled at its next check
+
+    def _forget_unrecorded(self) -> None:
+        """A session deleted while no worker held it, after a worker was killed with images written
+        but not yet recorded: its erasure could not know those files; they lie at its plan's keys."""
+        with self.gen.db.session(org_id=self.ref.org_id) as db_session:
+            hs = db_session.get(HeadshotSession, self.ref.session_id)
+            if hs is None:
+                return
+            try:
+                plan = session_plan(hs, self.gen.catalog, self.gen.settings)
+            except (PlanError, CatalogError):
+                return  # nothing could have been rendered for it
+            created_at = hs.created_at
+        planned = [
+            headshot_keys(self.ref.session_id, s.style_id, s.index, at=created_at).keys() for s in plan.shots
+        ]
+        removed = forget_session(self.gen, self.ref, planned)
+        if removed:
+            log.info(
+                "session %s was deleted: %d files left by an earlier run removed",
+                self.ref.session_id,
+                removed,
+            )
 
     def _stopped(self, why: BaseException) -> None:
         with self.gen.db.session(org_id=self.ref.org_id) as db_session:

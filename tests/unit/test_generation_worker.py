@@ -28,6 +28,7 @@ from libs.contracts import (
 )
 from libs.db import Database, Headshot, HeadshotSession, PersonModel, utcnow
 from libs.db.demo import DemoData, seed_demo
+from libs.privacy import delete_session_data
 from libs.settings import Settings
 from libs.storage import LocalBlobStore
 from services.generation import checkpoints as cp
@@ -251,6 +252,29 @@ def test_a_worker_killed_with_images_written_but_not_recorded_resumes_without_du
     # The images rendered again went onto the files written before the kill: nothing is left over.
     referenced = {key for h in stored for key in (h.blob_key, h.thumb_key)}
     assert headshot_files(gen_settings) == referenced and written < referenced
+
+
+def test_a_session_deleted_after_a_worker_was_killed_with_unrecorded_images_loses_those_files_too(
+    gen_settings, db, blobs, ready
+):
+    args = [gen_settings.VAR_DIR, gen_settings.database_url, ready.org_id, ready.session_id]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_WHILE_HOLDING, *args, *ready.photo_ids],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        timeout=120,
+    )
+    assert killed.returncode == -9, killed.stderr.decode()
+    assert len(headshot_files(gen_settings)) == 4  # written, never recorded: no row names them
+    with db.uow(org_id=ready.org_id) as uow:  # the person deletes the session before any resume
+        hs = uow.session.get(HeadshotSession, ready.session_id)
+        delete_session_data(uow, hs)
+        uow.commit()
+
+    gen, engine = build(gen_settings, db, blobs)
+    handle_photos_processed(photos_processed(ready), generation=gen)  # the redelivery
+    assert headshot_files(gen_settings) == set()
+    assert engine.rendered == [] and session_state(db, ready) == "deleted"
 
 
 @ON_GPU
