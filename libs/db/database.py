@@ -97,7 +97,7 @@ def _check_liveness_on_checkout(engine: Engine) -> None:
             raise DisconnectionError("the server closed this connection")
         if time.monotonic() - idle_since > PING_AFTER_IDLE_SECONDS:
             try:
-                dbapi_conn.execute("SELECT 1")
+                engine.dialect.do_ping(dbapi_conn)  # SQLAlchemy's own ping: no transaction left open
             except Exception as exc:
                 raise DisconnectionError(f"ping failed: {exc}") from exc
 

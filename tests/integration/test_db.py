@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from psycopg.pq import TransactionStatus
 from sqlalchemy import func, inspect, select, text
 
 from libs.contracts import SESSION_SUBMITTED, IllegalTransition, new_message
@@ -19,6 +20,7 @@ from libs.db import (
     Photo,
     User,
 )
+from libs.db import database as database_module
 
 pytestmark = pytest.mark.integration
 
@@ -206,6 +208,24 @@ def test_a_pooled_connection_the_server_ended_is_replaced_without_an_error(pg_ur
         with database.uow(all_orgs=True) as uow:  # no error: another connection was taken
             pid = uow.session.execute(text("SELECT pg_backend_pid()")).scalar_one()
         assert pid != first
+    finally:
+        database.dispose()
+
+
+def test_a_connection_idle_for_long_is_pinged_and_handed_out_outside_any_transaction(pg_url, monkeypatch):
+    monkeypatch.setattr(database_module, "PING_AFTER_IDLE_SECONDS", 0.0)  # every checkout pings
+    database = Database(pg_url)
+    try:
+        with database.engine.connect() as conn:
+            first = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        pings: list[object] = []
+        ping = database.engine.dialect.do_ping
+        monkeypatch.setattr(database.engine.dialect, "do_ping", lambda c: pings.append(c) or ping(c))
+        with database.engine.connect() as conn:
+            driver = conn.connection.driver_connection
+            assert driver.info.transaction_status == TransactionStatus.IDLE  # the ping left none open
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == first  # the same one
+        assert len(pings) == 1
     finally:
         database.dispose()
 
