@@ -152,7 +152,6 @@ class Consumer:
             .on_conflict_do_nothing()
             .returning(_PROCESSED.c.consumer, _PROCESSED.c.message_id)
         )
-        self._ack_together = not self.memory  # memory:// has no multiple ack
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def run(self) -> None:
@@ -332,7 +331,7 @@ class Consumer:
         # One ack for the whole batch when every message of it is acked and nothing else is
         # outstanding on the channel (the batch is all that was delivered); otherwise one each.
         together = (
-            self._ack_together
+            not self.memory  # memory:// has no multiple ack
             and len(results) == len(ready)
             and not any(isinstance(result, Exception) for _d, result in results)
         )

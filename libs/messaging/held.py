@@ -34,10 +34,9 @@ class HeldConnection:
     def connection(self) -> Iterator[Connection]:
         """The held connection itself, for Core statements (the relay's rounds); given up after
         an error like a session's."""
-        if self._conn is None:
-            self._conn = self.engine.connect()
+        conn = self._open()
         try:
-            yield self._conn
+            yield conn
         except BaseException:
             self.close()
             raise
@@ -48,9 +47,7 @@ class HeldConnection:
         end unless committed."""
         if org_id is None and not all_orgs:
             raise ValueError("a session needs an org_id, or all_orgs=True for cross-org work")
-        if self._conn is None:
-            self._conn = self.engine.connect()
-        db_session = Session(bind=self._conn, expire_on_commit=False)
+        db_session = Session(bind=self._open(), expire_on_commit=False)
         if org_id is not None:
             scope_session(db_session, org_id)
         try:
@@ -60,6 +57,11 @@ class HeldConnection:
             raise
         finally:
             db_session.close()
+
+    def _open(self) -> Connection:
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        return self._conn
 
     def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -226,9 +226,8 @@ def headshot_files(settings: Settings) -> set[str]:
     return {str(p.relative_to(root)) for p in root.glob("headshot*/**/*") if p.is_file()}
 
 
-def test_a_worker_killed_with_images_written_but_not_recorded_resumes_without_duplicates_or_orphans(
-    gen_settings, db, blobs, ready
-):
+def kill_while_holding_two_images(gen_settings: Settings, ready: ReadySession) -> None:
+    """A worker process killed (SIGKILL) with two images written but not yet recorded."""
     args = [gen_settings.VAR_DIR, gen_settings.database_url, ready.org_id, ready.session_id]
     killed = subprocess.run(
         [sys.executable, "-c", KILLED_WHILE_HOLDING, *args, *ready.photo_ids],
@@ -237,6 +236,12 @@ def test_a_worker_killed_with_images_written_but_not_recorded_resumes_without_du
         timeout=120,
     )
     assert killed.returncode == -9, killed.stderr.decode()
+
+
+def test_a_worker_killed_with_images_written_but_not_recorded_resumes_without_duplicates_or_orphans(
+    gen_settings, db, blobs, ready
+):
+    kill_while_holding_two_images(gen_settings, ready)
     assert headshots(db, ready) == [] and session_state(db, ready) == "generating"
     written = headshot_files(gen_settings)
     assert len(written) == 4  # two images, full size and thumbnail, without rows
@@ -257,14 +262,7 @@ def test_a_worker_killed_with_images_written_but_not_recorded_resumes_without_du
 def test_a_session_deleted_after_a_worker_was_killed_with_unrecorded_images_loses_those_files_too(
     gen_settings, db, blobs, ready
 ):
-    args = [gen_settings.VAR_DIR, gen_settings.database_url, ready.org_id, ready.session_id]
-    killed = subprocess.run(
-        [sys.executable, "-c", KILLED_WHILE_HOLDING, *args, *ready.photo_ids],
-        cwd=Path(__file__).resolve().parents[2],
-        capture_output=True,
-        timeout=120,
-    )
-    assert killed.returncode == -9, killed.stderr.decode()
+    kill_while_holding_two_images(gen_settings, ready)
     assert len(headshot_files(gen_settings)) == 4  # written, never recorded: no row names them
     with db.uow(org_id=ready.org_id) as uow:  # the person deletes the session before any resume
         hs = uow.session.get(HeadshotSession, ready.session_id)
