@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from libs.contracts import (
     HEADSHOT_GENERATED,
@@ -83,6 +83,10 @@ class Ref:
                 total=total,
             )
         )
+
+    def params(self) -> dict[str, str]:
+        """The bound parameters of this module's Core statements about the session."""
+        return {"sid": self.session_id, "org": self.org_id}
 
     def lock(self, uow: UnitOfWork, *allowed: str) -> HeadshotSession:
         hs = uow.get_for_update(HeadshotSession, self.session_id)
@@ -173,12 +177,8 @@ def check_generating(ref: Ref) -> None:
     """The cheap check made before each image is stored (one indexed read, no lock, no write, no ORM):
     raises :class:`SessionGone` once the session is no longer generating, so a deleted session stops
     within one image even while its images wait for their checkpoint."""
-    query = select(HeadshotSession.state).where(
-        HeadshotSession.id == ref.session_id,
-        HeadshotSession.org_id == ref.org_id,  # a Core read: scoped to the organization by hand
-    )
     with ref.db.engine.connect() as conn:
-        state = conn.scalar(query)
+        state = conn.scalar(_STATE, ref.params())
     if state != S.GENERATING:
         raise SessionGone(ref.session_id, state)
 
@@ -197,20 +197,22 @@ def record_headshots(ref: Ref, batch: Sequence[Rendered], total: int) -> Recorde
     """Record the rows of headshots whose files are stored: one transaction for the whole batch,
     under the session's row lock. Each headshot is announced (``headshot.generated`` with done of
     total: the waiting page shows it and counts it), then one ``session.progress`` says where the
-    batch leaves the session. A shot already stored (another worker got there first) keeps its row."""
+    batch leaves the session. A shot already stored (another worker got there first) keeps its row.
+
+    Core statements on the transaction's connection, scoped to the organization by hand: this runs
+    every few images, and the ORM's unit of work (identity map, flush plan, tenancy criteria on
+    every read) cost more than the rows themselves."""
     with ref.db.uow(org_id=ref.org_id) as uow:
-        hs = ref.lock(uow, S.GENERATING)
+        conn = uow.session.connection()
+        _lock_generating(conn, ref)
         # Read under the lock: every writer of this session's headshots takes it first, so this is
         # exactly what is stored (no count per image, no constraint error to recover from).
         stored = {
             (style, index): (blob_key, thumb_key)
-            for style, index, blob_key, thumb_key in uow.session.execute(
-                select(
-                    Headshot.style_id, Headshot.index_in_style, Headshot.blob_key, Headshot.thumb_key
-                ).where(Headshot.session_id == ref.session_id)
-            )
+            for style, index, blob_key, thumb_key in conn.execute(_STORED, ref.params())
         }
         recorded = Recorded([], [])
+        rows: list[dict[str, object]] = []
         for rendered in batch:
             shot = rendered.shot
             key = (shot.style_id, shot.index)
@@ -219,40 +221,76 @@ def record_headshots(ref: Ref, batch: Sequence[Rendered], total: int) -> Recorde
                 if set(rendered.images.keys()) - set(stored[key]):
                     recorded.unused.append(rendered.images)
                 continue
-            headshot = Headshot(
-                id=new_id(),
-                org_id=ref.org_id,
-                session_id=ref.session_id,
-                style_id=shot.style_id,
-                index_in_style=shot.index,
-                position=rendered.position,
-                blob_key=rendered.images.blob_key,
-                thumb_key=rendered.images.thumb_key,
-                width=shot.width,
-                height=shot.height,
-                seed=shot.seed,
-                likeness=rendered.likeness,
-            )
-            uow.session.add(headshot)
+            row = {
+                "id": new_id(),
+                "org_id": ref.org_id,
+                "session_id": ref.session_id,
+                "style_id": shot.style_id,
+                "index_in_style": shot.index,
+                "position": rendered.position,
+                "blob_key": rendered.images.blob_key,
+                "thumb_key": rendered.images.thumb_key,
+                "width": shot.width,
+                "height": shot.height,
+                "seed": shot.seed,
+                "likeness": rendered.likeness,
+            }
+            rows.append(row)
             stored[key] = rendered.images.keys()
-            done = len(stored)
-            uow.add_message(
-                new_message(
-                    HEADSHOT_GENERATED,
-                    org_id=ref.org_id,
-                    session_id=ref.session_id,
-                    headshot_id=headshot.id,
-                    style=shot.style_id,
-                    done=done,
-                    total=total,
+            recorded.done.append(len(stored))
+        if rows:
+            conn.execute(_INSERT_HEADSHOT, rows)
+            for row, done in zip(rows, (d for d in recorded.done if d is not None), strict=True):
+                uow.add_message(
+                    new_message(
+                        HEADSHOT_GENERATED,
+                        org_id=ref.org_id,
+                        session_id=ref.session_id,
+                        headshot_id=row["id"],
+                        style=row["style_id"],
+                        done=done,
+                        total=total,
+                    )
                 )
-            )
-            recorded.done.append(done)
-        hs.progress_done, hs.progress_total = len(stored), total
-        if any(done is not None for done in recorded.done):
             ref.progress(uow, S.GENERATING, len(stored), total)
+        conn.execute(
+            _SET_PROGRESS,
+            {**ref.params(), "done": len(stored), "total": total},
+        )
         uow.commit()
         return recorded
+
+
+_SESSIONS = HeadshotSession.__table__
+_HEADSHOTS = Headshot.__table__
+_BY_SESSION = (
+    _SESSIONS.c.id == bindparam("sid"),
+    _SESSIONS.c.org_id == bindparam("org"),  # Core statements: scoped to the organization by hand
+)
+# Takes the session's row lock (PostgreSQL: the row; SQLite: the database's write lock) only while
+# it is generating: a deleted or failed session matches nothing.
+_LOCK_GENERATING = (
+    update(_SESSIONS)
+    .where(*_BY_SESSION, _SESSIONS.c.state == S.GENERATING.value)
+    .values(state=_SESSIONS.c.state)  # changes nothing but updated_at (its onupdate)
+)
+_STATE = select(_SESSIONS.c.state).where(*_BY_SESSION)
+_SET_PROGRESS = (
+    update(_SESSIONS)
+    .where(*_BY_SESSION)
+    .values(progress_done=bindparam("done"), progress_total=bindparam("total"))
+)
+_STORED = select(
+    _HEADSHOTS.c.style_id, _HEADSHOTS.c.index_in_style, _HEADSHOTS.c.blob_key, _HEADSHOTS.c.thumb_key
+).where(_HEADSHOTS.c.session_id == bindparam("sid"), _HEADSHOTS.c.org_id == bindparam("org"))
+_INSERT_HEADSHOT = insert(_HEADSHOTS)
+
+
+def _lock_generating(conn: Connection, ref: Ref) -> None:
+    """The session's row locked until the transaction ends, if it is still generating; else
+    :class:`SessionGone` (with the state it is in)."""
+    if conn.execute(_LOCK_GENERATING, ref.params()).rowcount != 1:
+        raise SessionGone(ref.session_id, conn.scalar(_STATE, ref.params()))
 
 
 class Checkpoint:
