@@ -6,7 +6,7 @@ change, writes its rows and outbox events, and commits, so the waiting page sees
 and a restarted worker resumes from what is stored. The database is the source of truth: these
 functions never trust what the worker remembers.
 
-    state = start_training(ref, photo_count)             # preprocessing → training (or resume)
+    state = start_training(ref, uow, hs, photo_count)    # preprocessing → training (or resume)
     record_model(ref, model, seconds, total)              # PersonModel row, training → generating
     check_generating(ref)                                 # before each image: still ours? (a read)
     checkpoint = Checkpoint(ref, blobs, total)
@@ -29,8 +29,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, Table, bindparam, insert, select, update
 
 from libs.contracts import (
     HEADSHOT_GENERATED,
@@ -40,6 +41,7 @@ from libs.contracts import (
     SESSION_PROGRESS,
     SessionState,
     new_message,
+    transition,
 )
 from libs.db import Database, Headshot, HeadshotSession, PersonModel, UnitOfWork, new_id, utcnow
 from libs.storage import BlobStore
@@ -95,18 +97,17 @@ class Ref:
         return hs
 
 
-def start_training(ref: Ref, photo_count: int) -> str:
-    """preprocessing → training. Returns the state the worker resumes from (training or generating)."""
-    with ref.db.uow(org_id=ref.org_id) as uow:
-        hs = ref.lock(uow, S.PREPROCESSING, *WORKING)
-        state = hs.state
-        if state == S.PREPROCESSING:
-            hs.move_to(S.TRAINING)
-            hs.progress_done, hs.progress_total = 0, photo_count
-            ref.progress(uow, S.TRAINING, 0, photo_count)
-            uow.commit()
-            state = S.TRAINING
-        return state
+def start_training(ref: Ref, uow: UnitOfWork, hs: HeadshotSession, photo_count: int) -> str:
+    """preprocessing → training, in the transaction that locked ``hs`` (``ref.lock``) to read the
+    session's inputs. Returns the state the worker resumes from (training or generating)."""
+    state = hs.state
+    if state == S.PREPROCESSING:
+        hs.move_to(S.TRAINING)
+        hs.progress_done, hs.progress_total = 0, photo_count
+        ref.progress(uow, S.TRAINING, 0, photo_count)
+        uow.commit()
+        state = S.TRAINING
+    return state
 
 
 def report_training(ref: Ref, done: int, total: int) -> None:
@@ -261,8 +262,8 @@ def record_headshots(ref: Ref, batch: Sequence[Rendered], total: int) -> Recorde
         return recorded
 
 
-_SESSIONS = HeadshotSession.__table__
-_HEADSHOTS = Headshot.__table__
+_SESSIONS: Table = HeadshotSession.__table__  # type: ignore[assignment]
+_HEADSHOTS: Table = Headshot.__table__  # type: ignore[assignment]
 _BY_SESSION = (
     _SESSIONS.c.id == bindparam("sid"),
     _SESSIONS.c.org_id == bindparam("org"),  # Core statements: scoped to the organization by hand
@@ -284,6 +285,24 @@ _STORED = select(
     _HEADSHOTS.c.style_id, _HEADSHOTS.c.index_in_style, _HEADSHOTS.c.blob_key, _HEADSHOTS.c.thumb_key
 ).where(_HEADSHOTS.c.session_id == bindparam("sid"), _HEADSHOTS.c.org_id == bindparam("org"))
 _INSERT_HEADSHOT = insert(_HEADSHOTS)
+_RANKED = select(_HEADSHOTS.c.id, _HEADSHOTS.c.style_id, _HEADSHOTS.c.position, _HEADSHOTS.c.likeness).where(
+    _HEADSHOTS.c.session_id == bindparam("sid"), _HEADSHOTS.c.org_id == bindparam("org")
+)
+_SET_POSITION = (
+    update(_HEADSHOTS)
+    .where(_HEADSHOTS.c.id == bindparam("hid"), _HEADSHOTS.c.org_id == bindparam("org"))
+    .values(position=bindparam("pos"))
+)
+_COMPLETE = (
+    update(_SESSIONS)
+    .where(*_BY_SESSION)
+    .values(
+        state=bindparam("to"),
+        completed_at=bindparam("at"),
+        progress_done=bindparam("count"),
+        progress_total=bindparam("count"),
+    )
+)
 
 
 def _lock_generating(conn: Connection, ref: Ref) -> None:
@@ -359,15 +378,24 @@ class Checkpoint:
 def complete(ref: Ref, total: int) -> int:
     """generating → completed with ``session.completed``; results ordered by likeness within a style."""
     with ref.db.uow(org_id=ref.org_id) as uow:
-        hs = ref.lock(uow, S.GENERATING)
-        headshots = uow.session.scalars(select(Headshot).where(Headshot.session_id == ref.session_id)).all()
+        conn = uow.session.connection()
+        _lock_generating(conn, ref)
+        headshots = conn.execute(_RANKED, ref.params()).all()
         if len(headshots) < total:
             # Never complete with gaps: the redelivered message renders what is missing.
             raise RuntimeError(f"session {ref.session_id} has {len(headshots)} of {total} headshots")
-        _order_by_likeness(list(headshots))
-        hs.move_to(S.COMPLETED)
-        hs.completed_at = utcnow()
-        hs.progress_done = hs.progress_total = len(headshots)
+        moves = _likeness_order(headshots)
+        if moves:
+            conn.execute(_SET_POSITION, [{**move, "org": ref.org_id} for move in moves])
+        conn.execute(
+            _COMPLETE,
+            {
+                **ref.params(),
+                "to": transition(S.GENERATING, S.COMPLETED).value,
+                "at": utcnow(),
+                "count": len(headshots),
+            },
+        )
         uow.add_message(
             new_message(
                 SESSION_COMPLETED, org_id=ref.org_id, session_id=ref.session_id, headshot_count=len(headshots)
@@ -395,13 +423,17 @@ def fail(ref: Ref, stage: str, reason: str) -> None:
     log.warning("session %s failed while %s: %s", ref.session_id, stage, reason)
 
 
-def _order_by_likeness(headshots: list[Headshot]) -> None:
-    """Within each style, the most alike first; styles keep their plan order. Unscored keep theirs."""
-    by_style: dict[str, list[Headshot]] = {}
+def _likeness_order(headshots: Sequence[Row[Any, Any, Any, Any]]) -> list[dict[str, object]]:
+    """Within each style, the most alike first; styles keep their plan order. Unscored keep theirs.
+    Returns the position changes (``hid``, ``pos``) for :data:`_SET_POSITION`."""
+    by_style: dict[str, list[Row[Any, Any, Any, Any]]] = {}
     for h in sorted(headshots, key=lambda h: h.position):
         by_style.setdefault(h.style_id, []).append(h)
+    moves: list[dict[str, object]] = []
     for group in by_style.values():
         slots = [h.position for h in group]
         ranked = sorted(group, key=lambda h: (h.likeness is None, -(h.likeness or 0.0), h.position))
-        for slot, h in zip(slots, ranked, strict=True):
-            h.position = slot
+        moves += [
+            {"hid": h.id, "pos": slot} for slot, h in zip(slots, ranked, strict=True) if h.position != slot
+        ]
+    return moves

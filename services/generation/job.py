@@ -137,11 +137,9 @@ class SessionJob:
     # --- steps -----------------------------------------------------------------------------------
     def _begin(self, photo_ids: list[str]) -> tuple[SessionInputs, str]:
         with self.gen.db.uow(org_id=self.ref.org_id) as uow:
-            hs = uow.session.get(HeadshotSession, self.ref.session_id)
-            if hs is None or hs.state not in (S.PREPROCESSING, *cp.WORKING):
-                raise cp.SessionGone(self.ref.session_id, hs.state if hs else None)
+            hs = self.ref.lock(uow, S.PREPROCESSING, *cp.WORKING)
             inputs = load_inputs(uow, hs, photo_ids, self.gen.catalog, self.gen.settings)
-        return inputs, cp.start_training(self.ref, len(inputs.photos))
+            return inputs, cp.start_training(self.ref, uow, hs, len(inputs.photos))
 
     def _person_model(self, inputs: SessionInputs) -> TrainedModel:
         return self._recorded_model(inputs) or self._prepare_model(inputs)

@@ -347,6 +347,29 @@ def test_a_shot_another_worker_stored_keeps_its_row_and_our_extra_files_are_dele
     assert len(headshots(db, ready)) == 2 and len(bodies(db, ready, HEADSHOT_GENERATED)) == 2
 
 
+def test_completion_orders_each_styles_headshots_by_likeness_and_keeps_the_styles_order(db, blobs, ready):
+    checkpoint = checkpoint_for(db, blobs, ready)
+    at = utcnow()
+    # navy:suit 0, 1 then studio-grey:suit 0, 1 (plan positions 0-3); the second style's first
+    # shot was not scored (no face): it goes after its scored neighbour.
+    for index, likeness in zip(range(PLAN_SIZE), (0.52, 0.91, None, 0.40), strict=True):
+        checkpoint.hold(dataclasses.replace(rendered_shot(blobs, ready, index, at=at), likeness=likeness))
+    checkpoint.flush()
+    assert cp.complete(checkpoint.ref, PLAN_SIZE) == PLAN_SIZE
+
+    ordered = sorted(headshots(db, ready), key=lambda h: h.position)
+    assert [(h.style_id, h.index_in_style, h.likeness) for h in ordered] == [
+        ("navy:suit", 1, 0.91),
+        ("navy:suit", 0, 0.52),
+        ("studio-grey:suit", 1, 0.40),
+        ("studio-grey:suit", 0, None),
+    ]
+    assert [h.position for h in ordered] == [0, 1, 2, 3]
+    assert session_state(db, ready) == "completed"
+    [completed] = bodies(db, ready, SESSION_COMPLETED)
+    assert completed["headshot_count"] == PLAN_SIZE
+
+
 # --- failures ----------------------------------------------------------------------------------
 def test_out_of_memory_is_retried_once_with_half_the_batch(gen_settings, db, blobs, ready):
     gen, engine = build(gen_settings, db, blobs, oom=1, oom_error=OutOfMemory("CUDA out of memory"))
