@@ -10,7 +10,8 @@ interleaved runs:
    Ratio one-by-one time / batched time (above 1: batching helps).
 3. **studio**: images per second of the studio engine at the format's real size (segmentation included).
 4. **worker**: the generation worker (``photos.processed`` to ``completed``: rows, blobs, events per
-   image) against the studio engine alone for the same plan (bench/support/generation_worker.py). Target ≤ 1.05x.
+   image) against the studio engine alone for the same plan (bench/support/generation_worker.py),
+   paired runs and in-run (the engine's calls timed inside each run: the steady figure). Target ≤ 1.05x.
 5. **embedded session**: a default-package session in the embedded mode (every service in one process,
    studio engine), from the submit request to ``completed``, with the time per stage
    (bench/support/embedded_session.py). Target: under a minute.
