@@ -233,6 +233,15 @@ def test_the_model_keeps_several_photos_in_the_order_given(engine, photos, tmp_p
     assert skin[0] > 20 and skin[1] < -20
 
 
+def astronaut_with_known_mask() -> tuple[np.ndarray, Box, np.ndarray]:
+    """The astronaut, her face box and her known mask (HxW float32, 0 or 1): her own matte,
+    thresholded. Pasted on another background with it, she is exactly that mask."""
+    person = skimage.data.astronaut()
+    found = detect_faces(person)[0]
+    face = Box(found.x, found.y, found.w, found.h)
+    return person, face, (person_matte(person, face) > 0.5).astype(np.float32)
+
+
 @pytest.mark.parametrize("background", ["rocket", "coffee"])
 def test_the_matte_holds_on_a_busy_background_with_a_known_mask(background):
     """The astronaut cut out (her own matte, thresholded: the known mask) and pasted on a busy photo;
@@ -240,15 +249,72 @@ def test_the_matte_holds_on_a_busy_background_with_a_known_mask(background):
     (coffee) of pixels wrong."""
     import cv2
 
-    person = skimage.data.astronaut()
-    found = detect_faces(person)[0]
-    face = Box(found.x, found.y, found.w, found.h)
-    mask = (person_matte(person, face) > 0.5).astype(np.float32)[..., None]
+    person, face, mask = astronaut_with_known_mask()
     busy = cv2.resize(getattr(skimage.data, background)(), (512, 512))
-    composite = (person * mask + busy * (1 - mask)).astype(np.uint8)
+    composite = (person * mask[..., None] + busy * (1 - mask[..., None])).astype(np.uint8)
 
-    error = np.abs(person_matte(composite, face) - mask[..., 0]).mean()
+    error = np.abs(person_matte(composite, face) - mask).mean()
     assert error < 0.03
+
+
+def hair_coloured_wall(kind: str, person: np.ndarray, face: Box, mask: np.ndarray) -> np.ndarray:
+    """A 512x512 wall painted in the astronaut's own hair colours (the known mask's pixels above her
+    face box), the case a colour model cannot separate:
+
+    - "door": vertical wood grain, wavy, about 23 px from ring to ring, with a dark groove between
+      two panels and one across;
+    - "brick": skimage's photo of a brick wall, its darkest pixel given the darkest hair colour,
+      the median the median, and so on;
+    - "plain": a flat dark brown (0.8 x her median hair colour) with a little noise, lit from above.
+    """
+    import cv2
+
+    top = (
+        slice(int(face.y - 0.6 * face.h), int(face.y)),
+        slice(int(face.x - 0.2 * face.w), int(face.x + 1.2 * face.w)),
+    )
+    hair = person[top][mask[top] > 0].astype(np.float32)
+    rng = np.random.default_rng(0)
+    if kind == "plain":
+        light = np.linspace(1.1, 0.85, 512)[:, None, None]
+        noise = cv2.GaussianBlur(rng.normal(0, 6, (512, 512, 3)).astype(np.float32), (0, 0), 1.5)
+        return np.clip(np.median(hair, axis=0) * 0.8 * light + noise, 0, 255).astype(np.uint8)
+    if kind == "door":
+        x = np.arange(512, dtype=np.float32)[None, :]
+        wobble = cv2.resize(
+            rng.normal(0, 1, (8, 8)).astype(np.float32), (512, 512), interpolation=cv2.INTER_CUBIC
+        )
+        fibres = cv2.GaussianBlur(
+            rng.normal(0, 1, (512, 512)).astype(np.float32), (0, 0), sigmaX=0.7, sigmaY=6
+        )
+        texture = 0.3 * np.sin(2 * np.pi * (x / 23.0 + 0.6 * wobble)) + 0.12 * fibres
+        texture[:, 253:259] = texture[168:174] = -1.0  # the grooves: darker than any grain
+    else:
+        texture = getattr(skimage.data, kind)().astype(np.float32)
+    ranks = np.argsort(np.argsort(texture, axis=None)).reshape(texture.shape) / (texture.size - 1)
+    by_lightness = hair[np.argsort(hair.mean(axis=1))]
+    return by_lightness[np.round(ranks * (len(hair) - 1)).astype(int)].astype(np.uint8)
+
+
+@pytest.mark.parametrize("wall", ["door", "brick", "plain"])
+def test_hair_against_a_wall_of_its_own_colours_stays_on_her_head(wall):
+    """The astronaut pasted (known mask) on a wall of her own hair colours. GrabCut alone gave her
+    hair to the wall: 0.2 % of her hair kept, 11.3-11.9 % of the pixels above the chin wrong.
+    Measured now (door, brick, plain): 89, 89 and 77 % of her hair kept; 3.9, 3.9 and 3.3 % wrong
+    above the chin; 3.2, 3.0 and 12.8 % over the whole photo (5.8, 5.4 and 15.5 % before). On the
+    door and the brick, colour cannot tell hair from wall and the head's outline is a generic one
+    (a ring of wall where it is wider than her hair, hair cut where narrower); on the plain wall
+    the colour models, given the crown, still lose her darkest hair, and her black helmet, below
+    the chin, to the dark wall."""
+    person, face, mask = astronaut_with_known_mask()
+    photo = person * mask[..., None] + hair_coloured_wall(wall, person, face, mask) * (1 - mask[..., None])
+
+    matte = person_matte(photo.astype(np.uint8), face)
+
+    chin = round(face.y + face.h)
+    assert np.abs(matte - mask)[:chin].mean() < 0.065
+    hair = mask[: round(face.y)] > 0
+    assert (matte[: round(face.y)][hair] > 0.5).mean() > 0.7  # her hair, not a helmet of it
 
 
 WALL = np.array([228, 230, 222], np.float32)  # a light office wall behind the person
@@ -266,10 +332,7 @@ def hairy_portrait() -> tuple[np.ndarray, Box, np.ndarray, np.ndarray, np.ndarra
     """
     import cv2
 
-    person = skimage.data.astronaut()
-    found = detect_faces(person)[0]
-    face = Box(found.x, found.y, found.w, found.h)
-    mask = (person_matte(person, face) > 0.5).astype(np.float32)
+    person, face, mask = astronaut_with_known_mask()
     hair = np.median(
         person[int(face.y - 0.3 * face.h) : int(face.y), int(face.x) : int(face.x + face.w)], (0, 1)
     )
