@@ -28,6 +28,12 @@ S = SessionState
 def snapshot(db: Database, listener: Listener, stage_times: StageTimes) -> dict[str, Any] | None:
     """The session's state now, or None when it is gone."""
     with db.session(org_id=listener.org_id) as db_session:
+        # The cursor first: each read sees what was committed when it ran (PostgreSQL's read
+        # committed, SQLite's reads outside a transaction), so a worker's commit may fall between
+        # two of them. Read after the cursor, the state includes every event up to it, and an
+        # event committed in between has a later id: the page applies it when it comes. Read the
+        # other way round, the page would take that event for one already shown and stay behind.
+        cursor = last_event_id(db_session, listener.session_id)
         hs = db_session.get(HeadshotSession, listener.session_id)
         if hs is None:
             return None
@@ -36,7 +42,6 @@ def snapshot(db: Database, listener: Listener, stage_times: StageTimes) -> dict[
             .where(Headshot.session_id == hs.id)
             .order_by(Headshot.position, Headshot.index_in_style)
         ).all()
-        cursor = last_event_id(db_session, hs.id)
         reason = None
         if hs.state == S.FAILED:
             reason = hs.failure_reason or latest_reason(db_session, hs.id, SESSION_FAILED.routing_key)

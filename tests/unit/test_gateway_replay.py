@@ -6,9 +6,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import select
 
-from libs.contracts import HEADSHOT_GENERATED, MODEL_TRAINED, PHOTOS_PROCESSED, SESSION_APPROVED, SessionState
+from libs.contracts import (
+    HEADSHOT_GENERATED,
+    MODEL_TRAINED,
+    PHOTOS_PROCESSED,
+    SESSION_APPROVED,
+    SESSION_FAILED,
+    SessionState,
+)
 from libs.db import Database, OutboxMessage
 from libs.db.demo import DemoData, seed_demo
 from libs.messaging import Bus, Publisher
@@ -140,3 +148,39 @@ def test_live_events_carry_their_outbox_id_from_the_relay_or_looked_up(
         assert got[1][1]["id"] == _ids(db, sid)[1]
     finally:
         gw.gateway.listener.stop()
+
+
+def test_a_worker_commit_between_the_states_reads_is_never_taken_for_an_event_already_shown(
+    settings: Settings, db: Database, demo: DemoData
+) -> None:
+    """Each read of the state sees what was committed when it ran: a failure committed right after
+    the session's row was read (still generating) must not be inside the page's cursor, or the
+    page drops the failure's event as already shown and waits forever."""
+    carl = demo.employees[1]
+    org = str(carl.org_id)
+    sid = new_session(db, carl, S.GENERATING)
+    failed = event(SESSION_FAILED, org, sid, stage="generating", reason="The model could not be trained.")
+    committed: list[bool] = []
+
+    def fail_once_the_row_is_read(_conn, _cursor, statement: str, *_args) -> None:
+        if (
+            not committed
+            and statement.lstrip().upper().startswith("SELECT")
+            and "FROM headshot_sessions" in statement
+        ):
+            committed.append(True)
+            record(db, failed, state=S.FAILED)  # another connection, while the state is being read
+
+    gw = GatewayUnderTest.build(settings, db)
+    page = gw.page(sid, user=carl)
+    sqlalchemy_event.listen(db.engine, "after_cursor_execute", fail_once_the_row_is_read)
+    try:
+        assert follow(page, last_id=None) == {"ok": True}
+    finally:
+        sqlalchemy_event.remove(db.engine, "after_cursor_execute", fail_once_the_row_is_read)
+    assert committed, "the failure was never committed between the reads"
+    [(name, state)] = received(page)
+    assert name == "state"
+    [failed_id] = _ids(db, sid)
+    # Either the state shows the failure, or the cursor is before it (the event is applied when it comes).
+    assert state["state"] == "failed" or state["id"] < failed_id, state
