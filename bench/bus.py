@@ -16,7 +16,10 @@ Latency: one message at a time, from the start of publish (raw) or of the produc
 to back, first send to last handled, one message per producer transaction (and again with 100
 per transaction: what the relay and the consumer sustain when producers write several events at
 once; raw kombu has no such batching to compare, the ratio is to its one-by-one figure). The ratios (ours / raw) are the figures to compare between
-runs; absolute numbers are context (this machine is noisy). Writes bench/results/bus.json.
+runs; absolute numbers are context (this machine is noisy). For the rows whose every part runs in
+this process (raw, ours, embedded), the CPU time the process spent per message in the throughput
+run is printed too: on a busy machine it moves far less than the wall figures. Writes
+bench/results/bus.json.
 
 Three more rows for libs/messaging: the producer in another process than the relay and the
 consumer (the relay is woken by PostgreSQL NOTIFY); the producer, the relay and the consumer each in
@@ -79,11 +82,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def summary(latencies: list[float], count: int, seconds: float) -> dict[str, float]:
+def summary(latencies: list[float], count: int, seconds: float, cpu_seconds: float) -> dict[str, float]:
+    """``cpu_seconds``: this process' CPU time over the throughput run (steadier than the wall
+    figures on a busy machine; it covers every part only when they all run in this process)."""
     return {
         "p50_ms": round(statistics.median(latencies) * 1000, 3),
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 3),
         "throughput_per_s": round(count / seconds, 1),
+        "cpu_us_per_message": round(cpu_seconds / count * 1e6, 1),
     }
 
 
@@ -162,14 +168,15 @@ def bench_raw(amqp_url: str, latency_count: int, count: int) -> dict[str, float]
 
         batch = [message(n) for n in range(count)]
         expected = len(arrivals.at) + count  # counting, not scanning the batch on every arrival
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for m in batch:
             publish(m)
         arrivals.wait(lambda: len(arrivals.at) >= expected)
         seconds = max(arrivals.at[m.message_id] for m in batch) - started
+        cpu_seconds = time.process_time() - cpu_started
     stop.set()
     thread.join(5)
-    return summary(latencies, count, seconds)
+    return summary(latencies, count, seconds, cpu_seconds)
 
 
 # --- libs/messaging -----------------------------------------------------------------------------------
@@ -297,16 +304,18 @@ def bench_ours(
             latencies.append(arrivals.at[m.message_id] - started)
 
         expected = len(arrivals.at) + count
+        cpu_started = time.process_time()
         if remote:
             requests.send(count)
             started = float(replies.recv())
         else:
             batch = [message(n) for n in range(count)]
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             for m in batch:
                 commit_to_outbox(db, m)
         arrivals.wait(lambda: len(arrivals.at) >= expected, timeout=300)
         seconds = max(arrivals.at.values()) - started
+        cpu_seconds = time.process_time() - cpu_started
 
         # The same count again, committed PER_COMMIT messages per producer transaction (a
         # producer that writes several events at once): what the relay and consumer sustain.
@@ -336,7 +345,7 @@ def bench_ours(
             relay.close()
         db.dispose()
     return {
-        **summary(latencies, count, seconds),
+        **summary(latencies, count, seconds, cpu_seconds),
         "batched_throughput_per_s": round(count / batched_seconds, 1),
     }
 
@@ -409,6 +418,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{name:<40} {PER_COMMIT} per commit: {row['batched_throughput_per_s']:.0f} msg/s = {x:.3f} x raw"
         )
+    # Only where every part runs in this process: the CPU the whole path costs per message.
+    print(
+        "CPU of this process per message, throughput run: "
+        + ", ".join(
+            f"{name.strip()} {row['cpu_us_per_message']:.0f} us" for name, row in (rows[0], rows[1], rows[4])
+        )
+    )
     ratio = ratios(ours)
 
     result = {

@@ -29,6 +29,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from libs.contracts.quickload import Loader
 from libs.contracts.states import SessionState
 
 _STAGES = [s.value for s in SessionState]
@@ -135,10 +136,10 @@ class EventType:
         return self.routing_key
 
     @cached_property
-    def loader(self) -> Schema:
-        """The body schema, built once per event type and shared: building a marshmallow schema
-        costs more than loading with it, and loading keeps no state on the instance."""
-        return self.schema()
+    def loader(self) -> Loader:
+        """The body schema's loader, built once per event type and shared: building a marshmallow
+        schema costs more than loading with it, and loading keeps no state on the instance."""
+        return Loader(self.schema())
 
 
 SESSION_SUBMITTED = EventType(
@@ -260,7 +261,7 @@ class EnvelopeSchema(_Strict):
     data = fields.Dict(required=True)
 
 
-_ENVELOPE = EnvelopeSchema()  # built once, like each event's loader
+_ENVELOPE = Loader(EnvelopeSchema())  # built once, like each event's loader
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,13 @@ from libs.contracts import (
     SESSION_PROGRESS,
     SESSION_SUBMITTED,
     SUBSCRIPTIONS,
+    ContractError,
     Message,
     decode_message,
     new_message,
     queue_name,
 )
+from libs.contracts.quickload import Loader
 from libs.db import AuditLog, Database, ProcessedMessage
 from libs.messaging import (
     Bus,
@@ -251,19 +253,40 @@ def test_a_failing_message_is_retried_then_dead_lettered_while_later_messages_fl
 
 @pytest.mark.timeout(60)
 def test_malformed_and_schema_invalid_bodies_are_dead_lettered_not_dropped(
-    fast: Settings, bus: Bus, db: Database
+    fast: Settings, bus: Bus, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     valid = submitted().to_dict()
-    invalid_body = {**valid, "message_id": str(uuid.uuid4()), "data": {**valid["data"], "photo_count": 0}}
-    unknown_type = {**valid, "message_id": str(uuid.uuid4()), "type": "session.exploded"}
-    personal = {**valid, "message_id": str(uuid.uuid4()), "data": {**valid["data"], "full_name": "Ada"}}
+
+    def changed(data: dict[str, Any] | None = None, **envelope: Any) -> bytes:
+        body = {**valid, "message_id": str(uuid.uuid4()), **envelope}
+        if data is not None:
+            body["data"] = {**valid["data"], **data}
+        return json.dumps(body).encode()
+
     bodies = {
         "not json": b"{not json",
-        "invalid body": json.dumps(invalid_body).encode(),
-        "unknown type": json.dumps(unknown_type).encode(),
-        "extra field": json.dumps(personal).encode(),
+        "invalid body": changed({"photo_count": 0}),
+        "unknown type": changed(type="session.exploded"),
+        "extra field": changed({"full_name": "Ada"}),
         "wrong content type": json.dumps(valid).encode(),
+        "count as text": changed({"photo_count": "3"}),
+        "count as true": changed({"photo_count": True}),
+        "style too short": changed({"styles": ["ab"]}),
+        "naive time": changed(occurred_at="2026-11-24T03:00:00"),
+        "bad id": changed(message_id="not-a-uuid"),
+        "version as text": changed(version="1"),
+        "no org": changed(org_id=""),
     }
+    # The reasons the schemas alone give (the consumer's quick check must never change them).
+    with monkeypatch.context() as schemas_only:
+        schemas_only.setattr(Loader, "load", lambda self, data: self.schema.load(data))
+        reasons = {}
+        for name, body in bodies.items():
+            if name == "wrong content type":
+                continue  # a valid body: refused for its content type alone
+            with pytest.raises(ContractError) as refused:
+                decode_message(body)
+            reasons[name] = f"undecodable: {refused.value}"
     for name, body in bodies.items():
         content_type = (
             "application/x-python-serialize" if name == "wrong content type" else "application/json"
@@ -288,6 +311,8 @@ def test_malformed_and_schema_invalid_bodies_are_dead_lettered_not_dropped(
     assert "full_name" in dead["extra field"].reason
     assert "content type" in dead["wrong content type"].reason
     assert dead["not json"].body == "{not json"  # kept byte for byte
+    for name, reason in reasons.items():
+        assert dead[name].reason == reason, name
 
 
 @pytest.mark.timeout(60)
