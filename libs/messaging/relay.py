@@ -13,11 +13,13 @@ this relay is the only thing that moves rows to the broker. A row is marked ``se
 the broker confirmed it, so a crash between commit and publish (or between publish and mark) is
 repaired by the next round: delivery is at-least-once, and consumers drop the duplicates by
 message_id. A failed publish leaves the row unsent, counts the attempt, keeps the error in
-``last_error``, and ends the round so later rows never overtake it.
+``last_error``, and ends the round so later rows never overtake it. While events stream in, the
+relay waits OUTBOX_GATHER_SECONDS before the next round, so they go out in fuller rounds.
 
-PostgreSQL: each round locks the rows it publishes with ``FOR UPDATE SKIP LOCKED`` and keeps them
-locked until they are marked, so any number of relays (one per service process) publish each row
-exactly once between them. The relay's own connection commits without waiting for the disk
+PostgreSQL: each round takes its rows with one ``UPDATE ... SET sent_at`` over a ``SELECT ... FOR
+UPDATE SKIP LOCKED`` (marked and locked at once), publishes them, and commits once they are
+confirmed; rows it could not publish are unmarked first. The locks last until that commit, so any
+number of relays (one per service process) publish each row exactly once between them. The relay's own connection commits without waiting for the disk
 (``synchronous_commit=off``): a mark lost in a server crash only publishes that row again. SQLite (embedded mode) has no row locks: a round reads the rows, publishes
 them, then marks them in a short write transaction, so producers are never blocked behind a publish.
 That is correct for the one relay the embedded process runs (rounds are serialized by a lock); a
@@ -57,7 +59,24 @@ _UNSENT = (
     .order_by(_OUTBOX.c.id)
     .limit(bindparam("limit"))
 )
-_UNSENT_LOCKED = _UNSENT.with_for_update(skip_locked=True)
+# PostgreSQL: take the round's rows and mark them sent in one statement. The marks are part of
+# the round's transaction, committed only once the broker confirmed; rows it could not publish
+# are unmarked again before the commit (_unmark), so "sent" is only ever committed for a confirmed row.
+_PICKED = (
+    select(_OUTBOX.c.id)
+    .where(_OUTBOX.c.sent_at.is_(None))
+    .order_by(_OUTBOX.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+    .cte("picked")
+)
+_TAKE = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == _PICKED.c.id)
+    .values(sent_at=bindparam("now"))
+    .returning(_OUTBOX.c.id, _OUTBOX.c.routing_key, _OUTBOX.c.message_id, _OUTBOX.c.body)
+)
+_UNMARK = update(_OUTBOX).where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True))).values(sent_at=None)
 _MARK_SENT = (
     update(_OUTBOX).where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True))).values(sent_at=bindparam("now"))
 )
@@ -90,10 +109,15 @@ class OutboxRelay:
             return self._round_unlocked()
 
     def _round_locked(self) -> int:
+        # BEGIN, one UPDATE ... RETURNING that locks and marks the round's rows, COMMIT after the
+        # confirms: the row locks keep every other relay off these rows until then.
         with self._held.connection() as conn, conn.begin():
-            rows = conn.execute(_UNSENT_LOCKED, {"limit": self.settings.OUTBOX_BATCH}).all()
+            taken = conn.execute(_TAKE, {"limit": self.settings.OUTBOX_BATCH, "now": utcnow()}).all()
+            rows = sorted(taken, key=lambda row: row.id)  # RETURNING has no order of its own
             sent, failure = self._publish_in_order(rows)
-            self._mark(conn, sent, failure)  # same transaction: the row locks are held until here
+            if failure is not None:
+                conn.execute(_UNMARK, {"ids": [row.id for row in rows[len(sent) :]]})
+                self._mark(conn, [], failure)
         return len(sent)
 
     def _round_unlocked(self) -> int:
@@ -153,7 +177,16 @@ class OutboxRelay:
                 if published >= self.settings.OUTBOX_BATCH:
                     continue  # more rows are probably waiting
                 pause = self.settings.OUTBOX_POLL_SECONDS * (2 ** min(failures, 5))
+                gather = self.settings.OUTBOX_GATHER_SECONDS
+                waiting_since = time.monotonic()
                 self._wait(stop, pause, listener)
+                if published >= 2 and time.monotonic() - waiting_since < gather:
+                    # Rows were written while the last round ran and the next commit came at
+                    # once: events are streaming in. A moment more gathers several commits into
+                    # the next round (one transaction and one wait for confirms for all of them,
+                    # and the consumers take them in one batch). A lone event (after a round of
+                    # one, or a quiet spell) is published at once.
+                    stop.wait(gather)
         finally:
             if listener is not None:
                 listener.close()

@@ -129,6 +129,61 @@ def test_a_dead_broker_fails_fast_with_a_clear_error_and_leaves_rows_for_later(
     db.dispose()
 
 
+class RoundsPublisher(Publisher):
+    """Records how many messages each relay round that found rows published."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, name="outbox relay")
+        self.rounds: list[int] = []
+
+    def publish_many(self, batch):  # type: ignore[no-untyped-def]
+        done, error = super().publish_many(batch)
+        if batch:  # not the empty rounds of a wake-up whose rows an earlier round took
+            self.rounds.append(done)
+        return done, error
+
+
+@pytest.mark.timeout(60)
+def test_events_that_keep_coming_are_gathered_into_fuller_rounds_and_a_lone_one_is_not_held(
+    backend: Settings,
+) -> None:
+    # A long gathering pause, so the test does not depend on this machine's speed: a round of two
+    # means events are streaming in, so the relay waits for more before the next round; a round
+    # of one does not make the next event wait.
+    config = backend.replace(OUTBOX_POLL_SECONDS=60.0, OUTBOX_GATHER_SECONDS=2.0)
+    db = Database(config.database_url)
+    Bus(config, db).declare(services=["review"])
+    publisher = RoundsPublisher(config)
+    relay = OutboxRelay(db, publisher, config)
+    relay.wake_after_commits()
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
+    try:
+        commit(db, submitted(), submitted())  # two rows waiting: the first round has two
+        thread.start()
+        wait_for(lambda: publisher.rounds[-1:] == [2], "the first round", timeout=10)
+        for _ in range(3):  # one commit each, within the pause the first one starts
+            commit(db, submitted())
+        wait_for(lambda: sum(publisher.rounds) == 5, "the three events", timeout=20)
+        assert publisher.rounds == [2, 3]  # gathered into one round, not three
+        wait_for(lambda: unsent(db) == 0, "the marks")
+        time.sleep(2.5)  # a quiet spell longer than the pause: the stream is over
+        committed_at = time.monotonic()
+        commit(db, submitted())
+        wait_for(lambda: sum(publisher.rounds) == 6, "the lone event", timeout=10)
+        lone_after = time.monotonic() - committed_at
+        commit(db, submitted())
+        wait_for(lambda: sum(publisher.rounds) == 7, "the event after it", timeout=10)
+        after_lone = time.monotonic() - committed_at - lone_after
+        assert publisher.rounds == [2, 3, 1, 1]
+        assert after_lone < 1.5 and lone_after < 1.5  # the 2-second pause was never taken
+    finally:
+        stop.set()
+        thread.join(10)
+        relay.close()
+        db.dispose()
+
+
 @pytest.mark.timeout(60)
 def test_the_relay_publishes_right_after_a_commit(backend: Settings) -> None:
     # Polling every minute: only the commit hook can make the message arrive in time.
