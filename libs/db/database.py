@@ -42,7 +42,8 @@ PING_AFTER_IDLE_SECONDS = 10.0
 OUTBOX_WRITTEN = "headshots.outbox_written"
 
 _OUTBOX: Table = OutboxMessage.__table__  # type: ignore[assignment]
-_INSERT_OUTBOX = insert(_OUTBOX)
+# inline(): no RETURNING of the new id (nothing reads it back), so no result to set up per event.
+_INSERT_OUTBOX = insert(_OUTBOX).inline()
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -19,7 +19,9 @@ transaction, then acked together. For each, in order:
 4. in a savepoint, call the handler, injecting by parameter name ``uow``, ``publish`` (= ``uow.add_message``,
    the outbox) and the ``deps`` it asks for (all of them if it takes ``**kwargs``); if it
    raises, roll back to the savepoint and drop its claim: that message alone is retried or
-   dead-lettered;
+   dead-lettered. The transaction's first handler runs without one (nothing but the claims is
+   there yet): if it raises, the transaction is rolled back and the messages after it, none of
+   which has run, are claimed and handled in a new one;
 5. commit, THEN ack. Handlers never commit themselves.
 
 A handler exception is retried after RETRY_DELAY_MS, up to DELIVERY_LIMIT attempts in all, then
@@ -315,8 +317,9 @@ class Consumer:
 
     def _handle(self, ready: list[_Delivery]) -> None:
         """Handle the messages in one transaction, then ack them together. Each runs in a
-        savepoint of its own: a failing message is rolled back alone (and retried or
-        dead-lettered after the commit), never taking its neighbours' effects with it."""
+        savepoint of its own (the first one in the transaction itself): a failing message is
+        rolled back alone (and retried or dead-lettered after the commit), never taking its
+        neighbours' effects with it."""
         if not ready:
             return
         try:
@@ -379,6 +382,7 @@ class Consumer:
             return self._process_claiming_last(ready[0])
         alone = len(ready) == 1
         results: list[tuple[_Delivery, str | Exception]] = []
+        rest: list[_Delivery] | None = None  # left after the first handler failed: a new transaction
         first = ready[0].message
         assert first is not None
         with (
@@ -388,7 +392,8 @@ class Consumer:
             uow = UnitOfWork(db_session)
             claimed = self._claim(db_session, ready)
             released: list[tuple[str, str]] = []  # claims of messages that failed: not processed
-            for d in ready:
+            ran = False  # whether a handler has run in this transaction
+            for index, d in enumerate(ready):
                 if results and self._stop.is_set():
                     break  # finish the message in hand, leave the rest
                 message = d.message
@@ -401,13 +406,30 @@ class Consumer:
                 # Each message sees its own organization only, and nothing loaded for another.
                 scope_session(db_session, message.org_id)
                 self.current_session = message.session_id
-                if alone:  # no savepoint needed: a failure rolls back the whole transaction
-                    self._handlers[d.queues.name](message, injectables(uow, self.deps))
+                handler = self._handlers[d.queues.name]
+                if not ran:
+                    # The transaction's first handler needs no savepoint: nothing but the claims
+                    # is there yet. If it fails, the whole transaction is rolled back and the
+                    # messages after it are claimed again in a new one (none of them has run).
+                    ran = True
+                    try:
+                        handler(message, injectables(uow, self.deps))
+                        if not alone:
+                            db_session.flush()
+                    except (OperationalError, InterfaceError):
+                        raise  # the database, not the message: the whole batch is retried
+                    except Exception as exc:
+                        db_session.rollback()
+                        results.append((d, exc))
+                        rest = ready[index + 1 :]
+                        break
                     results.append((d, "handled"))
+                    if not alone:  # alone, the commit flushes what it left in the session
+                        db_session.expunge_all()
                     continue
                 savepoint = db_session.begin_nested()
                 try:
-                    self._handlers[d.queues.name](message, injectables(uow, self.deps))
+                    handler(message, injectables(uow, self.deps))
                     db_session.flush()
                     savepoint.commit()
                 except (OperationalError, InterfaceError):
@@ -419,14 +441,17 @@ class Consumer:
                 else:
                     results.append((d, "handled"))
                 db_session.expunge_all()
-            released.extend(claimed)  # claimed but left (stopping): they go back to the queue
-            if released:
-                db_session.execute(
-                    delete(_PROCESSED).where(
-                        tuple_(_PROCESSED.c.consumer, _PROCESSED.c.message_id).in_(released)
+            if rest is None:
+                released.extend(claimed)  # claimed but left (stopping): they go back to the queue
+                if released:
+                    db_session.execute(
+                        delete(_PROCESSED).where(
+                            tuple_(_PROCESSED.c.consumer, _PROCESSED.c.message_id).in_(released)
+                        )
                     )
-                )
-            uow.commit()
+                uow.commit()
+        if rest and not self._stop.is_set():
+            results.extend(self._process(rest))
         return results
 
     def _process_claiming_last(self, d: _Delivery) -> list[tuple[_Delivery, str | Exception]]:

@@ -252,6 +252,44 @@ def test_a_failing_message_is_retried_then_dead_lettered_while_later_messages_fl
 
 
 @pytest.mark.timeout(60)
+def test_a_failing_message_in_a_batch_is_rolled_back_alone_and_its_neighbours_run_once(
+    fast: Settings, bus: Bus, db: Database
+) -> None:
+    # Queued before the consumer starts, so they are handled several to a transaction. Every
+    # fifth one writes its effect, then fails for good: the first message of all (the first
+    # handler of the first transaction, which runs without a savepoint) and ones in the middle
+    # of batches. Its effect is rolled back; every other message runs exactly once and keeps its
+    # effect, whether it came before or after the failure in its transaction.
+    messages = [submitted(org_id=f"org-{n % 3}") for n in range(30)]
+    failing = {m.message_id for m in messages[::5]}
+    calls: dict[str, int] = {}
+    positions: dict[str, int] = {}  # message -> its place among the handlers of its transaction
+
+    def handler(message: Message, *, uow: Any) -> None:
+        calls[message.message_id] = calls.get(message.message_id, 0) + 1
+        ran = uow.session.info["test.ran"] = uow.session.info.get("test.ran", 0) + 1
+        positions[message.message_id] = ran
+        uow.session.add(AuditLog(org_id=message.org_id, action="test.handled", target=message.message_id))
+        uow.session.flush()
+        if message.message_id in failing:
+            raise Permanent("refused after writing")
+
+    with Publisher(fast) as publisher:
+        for m in messages:
+            publisher.publish(m)
+    with running(bus.consumer("review", {SESSION_SUBMITTED: handler})) as consumer:
+        wait_for(lambda: consumer.stats["handled"] + consumer.stats["dead_lettered"] == 30, "all 30 taken")
+        assert (consumer.stats["handled"], consumer.stats["dead_lettered"]) == (24, 6)
+    assert calls == {m.message_id: 1 for m in messages}
+    assert effects(db) == 24 and all(effects(db, m) == 0 for m in messages[::5])
+    assert dead_count(fast) == 6 and queue_depths(fast)[REVIEW_QUEUE] == 0
+    if fast.BROKER_URL.startswith("amqp"):
+        assert positions[messages[0].message_id] == 1  # the failing first handler of a transaction
+        assert any(positions[m] > 1 for m in failing)  # and one with others before it
+        assert max(positions.values()) > 1
+
+
+@pytest.mark.timeout(60)
 def test_malformed_and_schema_invalid_bodies_are_dead_lettered_not_dropped(
     fast: Settings, bus: Bus, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
