@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import logging
 import multiprocessing
@@ -43,7 +44,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,34 @@ class Arrivals:
         with self.changed:
             if not self.changed.wait_for(until, timeout):
                 raise TimeoutError("messages did not arrive in time")
+
+
+class RoundTrips:
+    """Requests this process sends its databases, counted from SQLAlchemy's engine events: every
+    statement (savepoints included), BEGIN and COMMIT/ROLLBACK is one round trip to the server.
+    A count, not a time: it moves only when the code does, whatever the machine is doing."""
+
+    EVENTS = ("before_cursor_execute", "begin", "commit", "rollback")
+
+    def __init__(self) -> None:
+        self._ticks = itertools.count()  # next() is atomic: the relay and consumer threads count too
+
+    def _tick(self, *_args: Any, **_kwargs: Any) -> None:
+        next(self._ticks)
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[RoundTrips]:
+        for name in self.EVENTS:
+            sa.event.listen(sa.Engine, name, self._tick)
+        try:
+            yield self
+        finally:
+            for name in self.EVENTS:
+                sa.event.remove(sa.Engine, name, self._tick)
+
+    def total(self) -> int:
+        """How many were counted (read once, after counting)."""
+        return next(self._ticks)
 
 
 # --- raw kombu -----------------------------------------------------------------------------------------
@@ -305,17 +334,18 @@ def bench_ours(
 
         expected = len(arrivals.at) + count
         cpu_started = time.process_time()
-        if remote:
-            requests.send(count)
-            started = float(replies.recv())
-        else:
-            batch = [message(n) for n in range(count)]
-            started, cpu_started = time.perf_counter(), time.process_time()
-            for m in batch:
-                commit_to_outbox(db, m)
-        arrivals.wait(lambda: len(arrivals.at) >= expected, timeout=300)
-        seconds = max(arrivals.at.values()) - started
-        cpu_seconds = time.process_time() - cpu_started
+        with RoundTrips().counting() as round_trips:
+            if remote:
+                requests.send(count)
+                started = float(replies.recv())
+            else:
+                batch = [message(n) for n in range(count)]
+                started, cpu_started = time.perf_counter(), time.process_time()
+                for m in batch:
+                    commit_to_outbox(db, m)
+            arrivals.wait(lambda: len(arrivals.at) >= expected, timeout=300)
+            seconds = max(arrivals.at.values()) - started
+            cpu_seconds = time.process_time() - cpu_started
 
         # The same count again, committed PER_COMMIT messages per producer transaction (a
         # producer that writes several events at once): what the relay and consumer sustain.
@@ -346,6 +376,7 @@ def bench_ours(
         db.dispose()
     return {
         **summary(latencies, count, seconds, cpu_seconds),
+        "db_round_trips_per_message": round(round_trips.total() / count, 2),
         "batched_throughput_per_s": round(count / batched_seconds, 1),
     }
 
@@ -424,6 +455,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "CPU of this process per message, throughput run: "
         + ", ".join(f"{name} {row['cpu_us_per_message']:.0f} us" for name, row in in_process)
+    )
+    print(
+        "Database round trips per message, throughput run (producer, relay and consumer of this "
+        f"process): libs/messaging {ours['db_round_trips_per_message']:.2f}, "
+        f"embedded {embedded['db_round_trips_per_message']:.2f}"
     )
     ratio = ratios(ours)
 
