@@ -406,41 +406,31 @@ class Consumer:
                 # Each message sees its own organization only, and nothing loaded for another.
                 scope_session(db_session, message.org_id)
                 self.current_session = message.session_id
-                handler = self._handlers[d.queues.name]
-                if not ran:
-                    # The transaction's first handler needs no savepoint: nothing but the claims
-                    # is there yet. If it fails, the whole transaction is rolled back and the
-                    # messages after it are claimed again in a new one (none of them has run).
-                    ran = True
-                    try:
-                        handler(message, injectables(uow, self.deps))
-                        if not alone:
-                            db_session.flush()
-                    except (OperationalError, InterfaceError):
-                        raise  # the database, not the message: the whole batch is retried
-                    except Exception as exc:
-                        db_session.rollback()
-                        results.append((d, exc))
-                        rest = ready[index + 1 :]
-                        break
-                    results.append((d, "handled"))
-                    if not alone:  # alone, the commit flushes what it left in the session
-                        db_session.expunge_all()
-                    continue
-                savepoint = db_session.begin_nested()
+                # The transaction's first handler needs no savepoint: nothing but the claims is
+                # there yet. If it fails, the whole transaction is rolled back and the messages
+                # after it are claimed again in a new one (none of them has run).
+                savepoint = db_session.begin_nested() if ran else None
+                ran = True
                 try:
-                    handler(message, injectables(uow, self.deps))
-                    db_session.flush()
-                    savepoint.commit()
+                    self._handlers[d.queues.name](message, injectables(uow, self.deps))
+                    if not alone:  # alone, the commit flushes what the handler left
+                        db_session.flush()
+                    if savepoint is not None:
+                        savepoint.commit()
                 except (OperationalError, InterfaceError):
                     raise  # the database, not the message: the whole batch is retried
                 except Exception as exc:
-                    savepoint.rollback()
                     results.append((d, exc))
+                    if savepoint is None:
+                        db_session.rollback()
+                        rest = ready[index + 1 :]
+                        break
+                    savepoint.rollback()
                     released.append(key)
                 else:
                     results.append((d, "handled"))
-                db_session.expunge_all()
+                if not alone:
+                    db_session.expunge_all()
             if rest is None:
                 released.extend(claimed)  # claimed but left (stopping): they go back to the queue
                 if released:
