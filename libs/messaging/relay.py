@@ -19,9 +19,11 @@ relay waits OUTBOX_GATHER_SECONDS before the next round, so they go out in fulle
 PostgreSQL: each round takes its rows with one ``UPDATE ... SET sent_at`` over a ``SELECT ... FOR
 UPDATE SKIP LOCKED`` (marked and locked at once), publishes them, and commits once they are
 confirmed; rows it could not publish are unmarked first. The locks last until that commit, so any
-number of relays (one per service process) publish each row exactly once between them. The relay's own connection commits without waiting for the disk
-(``synchronous_commit=off``): a mark lost in a server crash only publishes that row again. SQLite (embedded mode) has no row locks: a round reads the rows, publishes
-them, then marks them in a short write transaction, so producers are never blocked behind a publish.
+number of relays (one per service process) publish each row exactly once between them. The
+relay's own connection commits without waiting for the disk (``synchronous_commit=off``): a mark
+lost in a server crash only publishes that row again. SQLite (embedded mode) has no row locks: a
+round reads the rows, publishes them, then marks them in a short write transaction, so producers
+are never blocked behind a publish.
 That is correct for the one relay the embedded process runs (rounds are serialized by a lock); a
 second process relaying the same SQLite file would publish duplicates, never lose a row.
 """
@@ -61,7 +63,7 @@ _UNSENT = (
 )
 # PostgreSQL: take the round's rows and mark them sent in one statement. The marks are part of
 # the round's transaction, committed only once the broker confirmed; rows it could not publish
-# are unmarked again before the commit (_unmark), so "sent" is only ever committed for a confirmed row.
+# are unmarked again before the commit (_UNMARK): "sent" is only committed for a confirmed row.
 _PICKED = (
     select(_OUTBOX.c.id)
     .where(_OUTBOX.c.sent_at.is_(None))
