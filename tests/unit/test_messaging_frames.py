@@ -11,7 +11,7 @@ from amqp.method_framing import frame_writer
 from amqp.serialization import dumps
 from kombu.transport.pyamqp import Channel
 
-from libs.contracts import EXCHANGE
+from libs.contracts import EXCHANGE, SESSION_PROGRESS, SESSION_SUBMITTED
 from libs.messaging.frames import publish_frames
 from libs.messaging.publisher import JSON, PERSISTENT
 
@@ -70,7 +70,7 @@ def test_the_publish_frames_are_what_py_amqp_writes(
 ) -> None:
     fields = {"headers": headers, "message_id": "3f1c0a0e-5b7d-4a51-9d0e-2f4d8c1b6a77"}
     for channel in (1, 7, 65535):
-        for routing_key in ("session.submitted", "session.progress", "é" * 10):
+        for routing_key in (SESSION_SUBMITTED.routing_key, SESSION_PROGRESS.routing_key, "é" * 10):
             expected = py_amqp_frames(channel, frame_max, routing_key, body, **fields)
             assert ours(channel, frame_max, routing_key, body, **fields) == expected
 
