@@ -18,7 +18,9 @@ per transaction: what the relay and the consumer sustain when producers write se
 once; raw kombu has no such batching to compare, the ratio is to its one-by-one figure). The ratios (ours / raw) are the figures to compare between
 runs; absolute numbers are context (this machine is noisy). For the rows whose every part runs in
 this process (raw, ours, embedded), the CPU time the process spent per message in the throughput
-run is printed too: on a busy machine it moves far less than the wall figures. Writes
+run is printed too: on a busy machine it moves far less than the wall figures; and for the two
+one-process rows of libs/messaging, the database round trips per message (statements, BEGIN,
+COMMIT, counted from SQLAlchemy's engine events), which move only when the code does. Writes
 bench/results/bus.json.
 
 Three more rows for libs/messaging: the producer in another process than the relay and the

@@ -17,14 +17,15 @@ from collections.abc import Mapping
 from struct import Struct
 from typing import Any
 
+from amqp import spec
 from amqp.serialization import dumps
 
 _FRAME = Struct(">BHI")  # frame type, channel, payload size
 _END = b"\xce"
 _METHOD, _CONTENT_HEADER, _BODY = 1, 2, 3
-_BASIC_PUBLISH = b"\x00\x3c\x00\x28\x00\x00"  # class 60 (basic), method 40 (publish), reserved 0
+_BASIC_PUBLISH = Struct(">HHH").pack(*spec.Basic.Publish, 0)  # class, method, reserved short
 _NOT_MANDATORY_NOT_IMMEDIATE = b"\x00"
-_HEADER = Struct(">HHQH")  # class 60, weight 0, body size, property flags
+_HEADER = Struct(">HHQH")  # class, weight 0, body size, property flags
 # content-type, content-encoding, headers, delivery-mode, message-id, type (bits 15, 14, 13, 12, 7, 5)
 _FLAGS = 0xF0A0
 _INT32 = Struct(">i")
@@ -78,7 +79,7 @@ def publish_frames(
     method = _BASIC_PUBLISH + shortstr(exchange) + shortstr(routing_key) + _NOT_MANDATORY_NOT_IMMEDIATE
     properties = b"".join(
         (
-            _HEADER.pack(60, 0, len(body), _FLAGS),
+            _HEADER.pack(spec.Basic.CLASS_ID, 0, len(body), _FLAGS),
             shortstr(content_type),
             shortstr(content_encoding),
             table(headers),
