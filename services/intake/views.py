@@ -345,6 +345,7 @@ def results_page(session_id: str) -> Any:
             return {
                 "shot": shot,
                 "url": download_url(settings, session, actor, shot),
+                "thumb_url": download_url(settings, session, actor, shot, variant="thumb"),
                 "square_url": download_url(settings, session, actor, shot, variant="square"),
             }
 

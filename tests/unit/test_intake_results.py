@@ -8,13 +8,15 @@ import zipfile
 
 import itsdangerous.timed
 from flask import Flask
+from PIL import Image
 
 from libs.contracts import SessionState
 from libs.db.demo import DemoData
 from tests.support.intake import complete_with_headshots, error_of, sign_in
 
 S = SessionState
-DOWNLOAD = re.compile(r'src="(/download/[^"?]+)"')
+DOWNLOAD = re.compile(r'<a class="full" href="(/download/[^"?]+)"')  # each tile opens the full image
+THUMB = re.compile(r'<img src="(/download/[^"?]+)"')
 ZIP = re.compile(r'href="(/download/[^"?]+)" download>')
 
 
@@ -36,6 +38,14 @@ def test_results_group_headshots_by_style_with_signed_downloads(
     urls = DOWNLOAD.findall(html)
     assert len(urls) == 4
     assert [bea.client.get(u).data for u in urls] == images
+    # The tiles show thumbnails (JPEG, at most 320 pixels a side), not the full PNGs they link to.
+    thumbs = THUMB.findall(html)
+    assert len(thumbs) == 4 and set(thumbs).isdisjoint(urls)
+    for thumb in thumbs:
+        data = bea.client.get(thumb).data
+        assert data not in images
+        with Image.open(io.BytesIO(data)) as tile:
+            assert tile.format == "JPEG" and max(tile.size) <= 320
     assert bea.client.get(urls[0] + "?download=1").headers["Content-Disposition"].startswith("attachment;")
     (zip_url,) = ZIP.findall(html)
     archive = zipfile.ZipFile(io.BytesIO(bea.client.get(zip_url).data))
