@@ -202,7 +202,7 @@ def test_intake_sends_the_owner_to_a_presigned_store_url(
         page = bea.client.get(f"/sessions/{bea.session_id}/results")
         # The pages may show images from the store's origin (and only from there besides their own).
         assert f"img-src 'self' data: blob: {s3_endpoint};" in page.headers["Content-Security-Policy"]
-        urls = re.findall(r'src="(/download/[^"?]+)"', page.get_data(as_text=True))
+        urls = re.findall(r'<a class="full" href="(/download/[^"?]+)"', page.get_data(as_text=True))
         assert len(urls) == 4
 
         # Full size: a redirect to the store, signed for a minute; the bytes never pass the app.
