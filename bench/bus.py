@@ -16,7 +16,10 @@ Latency: one message at a time, from the start of publish (raw) or of the produc
 to back, first send to last handled, one message per producer transaction (and again with 100
 per transaction: what the relay and the consumer sustain when producers write several events at
 once; raw kombu has no such batching to compare, the ratio is to its one-by-one figure). The ratios (ours / raw) are the figures to compare between
-runs; absolute numbers are context (this machine is noisy). For the rows whose every part runs in
+runs; absolute numbers are context (this machine is noisy). Every row is measured ``--rounds`` times
+(raw kombu first in each round) and each ratio is taken within its round, so a drift of the
+machine between rounds does not enter it; the table gives the median of the rounds, and the lowest
+and highest ratio seen (one round's p99 is the 3rd-worst of 300 messages: it swings most). For the rows whose every part runs in
 this process (raw, ours, embedded), the CPU time the process spent per message in the throughput
 run is printed too: on a busy machine it moves far less than the wall figures; and for the two
 one-process rows of libs/messaging, the database round trips per message (statements, BEGIN,
@@ -46,7 +49,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -391,6 +394,41 @@ def bench_embedded(latency_count: int, count: int) -> dict[str, float]:
         return bench_ours(Settings(BROKER_URL="memory://bench/", DATABASE_URL=url), latency_count, count)
 
 
+ROWS = (
+    ("raw", "raw kombu (confirms)"),
+    ("ours", "libs/messaging (outbox+relay+runner)"),
+    ("remote", "  producer in another process"),
+    ("apart", "  producer, relay, consumer: 3 processes"),
+    ("embedded", "  embedded (memory://, SQLite)"),
+)
+JSON_KEYS = (
+    "raw_kombu",
+    "libs_messaging",
+    "libs_messaging_producer_in_another_process",
+    "libs_messaging_each_part_in_its_own_process",
+    "libs_messaging_embedded",
+)
+RATIOS = ("p50_x", "p99_x", "throughput_x")
+
+
+def ratios(row: dict[str, float], raw: dict[str, float]) -> dict[str, float]:
+    """Ours / raw kombu, measured in the same round."""
+    return {
+        "p50_x": round(row["p50_ms"] / raw["p50_ms"], 3),
+        "p99_x": round(row["p99_ms"] / raw["p99_ms"], 3),
+        "throughput_x": round(row["throughput_per_s"] / raw["throughput_per_s"], 3),
+    }
+
+
+def middle(values: Iterable[float]) -> float:
+    return round(statistics.median(values), 3)
+
+
+def spread_of(values: Iterable[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    return ordered[0], ordered[-1]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -408,82 +446,96 @@ def main(argv: list[str] | None = None) -> int:
         "--latency-count", type=int, default=300, help="messages sent one at a time (default 300)"
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="times every row is measured, raw kombu first each time; figures are the medians (default 5)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS.relative_to(ROOT)})"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
 
+    rounds: list[dict[str, dict[str, float]]] = []
     with throwaway_servers(args.amqp_url, args.pg_url) as (amqp_url, pg_url):
         settings = Settings(BROKER_URL=amqp_url, DATABASE_URL=pg_url)
         body_bytes = len(message(0).to_json().encode())
         print(
-            f"{args.latency_count} one-at-a-time + {args.count} back-to-back messages of {body_bytes} bytes"
+            f"{args.rounds} rounds, each: {args.latency_count} one-at-a-time + {args.count} back-to-back "
+            f"messages of {body_bytes} bytes through every row"
         )
-        raw = bench_raw(amqp_url, args.latency_count, args.count)
-        ours = bench_ours(settings, args.latency_count, args.count)
-        remote = bench_ours(settings, args.latency_count, args.count, remote=True)
-        apart = bench_ours(settings, args.latency_count, args.count, apart=True)
-    embedded = bench_embedded(args.latency_count, args.count)
+        for number in range(1, args.rounds + 1):
+            raw = bench_raw(amqp_url, args.latency_count, args.count)
+            one_round = {
+                "raw": raw,
+                "ours": bench_ours(settings, args.latency_count, args.count),
+                "remote": bench_ours(settings, args.latency_count, args.count, remote=True),
+                "apart": bench_ours(settings, args.latency_count, args.count, apart=True),
+                "embedded": bench_embedded(args.latency_count, args.count),
+            }
+            for row in one_round.values():
+                row.update(ratios(row, raw))
+            rounds.append(one_round)
+            print(
+                f"  round {number}: ours / raw p50 {one_round['ours']['p50_x']:.2f}, "
+                f"p99 {one_round['ours']['p99_x']:.2f}, throughput {one_round['ours']['throughput_x']:.3f}",
+                flush=True,
+            )
 
-    def ratios(row: dict[str, float]) -> dict[str, float]:
-        return {
-            "p50": round(row["p50_ms"] / raw["p50_ms"], 2),
-            "p99": round(row["p99_ms"] / raw["p99_ms"], 2),
-            "throughput": round(row["throughput_per_s"] / raw["throughput_per_s"], 3),
-        }
-
-    rows = (
-        ("raw kombu (confirms)", raw),
-        ("libs/messaging (outbox+relay+runner)", ours),
-        ("  producer in another process", remote),
-        ("  producer, relay, consumer: 3 processes", apart),
-        ("  embedded (memory://, SQLite)", embedded),
+    # Each figure is the median of the rounds; a ratio is ours / raw kombu in the same round (the
+    # machine's state drifts between rounds; within one the two ran a few seconds apart).
+    median = {
+        key: {field: middle(r[key][field] for r in rounds) for field in rounds[0][key]} for key, _ in ROWS
+    }
+    spread = {key: {field: spread_of(r[key][field] for r in rounds) for field in RATIOS} for key, _ in ROWS}
+    print(
+        f"median of the {args.rounds} rounds (ratios: median, lowest-highest); "
+        f"raw kombu p50 {median['raw']['p50_ms']:.2f} ms, {median['raw']['throughput_per_s']:.0f} msg/s"
     )
-    print(f"{'':<40}{'p50 ms':>9}{'p99 ms':>9}{'msg/s':>8}{'p50 x':>8}{'p99 x':>8}{'tput x':>8}")
-    for name, row in rows:
-        r = ratios(row)
+    print(f"{'':<40}{'p50 ms':>8}{'p99 ms':>8}{'msg/s':>7}   {'p50 x':<17}{'p99 x':<17}{'tput x':<19}")
+    for key, name in ROWS:
+        row = median[key]
         print(
-            f"{name:<40}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['throughput_per_s']:>8.0f}"
-            f"{r['p50']:>8.2f}{r['p99']:>8.2f}{r['throughput']:>8.3f}"
+            f"{name:<40}{row['p50_ms']:>8.2f}{row['p99_ms']:>8.2f}{row['throughput_per_s']:>7.0f}   "
+            + "".join(
+                f"{row[field]:.{digits}f} ({lowest:.{digits}f}-{highest:.{digits}f})".ljust(width)
+                for field, digits, width in (("p50_x", 2, 17), ("p99_x", 2, 17), ("throughput_x", 3, 19))
+                for lowest, highest in [spread[key][field]]
+            )
         )
-    for name, row in rows[1:]:
-        x = row["batched_throughput_per_s"] / raw["throughput_per_s"]
+    for key, name in ROWS[1:]:
+        x = middle(r[key]["batched_throughput_per_s"] / r["raw"]["throughput_per_s"] for r in rounds)
         print(
-            f"{name:<40} {PER_COMMIT} per commit: {row['batched_throughput_per_s']:.0f} msg/s = {x:.3f} x raw"
+            f"{name:<40} {PER_COMMIT} per commit: {median[key]['batched_throughput_per_s']:.0f} msg/s = {x:.3f} x raw"
         )
     # Only where every part runs in this process: the CPU the whole path costs per message (the
     # other rows' figure covers this process's share only).
-    in_process = (("raw kombu (confirms)", raw), ("libs/messaging", ours), ("embedded", embedded))
+    in_process = (("raw kombu (confirms)", "raw"), ("libs/messaging", "ours"), ("embedded", "embedded"))
     print(
         "CPU of this process per message, throughput run: "
-        + ", ".join(f"{name} {row['cpu_us_per_message']:.0f} us" for name, row in in_process)
+        + ", ".join(f"{name} {median[key]['cpu_us_per_message']:.0f} us" for name, key in in_process)
     )
     print(
         "Database round trips per message, throughput run (producer, relay and consumer of this "
-        f"process): libs/messaging {ours['db_round_trips_per_message']:.2f}, "
-        f"embedded {embedded['db_round_trips_per_message']:.2f}"
+        f"process): libs/messaging {median['ours']['db_round_trips_per_message']:.2f}, "
+        f"embedded {median['embedded']['db_round_trips_per_message']:.2f}"
     )
-    ratio = ratios(ours)
 
     result = {
         "benchmark": "bus",
         "message_bytes": body_bytes,
         "latency_messages": args.latency_count,
         "throughput_messages": args.count,
-        "raw_kombu": raw,
-        "libs_messaging": ours,
-        "ratio_ours_over_raw": ratio,
-        "libs_messaging_producer_in_another_process": remote,
-        "ratio_remote_over_raw": ratios(remote),
-        "libs_messaging_each_part_in_its_own_process": apart,
-        "ratio_apart_over_raw": ratios(apart),
-        "libs_messaging_embedded": embedded,
-        "ratio_embedded_over_raw": ratios(embedded),
+        "rounds": args.rounds,
+        "median_of_rounds": dict(zip(JSON_KEYS, (median[key] for key, _ in ROWS), strict=True)),
+        "ratio_ranges": dict(zip(JSON_KEYS, (spread[key] for key, _ in ROWS), strict=True)),
+        "each_round": [dict(zip(JSON_KEYS, (r[key] for key, _ in ROWS), strict=True)) for r in rounds],
         "context": {
             "python": platform.python_version(),
             "machine": platform.machine(),
             "cpus": os.cpu_count(),
-            "relay_poll_seconds": settings.OUTBOX_POLL_SECONDS,
+            "relay_poll_seconds": Settings().OUTBOX_POLL_SECONDS,
             "relay_woken_by": "PostgreSQL NOTIFY (distributed), commit hook (embedded)",
         },
     }
