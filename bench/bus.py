@@ -9,7 +9,14 @@ same message (a SESSION_SUBMITTED envelope):
 - raw:  kombu publish with confirms -> quorum queue -> kombu consumer acks;
 - ours: outbox row committed on PostgreSQL -> relay (woken by the commit) publishes with
         confirms and marks the row sent -> consumer runner decodes with the contract, writes the
-        processed-message row, commits, acks.
+        processed-message row, commits, acks;
+- same work: what ours does, written directly against psycopg and kombu in a few lines (the
+        producer's transaction, a relay thread that takes and marks the rows in one UPDATE and
+        publishes each with its confirm, a consumer thread that inserts the processed-message row
+        and acks): the same tables, disk flushes and round trips, without SQLAlchemy, the contract
+        or any batching. Raw kombu is the speed of the broker alone; this row is the price of the
+        outbox and of exactly-once effects themselves, and ours / this row is what libs/messaging
+        adds (or saves) on top of them.
 
 Latency: one message at a time, from the start of publish (raw) or of the producer's commit
 (ours) to the moment it is handled (acked / committed). Throughput: ``--count`` messages sent back
@@ -20,7 +27,7 @@ runs; absolute numbers are context (this machine is noisy). Every row is measure
 (raw kombu first in each round) and each ratio is taken within its round, so a drift of the
 machine between rounds does not enter it; the table gives the median of the rounds, and the lowest
 and highest ratio seen (one round's p99 is the 3rd-worst of 300 messages: it swings most). For the rows whose every part runs in
-this process (raw, ours, embedded), the CPU time the process spent per message in the throughput
+this process (raw, same work, ours, embedded), the CPU time the process spent per message in the throughput
 run is printed too: on a busy machine it moves far less than the wall figures; and for the two
 one-process rows of libs/messaging, the database round trips per message (statements, BEGIN,
 COMMIT, counted from SQLAlchemy's engine events), which move only when the code does. Writes
@@ -56,13 +63,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import psycopg  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from kombu import Connection, Exchange, Producer, Queue  # noqa: E402
 from kombu import Consumer as KombuConsumer  # noqa: E402
 
 from bench.support.servers import throwaway_servers  # noqa: E402
 from libs.contracts import SESSION_SUBMITTED, Message, decode_message, new_message  # noqa: E402
-from libs.db import Database  # noqa: E402
+from libs.db import OUTBOX_CHANNEL, Database  # noqa: E402
 from libs.db.migrate import upgrade  # noqa: E402
 from libs.messaging import Bus  # noqa: E402
 from libs.settings import Settings  # noqa: E402
@@ -211,6 +219,148 @@ def bench_raw(amqp_url: str, latency_count: int, count: int) -> dict[str, float]
     stop.set()
     thread.join(5)
     return summary(latencies, count, seconds, cpu_seconds)
+
+
+# --- the same work, written directly against psycopg and kombu -----------------------------------------
+# What any outbox with an idempotent consumer has to do, without libs/messaging: the producer's
+# transaction writes the outbox row (the table's trigger sends the NOTIFY); a relay thread, woken by
+# it, takes the unsent rows and marks them sent in one UPDATE, publishes each with a confirm, commits;
+# a consumer thread inserts the processed-message row ON CONFLICT DO NOTHING, commits, acks. Same
+# tables, same disk flushes, same round trips per message one at a time; no SQLAlchemy, no contract
+# validation (the consumer only parses the JSON), no batching of confirms or of consumed messages.
+RAW_INSERT = (
+    "INSERT INTO outbox (message_id, routing_key, org_id, session_id, body, created_at, attempts) "
+    "VALUES (%(message_id)s, %(routing_key)s, %(org_id)s, %(session_id)s, %(body)s, %(created_at)s, 0)"
+)
+RAW_TAKE = (
+    "WITH picked AS (SELECT id FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT 100 "
+    "FOR UPDATE SKIP LOCKED) UPDATE outbox SET sent_at = now() FROM picked WHERE outbox.id = picked.id "
+    "RETURNING outbox.id, outbox.routing_key, outbox.message_id, outbox.body"
+)
+RAW_CLAIM = (
+    "INSERT INTO processed_messages (consumer, message_id, processed_at) VALUES (%s, %s, now()) "
+    "ON CONFLICT DO NOTHING RETURNING message_id"
+)
+
+
+def bench_raw_same_work(amqp_url: str, pg_url: str, latency_count: int, count: int) -> dict[str, float]:
+    dsn = pg_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    exchange = Exchange("bench.same_work", type="topic", durable=True)
+    queue = Queue(
+        "bench.same_work",
+        exchange,
+        routing_key=SESSION_SUBMITTED.routing_key,
+        durable=True,
+        queue_arguments={"x-queue-type": "quorum"},
+    )
+    arrivals = Arrivals()
+    stop = threading.Event()
+    ready = threading.Barrier(3)
+
+    def relay() -> None:
+        with (
+            psycopg.connect(dsn, autocommit=True) as listener,
+            psycopg.connect(dsn) as db,
+            Connection(amqp_url, transport_options={"confirm_publish": True}) as conn,
+        ):
+            listener.execute(f"LISTEN {OUTBOX_CHANNEL}")
+            producer = Producer(conn.channel())
+            ready.wait()
+            while not stop.is_set():
+                # Woken by a commit's NOTIFY (or after 0.2 s); the ones already queued are taken too.
+                for _ in itertools.chain(
+                    listener.notifies(timeout=0.2, stop_after=1), listener.notifies(timeout=0)
+                ):
+                    pass
+                while True:
+                    with db.transaction():
+                        rows = db.execute(RAW_TAKE).fetchall()
+                        for _row_id, routing_key, message_id, body in sorted(rows):
+                            producer.publish(
+                                body,
+                                exchange=exchange,
+                                routing_key=routing_key,
+                                content_type="application/json",
+                                delivery_mode=2,
+                                message_id=message_id,
+                                type=routing_key,
+                                timeout=5,
+                            )
+                    if len(rows) < 100:
+                        break
+
+    def consume() -> None:
+        with psycopg.connect(dsn) as db, Connection(amqp_url, heartbeat=30) as conn:
+
+            def on_message(raw: Any) -> None:
+                message_id = json.loads(raw.body)["message_id"]
+                with db.transaction():
+                    db.execute(RAW_CLAIM, ("bench.same_work", message_id)).fetchall()
+                arrivals.record(message_id)
+                raw.ack()
+
+            with KombuConsumer(conn.channel(), [queue], on_message=on_message, prefetch_count=10):
+                ready.wait()
+                while not stop.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        conn.drain_events(timeout=0.2)
+
+    with Connection(amqp_url) as conn:
+        queue(conn.default_channel).declare()
+    threads = [threading.Thread(target=relay, daemon=True), threading.Thread(target=consume, daemon=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        with psycopg.connect(dsn) as db:
+            ready.wait(30)
+
+            def commit(messages: list[Message]) -> None:
+                with db.transaction():
+                    for m in messages:
+                        db.execute(
+                            RAW_INSERT,
+                            {
+                                "message_id": m.message_id,
+                                "routing_key": m.routing_key,
+                                "org_id": m.org_id,
+                                "session_id": m.session_id,
+                                "body": m.to_json(),
+                                "created_at": m.occurred_at,
+                            },
+                        )
+
+            latencies = []
+            for n in range(latency_count):
+                m = message(n)
+                started = time.perf_counter()
+                commit([m])
+                arrivals.wait(lambda m=m: m.message_id in arrivals.at)
+                latencies.append(arrivals.at[m.message_id] - started)
+
+            batch = [message(n) for n in range(count)]
+            expected = len(arrivals.at) + count
+            started, cpu_started = time.perf_counter(), time.process_time()
+            for m in batch:
+                commit([m])
+            arrivals.wait(lambda: len(arrivals.at) >= expected, timeout=300)
+            seconds = max(arrivals.at.values()) - started
+            cpu_seconds = time.process_time() - cpu_started
+
+            batch = [message(n) for n in range(count)]
+            expected = len(arrivals.at) + count
+            batched_started = time.perf_counter()
+            for start in range(0, count, PER_COMMIT):
+                commit(batch[start : start + PER_COMMIT])
+            arrivals.wait(lambda: len(arrivals.at) >= expected, timeout=300)
+            batched_seconds = max(arrivals.at.values()) - batched_started
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(5)
+    return {
+        **summary(latencies, count, seconds, cpu_seconds),
+        "batched_throughput_per_s": round(count / batched_seconds, 1),
+    }
 
 
 # --- libs/messaging -----------------------------------------------------------------------------------
@@ -396,6 +546,7 @@ def bench_embedded(latency_count: int, count: int) -> dict[str, float]:
 
 ROWS = (
     ("raw", "raw kombu (confirms)"),
+    ("same", "same work, psycopg + kombu directly"),
     ("ours", "libs/messaging (outbox+relay+runner)"),
     ("remote", "  producer in another process"),
     ("apart", "  producer, relay, consumer: 3 processes"),
@@ -403,6 +554,7 @@ ROWS = (
 )
 JSON_KEYS = (
     "raw_kombu",
+    "psycopg_and_kombu_doing_the_same_work",
     "libs_messaging",
     "libs_messaging_producer_in_another_process",
     "libs_messaging_each_part_in_its_own_process",
@@ -469,6 +621,7 @@ def main(argv: list[str] | None = None) -> int:
             raw = bench_raw(amqp_url, args.latency_count, args.count)
             one_round = {
                 "raw": raw,
+                "same": bench_raw_same_work(amqp_url, pg_url, args.latency_count, args.count),
                 "ours": bench_ours(settings, args.latency_count, args.count),
                 "remote": bench_ours(settings, args.latency_count, args.count, remote=True),
                 "apart": bench_ours(settings, args.latency_count, args.count, apart=True),
@@ -504,6 +657,15 @@ def main(argv: list[str] | None = None) -> int:
                 for lowest, highest in [spread[key][field]]
             )
         )
+    same_work = {
+        field: middle(r["ours"][field] / r["same"][field] for r in rounds)
+        for field in ("p50_ms", "p99_ms", "throughput_per_s")
+    }
+    print(
+        "libs/messaging (one process) / the same work done with psycopg + kombu directly, median of the "
+        f"rounds: p50 {same_work['p50_ms']:.2f}, p99 {same_work['p99_ms']:.2f}, "
+        f"throughput {same_work['throughput_per_s']:.3f}"
+    )
     for key, name in ROWS[1:]:
         x = middle(r[key]["batched_throughput_per_s"] / r["raw"]["throughput_per_s"] for r in rounds)
         print(
@@ -511,7 +673,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     # Only where every part runs in this process: the CPU the whole path costs per message (the
     # other rows' figure covers this process's share only).
-    in_process = (("raw kombu (confirms)", "raw"), ("libs/messaging", "ours"), ("embedded", "embedded"))
+    in_process = (
+        ("raw kombu (confirms)", "raw"),
+        ("same work directly", "same"),
+        ("libs/messaging", "ours"),
+        ("embedded", "embedded"),
+    )
     print(
         "CPU of this process per message, throughput run: "
         + ", ".join(f"{name} {median[key]['cpu_us_per_message']:.0f} us" for name, key in in_process)
@@ -529,6 +696,7 @@ def main(argv: list[str] | None = None) -> int:
         "throughput_messages": args.count,
         "rounds": args.rounds,
         "median_of_rounds": dict(zip(JSON_KEYS, (median[key] for key, _ in ROWS), strict=True)),
+        "libs_messaging_over_the_same_work_directly": same_work,
         "ratio_ranges": dict(zip(JSON_KEYS, (spread[key] for key, _ in ROWS), strict=True)),
         "each_round": [dict(zip(JSON_KEYS, (r[key] for key, _ in ROWS), strict=True)) for r in rounds],
         "context": {
