@@ -68,6 +68,7 @@ import psycopg  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from kombu import Connection, Exchange, Producer, Queue  # noqa: E402
 from kombu import Consumer as KombuConsumer  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
 
 from bench.support.servers import throwaway_servers  # noqa: E402
 from libs.contracts import SESSION_SUBMITTED, Message, decode_message, new_message  # noqa: E402
@@ -79,6 +80,7 @@ from libs.settings import Settings  # noqa: E402
 RESULTS = ROOT / "bench" / "results" / "bus.json"
 PER_COMMIT = 100  # messages per producer transaction in the second throughput run
 WARMUP = 20  # messages sent through each path before its latency is measured
+HANDLED = "bench.handled"  # Session.info key: the messages handled in that transaction
 
 
 def message(n: int) -> Message:
@@ -126,6 +128,23 @@ class Arrivals:
         with self.changed:
             if not self.changed.wait_for(until, timeout):
                 raise TimeoutError("messages did not arrive in time")
+
+
+def handled_on_commit(record: Callable[[str], None]) -> tuple[Callable[..., None], Callable[[], None]]:
+    """The handler for libs/messaging's consumer, and the function that undoes it. "Handled" =
+    committed with its processed-message row (the runner commits after the handler): the handler
+    notes its message in the session, and one listener, registered once rather than per message,
+    calls ``record(message_id)`` for the noted messages when their transaction commits."""
+
+    def committed(session: Any) -> None:
+        for message_id in session.info.pop(HANDLED, ()):
+            record(message_id)
+
+    def handle(m: Message, *, uow: Any) -> None:
+        uow.session.info.setdefault(HANDLED, []).append(m.message_id)
+
+    sa.event.listen(Session, "after_commit", committed)
+    return handle, lambda: sa.event.remove(Session, "after_commit", committed)
 
 
 def one_at_a_time(send: Callable[[Message], float], arrivals: Arrivals, count: int) -> list[float]:
@@ -416,13 +435,11 @@ def consumer_process(broker_url: str, database_url: str, arrivals: Any, stop: An
     bus = Bus(Settings(BROKER_URL=broker_url, DATABASE_URL=database_url), db)
     sent = threading.Lock()
 
-    def handle(m: Message, *, uow: Any) -> None:
-        def committed(_session: Any) -> None:
-            with sent:
-                arrivals.send((m.message_id, time.perf_counter()))
+    def record(message_id: str) -> None:
+        with sent:
+            arrivals.send((message_id, time.perf_counter()))
 
-        sa.event.listen(uow.session, "after_commit", committed, once=True)
-
+    handle, _forget = handled_on_commit(record)
     consumer = bus.consumer("review", {SESSION_SUBMITTED: handle})
     consumer.start_in_thread()
     consumer.wait_ready(10)
@@ -442,9 +459,7 @@ def bench_ours(
     bus.declare(services=["review"])
     arrivals = Arrivals()
 
-    def handle(m: Message, *, uow: Any) -> None:
-        # "Handled" = committed with its processed-message row, as the runner does after us.
-        sa.event.listen(uow.session, "after_commit", lambda _s: arrivals.record(m.message_id), once=True)
+    handle, forget_handler = handled_on_commit(arrivals.record)
 
     stop = threading.Event()
     spawn = multiprocessing.get_context("spawn")
@@ -537,6 +552,7 @@ def bench_ours(
             stop.set()
             relay_thread.join(10)
             relay.close()
+        forget_handler()
         db.dispose()
     return {
         **summary(latencies, count, seconds, cpu_seconds),
