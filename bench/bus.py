@@ -190,15 +190,22 @@ class RoundTrips:
 
 
 # --- raw kombu -----------------------------------------------------------------------------------------
-def bench_raw(amqp_url: str, latency_count: int, count: int) -> dict[str, float]:
-    exchange = Exchange("bench.raw", type="topic", durable=True)
+def quorum_queue(name: str) -> tuple[Exchange, Queue]:
+    """A topic exchange and the quorum queue bound to it, both called ``name``, for the rows that
+    use kombu directly (libs/messaging declares its own)."""
+    exchange = Exchange(name, type="topic", durable=True)
     queue = Queue(
-        "bench.raw",
+        name,
         exchange,
         routing_key=SESSION_SUBMITTED.routing_key,
         durable=True,
         queue_arguments={"x-queue-type": "quorum"},
     )
+    return exchange, queue
+
+
+def bench_raw(amqp_url: str, latency_count: int, count: int) -> dict[str, float]:
+    exchange, queue = quorum_queue("bench.raw")
     arrivals = Arrivals()
     stop = threading.Event()
     ready = threading.Event()
@@ -279,14 +286,7 @@ RAW_CLAIM = (
 
 def bench_raw_same_work(amqp_url: str, pg_url: str, latency_count: int, count: int) -> dict[str, float]:
     dsn = pg_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    exchange = Exchange("bench.same_work", type="topic", durable=True)
-    queue = Queue(
-        "bench.same_work",
-        exchange,
-        routing_key=SESSION_SUBMITTED.routing_key,
-        durable=True,
-        queue_arguments={"x-queue-type": "quorum"},
-    )
+    exchange, queue = quorum_queue("bench.same_work")
     arrivals = Arrivals()
     stop = threading.Event()
     ready = threading.Barrier(3)
