@@ -273,8 +273,9 @@ RAW_INSERT = (
     "INSERT INTO outbox (message_id, routing_key, org_id, session_id, body, created_at, attempts) "
     "VALUES (%(message_id)s, %(routing_key)s, %(org_id)s, %(session_id)s, %(body)s, %(created_at)s, 0)"
 )
+RAW_BATCH = Settings().OUTBOX_BATCH  # rows per round, as libs/messaging's relay takes
 RAW_TAKE = (
-    "WITH picked AS (SELECT id FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT 100 "
+    "WITH picked AS (SELECT id FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT %(limit)s "
     "FOR UPDATE SKIP LOCKED) UPDATE outbox SET sent_at = now() FROM picked WHERE outbox.id = picked.id "
     "RETURNING outbox.id, outbox.routing_key, outbox.message_id, outbox.body"
 )
@@ -308,7 +309,7 @@ def bench_raw_same_work(amqp_url: str, pg_url: str, latency_count: int, count: i
                     pass
                 while True:
                     with db.transaction():
-                        rows = db.execute(RAW_TAKE).fetchall()
+                        rows = db.execute(RAW_TAKE, {"limit": RAW_BATCH}).fetchall()
                         for _row_id, routing_key, message_id, body in sorted(rows):
                             producer.publish(
                                 body,
@@ -320,7 +321,7 @@ def bench_raw_same_work(amqp_url: str, pg_url: str, latency_count: int, count: i
                                 type=routing_key,
                                 timeout=5,
                             )
-                    if len(rows) < 100:
+                    if len(rows) < RAW_BATCH:
                         break
 
     def consume() -> None:
@@ -569,21 +570,14 @@ def bench_embedded(latency_count: int, count: int) -> dict[str, float]:
         return bench_ours(Settings(BROKER_URL="memory://bench/", DATABASE_URL=url), latency_count, count)
 
 
+# (key in a round, label in the table, key in bench/results/bus.json)
 ROWS = (
-    ("raw", "raw kombu (confirms)"),
-    ("same", "same work, psycopg + kombu directly"),
-    ("ours", "libs/messaging (outbox+relay+runner)"),
-    ("remote", "  producer in another process"),
-    ("apart", "  producer, relay, consumer: 3 processes"),
-    ("embedded", "  embedded (memory://, SQLite)"),
-)
-JSON_KEYS = (
-    "raw_kombu",
-    "psycopg_and_kombu_doing_the_same_work",
-    "libs_messaging",
-    "libs_messaging_producer_in_another_process",
-    "libs_messaging_each_part_in_its_own_process",
-    "libs_messaging_embedded",
+    ("raw", "raw kombu (confirms)", "raw_kombu"),
+    ("same", "same work, psycopg + kombu directly", "psycopg_and_kombu_doing_the_same_work"),
+    ("ours", "libs/messaging (outbox+relay+runner)", "libs_messaging"),
+    ("remote", "  producer in another process", "libs_messaging_producer_in_another_process"),
+    ("apart", "  producer, relay, consumer: 3 processes", "libs_messaging_each_part_in_its_own_process"),
+    ("embedded", "  embedded (memory://, SQLite)", "libs_messaging_embedded"),
 )
 RATIOS = ("p50_x", "p99_x", "throughput_x")
 
@@ -664,15 +658,17 @@ def main(argv: list[str] | None = None) -> int:
     # Each figure is the median of the rounds; a ratio is ours / raw kombu in the same round (the
     # machine's state drifts between rounds; within one the two ran a few seconds apart).
     median = {
-        key: {field: middle(r[key][field] for r in rounds) for field in rounds[0][key]} for key, _ in ROWS
+        key: {field: middle(r[key][field] for r in rounds) for field in rounds[0][key]} for key, _, _ in ROWS
     }
-    spread = {key: {field: spread_of(r[key][field] for r in rounds) for field in RATIOS} for key, _ in ROWS}
+    spread = {
+        key: {field: spread_of(r[key][field] for r in rounds) for field in RATIOS} for key, _, _ in ROWS
+    }
     print(
         f"median of the {args.rounds} rounds (ratios: median, lowest-highest); "
         f"raw kombu p50 {median['raw']['p50_ms']:.2f} ms, {median['raw']['throughput_per_s']:.0f} msg/s"
     )
     print(f"{'':<40}{'p50 ms':>8}{'p99 ms':>8}{'msg/s':>7}   {'p50 x':<17}{'p99 x':<17}{'tput x':<19}")
-    for key, name in ROWS:
+    for key, name, _ in ROWS:
         row = median[key]
         print(
             f"{name:<40}{row['p50_ms']:>8.2f}{row['p99_ms']:>8.2f}{row['throughput_per_s']:>7.0f}   "
@@ -691,7 +687,7 @@ def main(argv: list[str] | None = None) -> int:
         f"rounds: p50 {same_work['p50_ms']:.2f}, p99 {same_work['p99_ms']:.2f}, "
         f"throughput {same_work['throughput_per_s']:.3f}"
     )
-    for key, name in ROWS[1:]:
+    for key, name, _ in ROWS[1:]:
         x = middle(r[key]["batched_throughput_per_s"] / r["raw"]["throughput_per_s"] for r in rounds)
         print(
             f"{name:<40} {PER_COMMIT} per commit: {median[key]['batched_throughput_per_s']:.0f} msg/s = {x:.3f} x raw"
@@ -720,10 +716,10 @@ def main(argv: list[str] | None = None) -> int:
         "latency_messages": args.latency_count,
         "throughput_messages": args.count,
         "rounds": args.rounds,
-        "median_of_rounds": dict(zip(JSON_KEYS, (median[key] for key, _ in ROWS), strict=True)),
+        "median_of_rounds": {name: median[key] for key, _, name in ROWS},
         "libs_messaging_over_the_same_work_directly": same_work,
-        "ratio_ranges": dict(zip(JSON_KEYS, (spread[key] for key, _ in ROWS), strict=True)),
-        "each_round": [dict(zip(JSON_KEYS, (r[key] for key, _ in ROWS), strict=True)) for r in rounds],
+        "ratio_ranges": {name: spread[key] for key, _, name in ROWS},
+        "each_round": [{name: r[key] for key, _, name in ROWS} for r in rounds],
         "context": {
             "python": platform.python_version(),
             "machine": platform.machine(),
