@@ -72,7 +72,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from bench.support.servers import throwaway_servers  # noqa: E402
 from libs.contracts import SESSION_SUBMITTED, Message, decode_message, new_message  # noqa: E402
-from libs.db import OUTBOX_CHANNEL, Database  # noqa: E402
+from libs.db import OUTBOX_CHANNEL, Database, outbox_row  # noqa: E402
 from libs.db.migrate import upgrade  # noqa: E402
 from libs.messaging import Bus  # noqa: E402
 from libs.settings import Settings  # noqa: E402
@@ -271,7 +271,7 @@ def bench_raw(amqp_url: str, latency_count: int, count: int) -> dict[str, float]
 # validation (the consumer only parses the JSON), no batching of confirms or of consumed messages.
 RAW_INSERT = (
     "INSERT INTO outbox (message_id, routing_key, org_id, session_id, body, created_at, attempts) "
-    "VALUES (%(message_id)s, %(routing_key)s, %(org_id)s, %(session_id)s, %(body)s, %(created_at)s, 0)"
+    "VALUES (%(message_id)s, %(routing_key)s, %(org_id)s, %(session_id)s, %(body)s, %(created_at)s, %(attempts)s)"
 )
 RAW_BATCH = Settings().OUTBOX_BATCH  # rows per round, as libs/messaging's relay takes
 RAW_TAKE = (
@@ -352,17 +352,7 @@ def bench_raw_same_work(amqp_url: str, pg_url: str, latency_count: int, count: i
             def commit(messages: list[Message]) -> None:
                 with db.transaction():
                     for m in messages:
-                        db.execute(
-                            RAW_INSERT,
-                            {
-                                "message_id": m.message_id,
-                                "routing_key": m.routing_key,
-                                "org_id": m.org_id,
-                                "session_id": m.session_id,
-                                "body": m.to_json(),
-                                "created_at": m.occurred_at,
-                            },
-                        )
+                        db.execute(RAW_INSERT, outbox_row(m))
 
             def send(m: Message) -> float:
                 started = time.perf_counter()

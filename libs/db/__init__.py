@@ -1,6 +1,6 @@
 """Database: models, engine and unit of work, tenant scoping, migrations."""
 
-from libs.db.database import OUTBOX_CHANNEL, OUTBOX_WRITTEN, Database, UnitOfWork, make_engine
+from libs.db.database import OUTBOX_CHANNEL, OUTBOX_WRITTEN, Database, UnitOfWork, make_engine, outbox_row
 from libs.db.models import (
     AuditLog,
     Base,
@@ -63,6 +63,7 @@ __all__ = [
     "WorkerHeartbeat",
     "make_engine",
     "new_id",
+    "outbox_row",
     "scope_session",
     "session_org",
     "utcnow",

@@ -46,6 +46,19 @@ _OUTBOX: Table = OutboxMessage.__table__  # type: ignore[assignment]
 _INSERT_OUTBOX = insert(_OUTBOX).inline()
 
 
+def outbox_row(message: Message) -> dict[str, Any]:
+    """The outbox columns of a message not yet sent (what ``UnitOfWork.add_message`` writes)."""
+    return {
+        "message_id": message.message_id,
+        "routing_key": message.routing_key,
+        "org_id": message.org_id,
+        "session_id": message.session_id,
+        "body": message.to_json(),
+        "created_at": message.occurred_at,
+        "attempts": 0,
+    }
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         # Worker threads share one file in the embedded mode: allow cross-thread use, wait on locks.
@@ -165,18 +178,7 @@ class UnitOfWork:
         One INSERT, at once, through the session's connection rather than the ORM's unit of work:
         the row is never read back through the ORM, and this is on the path of every event. On
         PostgreSQL the table's trigger sends the relays' NOTIFY, delivered only on commit."""
-        self.session.connection().execute(
-            _INSERT_OUTBOX,
-            {
-                "message_id": message.message_id,
-                "routing_key": message.routing_key,
-                "org_id": message.org_id,
-                "session_id": message.session_id,
-                "body": message.to_json(),
-                "created_at": message.occurred_at,
-                "attempts": 0,
-            },
-        )
+        self.session.connection().execute(_INSERT_OUTBOX, outbox_row(message))
         self.session.info[OUTBOX_WRITTEN] = True
 
     def get_for_update(self, model: type[T], ident: Any) -> T | None:

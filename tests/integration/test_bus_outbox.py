@@ -11,7 +11,7 @@ from kombu import Queue
 from sqlalchemy import func, insert, select
 
 from libs.contracts import SESSION_SUBMITTED, Message, decode_message, queue_name
-from libs.db import Database, OutboxMessage
+from libs.db import Database, OutboxMessage, outbox_row
 from libs.messaging import (
     BrokerUnavailable,
     Bus,
@@ -221,21 +221,7 @@ def test_two_relays_publish_a_thousand_rows_exactly_once(
     Bus(config, db).declare(services=["review"])
     messages = [submitted(n) for n in range(1, 1001)]
     with db.session(all_orgs=True) as session, session.begin():
-        session.execute(
-            insert(OutboxMessage),
-            [
-                {
-                    "message_id": m.message_id,
-                    "routing_key": m.routing_key,
-                    "org_id": m.org_id,
-                    "session_id": m.session_id,
-                    "body": m.to_json(),
-                    "created_at": m.occurred_at,
-                    "attempts": 0,
-                }
-                for m in messages
-            ],
-        )
+        session.execute(insert(OutboxMessage), [outbox_row(m) for m in messages])
 
     relays = [OutboxRelay(db, Publisher(config, name=f"relay {i}"), config) for i in (1, 2)]
     published = [0, 0]
