@@ -58,6 +58,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -150,18 +151,45 @@ def handled_on_commit(record: Callable[[list[str]], None]) -> tuple[Callable[...
     return handle, lambda: sa.event.remove(Session, "after_commit", committed)
 
 
-def one_at_a_time(send: Callable[[Message], float], arrivals: Arrivals, count: int) -> list[float]:
-    """Latencies of ``count`` messages sent one at a time (``send`` returns when it started), after
-    WARMUP that are not counted: the first messages through a path open its connections, prepare
-    its statements and fill its caches, and a p99 of 300 would measure that instead."""
+# Sends the messages it is given; returns the time the first send started.
+Send = Callable[[list[Message]], float]
+
+
+def sending(send: Callable[[list[Message]], None], per_send: int = 1) -> Send:
+    """``send`` handed the messages ``per_send`` at a time (a publish, a producer transaction)."""
+
+    def send_all(messages: list[Message]) -> float:
+        started = time.perf_counter()
+        for start in range(0, len(messages), per_send):
+            send(messages[start : start + per_send])
+        return started
+
+    return send_all
+
+
+def one_at_a_time(send: Send, arrivals: Arrivals, count: int) -> list[float]:
+    """Latencies of ``count`` messages sent one at a time, after WARMUP that are not counted: the
+    first messages through a path open its connections, prepare its statements and fill its
+    caches, and a p99 of 300 would measure that instead."""
     latencies = []
     for n in range(WARMUP + count):
         m = message(n)
-        started = send(m)
+        started = send([m])
         arrivals.wait(lambda m=m: m.message_id in arrivals.at)
         if n >= WARMUP:
             latencies.append(arrivals.at[m.message_id] - started)
     return latencies
+
+
+def back_to_back(send: Send, arrivals: Arrivals, count: int) -> tuple[float, float]:
+    """``count`` new messages sent back to back: the seconds from the first send to the last one
+    handled, and the CPU seconds this process spent meanwhile (building them is not counted)."""
+    batch = [message(n) for n in range(count)]
+    expected = len(arrivals.at) + count  # counting, not scanning the batch on every arrival
+    cpu_started = time.process_time()
+    started = send(batch)
+    arrivals.wait(lambda: len(arrivals.at) >= expected, timeout=300)
+    return max(arrivals.at.values()) - started, time.process_time() - cpu_started
 
 
 class RoundTrips:
@@ -193,6 +221,23 @@ class RoundTrips:
 
 
 # --- raw kombu -----------------------------------------------------------------------------------------
+def publish_confirmed(
+    producer: Producer, exchange: Exchange, body: str, routing_key: str, message_id: str
+) -> None:
+    """Publish with kombu directly, as libs/messaging publishes (persistent, JSON, the message id
+    and type set), and wait for the broker's confirm."""
+    producer.publish(
+        body,
+        exchange=exchange,
+        routing_key=routing_key,
+        content_type="application/json",
+        delivery_mode=2,
+        message_id=message_id,
+        type=routing_key,
+        timeout=5,
+    )
+
+
 def quorum_queue(name: str) -> tuple[Exchange, Queue]:
     """A topic exchange and the quorum queue bound to it, both called ``name``, for the rows that
     use kombu directly (libs/messaging declares its own)."""
@@ -233,33 +278,12 @@ def bench_raw(amqp_url: str, latency_count: int, count: int) -> dict[str, float]
         thread.start()
         ready.wait(10)
 
-        def publish(m: Message) -> None:
-            producer.publish(
-                m.to_json(),
-                exchange=exchange,
-                routing_key=m.routing_key,
-                content_type="application/json",
-                delivery_mode=2,
-                message_id=m.message_id,
-                type=m.routing_key,
-                timeout=5,
-            )
+        def publish(messages: list[Message]) -> None:
+            for m in messages:
+                publish_confirmed(producer, exchange, m.to_json(), m.routing_key, m.message_id)
 
-        def send(m: Message) -> float:
-            started = time.perf_counter()
-            publish(m)
-            return started
-
-        latencies = one_at_a_time(send, arrivals, latency_count)
-
-        batch = [message(n) for n in range(count)]
-        expected = len(arrivals.at) + count  # counting, not scanning the batch on every arrival
-        started, cpu_started = time.perf_counter(), time.process_time()
-        for m in batch:
-            publish(m)
-        arrivals.wait(lambda: len(arrivals.at) >= expected)
-        seconds = max(arrivals.at[m.message_id] for m in batch) - started
-        cpu_seconds = time.process_time() - cpu_started
+        latencies = one_at_a_time(sending(publish), arrivals, latency_count)
+        seconds, cpu_seconds = back_to_back(sending(publish), arrivals, count)
     stop.set()
     thread.join(5)
     return summary(latencies, count, seconds, cpu_seconds)
@@ -314,16 +338,7 @@ def bench_raw_same_work(amqp_url: str, pg_url: str, latency_count: int, count: i
                     with db.transaction():
                         rows = db.execute(RAW_TAKE, {"limit": RAW_BATCH}).fetchall()
                         for _row_id, routing_key, message_id, body in sorted(rows):
-                            producer.publish(
-                                body,
-                                exchange=exchange,
-                                routing_key=routing_key,
-                                content_type="application/json",
-                                delivery_mode=2,
-                                message_id=message_id,
-                                type=routing_key,
-                                timeout=5,
-                            )
+                            publish_confirmed(producer, exchange, body, routing_key, message_id)
                     if len(rows) < RAW_BATCH:
                         break
 
@@ -357,29 +372,9 @@ def bench_raw_same_work(amqp_url: str, pg_url: str, latency_count: int, count: i
                     for m in messages:
                         db.execute(RAW_INSERT, outbox_row(m))
 
-            def send(m: Message) -> float:
-                started = time.perf_counter()
-                commit([m])
-                return started
-
-            latencies = one_at_a_time(send, arrivals, latency_count)
-
-            batch = [message(n) for n in range(count)]
-            expected = len(arrivals.at) + count
-            started, cpu_started = time.perf_counter(), time.process_time()
-            for m in batch:
-                commit([m])
-            arrivals.wait(lambda: len(arrivals.at) >= expected, timeout=300)
-            seconds = max(arrivals.at.values()) - started
-            cpu_seconds = time.process_time() - cpu_started
-
-            batch = [message(n) for n in range(count)]
-            expected = len(arrivals.at) + count
-            batched_started = time.perf_counter()
-            for start in range(0, count, PER_COMMIT):
-                commit(batch[start : start + PER_COMMIT])
-            arrivals.wait(lambda: len(arrivals.at) >= expected, timeout=300)
-            batched_seconds = max(arrivals.at.values()) - batched_started
+            latencies = one_at_a_time(sending(commit), arrivals, latency_count)
+            seconds, cpu_seconds = back_to_back(sending(commit), arrivals, count)
+            batched_seconds, _ = back_to_back(sending(commit, PER_COMMIT), arrivals, count)
     finally:
         stop.set()
         for thread in threads:
@@ -391,27 +386,23 @@ def bench_raw_same_work(amqp_url: str, pg_url: str, latency_count: int, count: i
 
 
 # --- libs/messaging -----------------------------------------------------------------------------------
-def commit_to_outbox(db: Database, m: Message) -> None:
-    with db.uow(org_id=m.org_id) as uow:
-        uow.add_message(m)
+def commit_to_outbox(db: Database, messages: list[Message]) -> None:
+    """One producer transaction writing ``messages`` to the outbox."""
+    with db.uow(org_id=messages[0].org_id) as uow:
+        for m in messages:
+            uow.add_message(m)
         uow.commit()
 
 
 def remote_producer(database_url: str, requests: Any, replies: Any) -> None:
     """Another process: commit what the parent asks for, answer with the time the commit began."""
     db = Database(database_url)
+    commit = sending(partial(commit_to_outbox, db))
     for request in iter(requests.recv, None):
         if isinstance(request, str):  # one message, for latency
-            m = decode_message(request)
-            started = time.perf_counter()
-            commit_to_outbox(db, m)
-            replies.send(started)
-        else:  # a count, for throughput
-            batch = [message(n) for n in range(request)]
-            started = time.perf_counter()
-            for m in batch:
-                commit_to_outbox(db, m)
-            replies.send(started)
+            replies.send(commit([decode_message(request)]))
+        else:  # a count, for throughput: built here, committed one per transaction
+            replies.send(commit([message(n) for n in range(request)]))
     db.dispose()
 
 
@@ -496,45 +487,20 @@ def bench_ours(
         )
         child.start()
 
-    def commit(m: Message) -> float:
-        if remote:
-            requests.send(m.to_json())
-            return float(replies.recv())
-        started = time.perf_counter()
-        commit_to_outbox(db, m)
-        return started
+    def commit_in_child(messages: list[Message]) -> float:
+        # One message is sent over (latency); for throughput only the count, and the other
+        # process builds and commits that many itself. Its reply is when its first commit began.
+        requests.send(messages[0].to_json() if len(messages) == 1 else len(messages))
+        return float(replies.recv())
 
+    commit: Send = commit_in_child if remote else sending(partial(commit_to_outbox, db))
     try:
         latencies = one_at_a_time(commit, arrivals, latency_count)
-
-        expected = len(arrivals.at) + count
-        cpu_started = time.process_time()
         with RoundTrips().counting() as round_trips:
-            if remote:
-                requests.send(count)
-                started = float(replies.recv())
-            else:
-                batch = [message(n) for n in range(count)]
-                started, cpu_started = time.perf_counter(), time.process_time()
-                for m in batch:
-                    commit_to_outbox(db, m)
-            arrivals.wait(lambda: len(arrivals.at) >= expected, timeout=300)
-            seconds = max(arrivals.at.values()) - started
-            cpu_seconds = time.process_time() - cpu_started
-
+            seconds, cpu_seconds = back_to_back(commit, arrivals, count)
         # The same count again, committed PER_COMMIT messages per producer transaction (a
         # producer that writes several events at once): what the relay and consumer sustain.
-        expected = len(arrivals.at) + count
-        batch = [message(n) for n in range(count)]
-        batched_started = time.perf_counter()
-        for start in range(0, count, PER_COMMIT):
-            chunk = batch[start : start + PER_COMMIT]
-            with db.uow(org_id=chunk[0].org_id) as uow:
-                for m in chunk:
-                    uow.add_message(m)
-                uow.commit()
-        arrivals.wait(lambda: len(arrivals.at) >= expected, timeout=300)
-        batched_seconds = max(arrivals.at.values()) - batched_started
+        batched_seconds, _ = back_to_back(sending(partial(commit_to_outbox, db), PER_COMMIT), arrivals, count)
     finally:
         if child is not None:
             requests.send(None)
