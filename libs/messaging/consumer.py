@@ -65,7 +65,8 @@ from kombu import Connection
 from kombu import Consumer as KombuConsumer
 from kombu.exceptions import KombuError
 from kombu.message import Message as RawMessage
-from sqlalchemy import Table, delete, select, tuple_
+from sqlalchemy import String, Table, bindparam, delete, func, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -73,6 +74,7 @@ from sqlalchemy.orm import Session
 
 from libs.contracts import ContractError, EventType, Message, decode_message, prefetch_for
 from libs.db import Database, ProcessedMessage, UnitOfWork, utcnow
+from libs.db.direct import DirectStatement
 from libs.db.tenancy import scope_session
 from libs.messaging import metrics, retries
 from libs.messaging.broker import is_memory, open_connection, release_quietly
@@ -93,6 +95,26 @@ log = logging.getLogger("headshots.messaging.consumer")
 _BROKER_TROUBLE = (OSError, AMQPError, KombuError, MessagingError)
 
 _PROCESSED: Table = ProcessedMessage.__table__  # type: ignore[assignment]
+
+# PostgreSQL: a batch's claims in one statement whose text is the same for any batch size (so the
+# driver prepares it once): the keys go in as two arrays, inserted in the statement's own order
+# (two instances claiming the same messages lock their rows in the same order).
+_KEYS = (
+    func.unnest(bindparam("consumers", type_=ARRAY(String)), bindparam("ids", type_=ARRAY(String)))
+    .table_valued("consumer", "message_id")
+    .render_derived()
+)
+_CLAIM_MANY = (
+    pg_insert(_PROCESSED)
+    .from_select(
+        ["consumer", "message_id", "processed_at"],
+        select(
+            _KEYS.c.consumer, _KEYS.c.message_id, bindparam("now", type_=_PROCESSED.c.processed_at.type)
+        ).order_by(_KEYS.c.consumer, _KEYS.c.message_id),
+    )
+    .on_conflict_do_nothing()
+    .returning(_PROCESSED.c.consumer, _PROCESSED.c.message_id)
+)
 
 DRAIN_SECONDS = 0.25  # how long one drain waits: bounds how late stop() and heartbeats are seen
 MAX_BACKOFF_SECONDS = 10.0
@@ -147,10 +169,11 @@ class Consumer:
         # first one commits), so the embedded mode handles one message per transaction.
         self._batch_max = BATCH_MAX if db.dialect == "postgresql" else 1
         self._claim_first = db.dialect == "postgresql"  # row locks: claiming blocks no one else
-        insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
-        # Built once: executed with one parameter set per message, compiled once (cached).
-        self._claim_rows = (
-            insert(_PROCESSED)
+        # PostgreSQL: the batch's claims on the driver's cursor, compiled once (libs/db/direct.py).
+        # SQLite (a batch of one): the same INSERT ... ON CONFLICT DO NOTHING RETURNING in Core.
+        self._claim_many = DirectStatement(_CLAIM_MANY, db.engine.dialect) if self._claim_first else None
+        self._claim_one = (
+            sqlite_insert(_PROCESSED)
             .on_conflict_do_nothing()
             .returning(_PROCESSED.c.consumer, _PROCESSED.c.message_id)
         )
@@ -468,12 +491,14 @@ class Consumer:
     def _claim(self, db_session: Session, ready: list[_Delivery]) -> set[tuple[str, str]]:
         """Insert the processed-message rows of the batch in one statement, ON CONFLICT DO
         NOTHING; return the keys inserted. A key already there is a duplicate; one being inserted
-        by another instance makes this wait for its commit, then it is a duplicate too. Sorted,
-        so two instances lock rows in the same order."""
-        keys = sorted({(d.queues.name, d.message.message_id) for d in ready if d.message is not None})
-        now = utcnow()
-        rows = [{"consumer": c, "message_id": m, "processed_at": now} for c, m in keys]
-        return {(str(c), str(m)) for c, m in db_session.connection().execute(self._claim_rows, rows)}
+        by another instance makes this wait for its commit, then it is a duplicate too."""
+        keys = {(d.queues.name, d.message.message_id) for d in ready if d.message is not None}
+        conn = db_session.connection()
+        if self._claim_many is not None:
+            params = {"consumers": [c for c, _m in keys], "ids": [m for _c, m in keys], "now": utcnow()}
+            return set(self._claim_many.execute(conn, params).fetchall())
+        rows = [{"consumer": c, "message_id": m, "processed_at": utcnow()} for c, m in keys]
+        return {(str(c), str(m)) for c, m in conn.execute(self._claim_one, rows)}
 
     # --- outcomes other than handled ---------------------------------------------------------------
     def _retry(

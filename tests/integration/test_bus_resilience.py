@@ -13,7 +13,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 
 from libs.contracts import SESSION_SUBMITTED, Message, queue_name
 from libs.db import AuditLog, Database, ProcessedMessage
@@ -205,4 +206,58 @@ def test_sigterm_finishes_the_message_in_hand(
     with db.session(all_orgs=True) as session:
         assert session.get(ProcessedMessage, (REVIEW_QUEUE, first.message_id)) is not None
     wait_for(lambda: queue_depths(config)[REVIEW_QUEUE] == 1, "the second message back in the queue")
+    db.dispose()
+
+
+def end_every_connection(db: Database) -> int:
+    """What a database restart does to every client: their connections are ended by the server."""
+    with db.engine.connect() as conn:
+        ended = conn.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+        conn.commit()
+    return int(ended or 0)
+
+
+@pytest.mark.timeout(60)
+def test_the_relay_and_the_consumer_carry_on_after_the_database_ended_their_connections(
+    amqp_url: str, pg_url: str, settings: Settings
+) -> None:
+    config = settings.replace(BROKER_URL=amqp_url, DATABASE_URL=pg_url, RETRY_DELAY_MS=200)
+    db = Database(pg_url)
+    bus = Bus(config, db)
+    bus.declare(services=["review"])
+    relay = bus.relay(wake_after_commits=False)
+
+    def commit(message: Message) -> None:
+        with db.uow(org_id=message.org_id) as uow:
+            uow.add_message(message)
+            uow.commit()
+
+    try:
+        with running(
+            bus.consumer("review", {SESSION_SUBMITTED: lambda m, *, uow: record(m, uow)})
+        ) as consumer:
+            first = submitted(1)
+            commit(first)
+            assert relay.run_once() == 1
+            wait_for(lambda: first.message_id in effects(db), "the first message to be handled")
+
+            # The relay's and the consumer's held connections are ended by the server.
+            assert end_every_connection(db) >= 2
+            second = submitted(2)
+            commit(second)  # the pool replaces the producer's ended connection by itself
+            with pytest.raises(OperationalError):
+                relay.run_once()  # this round finds its connection gone ...
+            assert relay.run_once() == 1  # ... the next one takes a new one and publishes
+            # The consumer's batch failed on its ended connection: retried, not counted, handled.
+            wait_for(lambda: second.message_id in effects(db), "the second message to be handled")
+            assert consumer.stats["retried"] >= 1
+    finally:
+        relay.close()
+    assert effects(db) == {first.message_id: 1, second.message_id: 1}
+    assert queue_depths(config)[REVIEW_QUEUE] == 0
     db.dispose()
