@@ -11,7 +11,7 @@ For every event type on the bus (and the webhook test type), a typical body is:
 
 Messages per second of each, and the ratio raw / ours (how many times slower the validated path is),
 measured alternately in rounds so the machine's noise hits both alike; the figure of each side is
-the median of its rounds. Writes bench/results/contracts.json.
+the median of its rounds. Writes bench/results/contracts.json (``--out``).
 """
 
 from __future__ import annotations
@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--messages", type=int, default=2000, help="messages per event type and side (default: 2000)"
     )
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS.relative_to(ROOT)})"
+    )
     args = parser.parse_args(argv)
     missing = {str(e) for e in EVENTS.values()} - {str(e) for e in BODIES}
     if missing:
@@ -135,15 +138,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{f['raw_per_second']:>10,} {f['raw_over_ours']:>8}x"
         )
     print("ours: new_message + to_json + decode_message; raw: json.dumps + json.loads of the same envelope")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
         json.dumps(
             {"python": platform.python_version(), "messages": args.messages, "events": figures},
             indent=2,
         )
         + "\n"
     )
-    print(f"written to {RESULTS.relative_to(ROOT)}")
+    print(f"written to {args.out}")
     return 0
 
 
