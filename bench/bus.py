@@ -76,6 +76,7 @@ from libs.contracts import SESSION_SUBMITTED, Message, decode_message, new_messa
 from libs.db import OUTBOX_CHANNEL, Database, outbox_row  # noqa: E402
 from libs.db.migrate import upgrade  # noqa: E402
 from libs.messaging import Bus  # noqa: E402
+from libs.messaging.testing import commit_to_outbox  # noqa: E402
 from libs.settings import Settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "bus.json"
@@ -386,14 +387,6 @@ def bench_raw_same_work(amqp_url: str, pg_url: str, latency_count: int, count: i
 
 
 # --- libs/messaging -----------------------------------------------------------------------------------
-def commit_to_outbox(db: Database, messages: list[Message]) -> None:
-    """One producer transaction writing ``messages`` to the outbox."""
-    with db.uow(org_id=messages[0].org_id) as uow:
-        for m in messages:
-            uow.add_message(m)
-        uow.commit()
-
-
 def remote_producer(database_url: str, requests: Any, replies: Any) -> None:
     """Another process: commit what the parent asks for, answer with the time the commit began."""
     db = Database(database_url)

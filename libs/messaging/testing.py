@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 from kombu import Connection, Producer
 
 from libs.contracts import EXCHANGE, SESSION_SUBMITTED, Message, new_message
+from libs.db import Database
 from libs.messaging.broker import is_memory, reset_memory_broker
 from libs.messaging.consumer import Consumer
 from libs.settings import Settings
@@ -124,6 +125,15 @@ def pika_get_all(amqp_url: str, queue: str, limit: int = 100_000) -> list[tuple[
     finally:
         connection.close()
     return got
+
+
+def commit_to_outbox(db: Database, messages: list[Message]) -> None:
+    """One producer transaction writing ``messages`` to the outbox, as a service's unit of work
+    does (scoped to the first message's organization); the relay publishes them after it."""
+    with db.uow(org_id=messages[0].org_id) as uow:
+        for message in messages:
+            uow.add_message(message)
+        uow.commit()
 
 
 def sample_submitted(photo_count: int = 1, org_id: str = "org-1") -> Message:

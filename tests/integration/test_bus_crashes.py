@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from libs.contracts import SESSION_SUBMITTED, Message, queue_name
 from libs.db import AuditLog, Database, OutboxMessage, ProcessedMessage
 from libs.messaging import Bus, Publisher
-from libs.messaging.testing import running, sample_submitted, wait_for
+from libs.messaging.testing import commit_to_outbox, running, sample_submitted, wait_for
 from libs.settings import Settings
 from tests.support.processes import start_command
 
@@ -117,13 +117,6 @@ def unsent(db: Database) -> int:
     with db.session(all_orgs=True) as session:
         query = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.sent_at.is_(None))
         return int(session.scalar(query) or 0)
-
-
-def commit_to_outbox(db: Database, messages: list[Message]) -> None:
-    with db.uow(org_id=messages[0].org_id) as uow:
-        for message in messages:
-            uow.add_message(message)
-        uow.commit()
 
 
 def rabbitmqctl(*args: str) -> None:

@@ -22,7 +22,7 @@ from libs.messaging import (
     open_connection,
     queue_depths,
 )
-from libs.messaging.testing import pika_get_all, running, sample_submitted, wait_for
+from libs.messaging.testing import commit_to_outbox, pika_get_all, running, sample_submitted, wait_for
 from libs.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -32,13 +32,6 @@ DEAD_BROKER = "amqp://guest:guest@127.0.0.1:1/"
 
 
 submitted = sample_submitted
-
-
-def commit(db: Database, *messages: Message) -> None:
-    with db.uow(org_id="org-1") as uow:
-        for message in messages:
-            uow.add_message(message)
-        uow.commit()
 
 
 def unsent(db: Database) -> int:
@@ -69,8 +62,8 @@ def test_a_crash_between_commit_and_publish_is_repaired_and_a_rollback_publishes
     rolled_back = submitted(99)
 
     # The process "dies" after committing: rows are in the outbox, no relay ever ran.
-    commit(db, *committed[:3])
-    commit(db, *committed[3:])
+    commit_to_outbox(db, committed[:3])
+    commit_to_outbox(db, committed[3:])
     with db.uow(org_id="org-1") as uow:
         uow.add_message(rolled_back)
         uow.session.flush()
@@ -108,7 +101,7 @@ def test_a_dead_broker_fails_fast_with_a_clear_error_and_leaves_rows_for_later(
     assert time.monotonic() - started < 10
 
     db = Database(sqlite_url)
-    commit(db, submitted(1), submitted(2))
+    commit_to_outbox(db, [submitted(1), submitted(2)])
     relay = OutboxRelay(db, Publisher(dead), dead)
     started = time.monotonic()
     assert relay.run_once() == 0
@@ -159,20 +152,20 @@ def test_events_that_keep_coming_are_gathered_into_fuller_rounds_and_a_lone_one_
     stop = threading.Event()
     thread = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
     try:
-        commit(db, submitted(), submitted())  # two rows waiting: the first round has two
+        commit_to_outbox(db, [submitted(), submitted()])  # two rows waiting: the first round has two
         thread.start()
         wait_for(lambda: publisher.rounds[-1:] == [2], "the first round", timeout=10)
         for _ in range(3):  # one commit each, within the pause the first one starts
-            commit(db, submitted())
+            commit_to_outbox(db, [submitted()])
         wait_for(lambda: sum(publisher.rounds) == 5, "the three events", timeout=20)
         assert publisher.rounds == [2, 3]  # gathered into one round, not three
         wait_for(lambda: unsent(db) == 0, "the marks")
         time.sleep(3.5)  # a quiet spell longer than the pause: the stream is over
         committed_at = time.monotonic()
-        commit(db, submitted())
+        commit_to_outbox(db, [submitted()])
         wait_for(lambda: sum(publisher.rounds) == 6, "the lone event", timeout=10)
         lone_after = time.monotonic() - committed_at
-        commit(db, submitted())
+        commit_to_outbox(db, [submitted()])
         wait_for(lambda: sum(publisher.rounds) == 7, "the event after it", timeout=10)
         after_lone = time.monotonic() - committed_at - lone_after
         assert publisher.rounds == [2, 3, 1, 1]
@@ -201,7 +194,7 @@ def test_the_relay_publishes_right_after_a_commit(backend: Settings) -> None:
             time.sleep(0.3)  # the relay's first round is over: it is now waiting out its poll
             message = submitted()
             committed_at = time.monotonic()
-            commit(db, message)
+            commit_to_outbox(db, [message])
             wait_for(lambda: received == [message], "the committed message to be handled", timeout=10)
             assert time.monotonic() - committed_at < 30  # the next poll was a minute away
     finally:
@@ -266,7 +259,7 @@ def test_a_relay_wakes_on_a_commit_made_in_another_process(
     try:
         time.sleep(1.0)  # the first round is over and the listener is up: the relay now waits
         message = submitted()
-        commit(producer_db, message)
+        commit_to_outbox(producer_db, [message])
         wait_for(lambda: unsent(producer_db) == 0, "the row to be published before the next poll", timeout=30)
         assert [m.message_id for m in review_messages(config)] == [message.message_id]
     finally:
@@ -299,7 +292,7 @@ def test_a_refused_message_in_a_batch_stops_the_round_there_and_keeps_the_order(
     channel.queue_bind("test.full", EXCHANGE, routing_key=SESSION_SUBMITTED.routing_key)
     connection.close()
     messages = [submitted(n) for n in range(1, 11)]
-    commit(db, *messages)
+    commit_to_outbox(db, messages)
     relay = OutboxRelay(db, Publisher(config), config)
     try:
         assert relay.run_once() == 5

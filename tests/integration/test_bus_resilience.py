@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from libs.contracts import SESSION_SUBMITTED, Message, queue_name
 from libs.db import AuditLog, Database, ProcessedMessage
 from libs.messaging import Bus, Publisher, queue_depths
-from libs.messaging.testing import running, sample_submitted, wait_for
+from libs.messaging.testing import commit_to_outbox, running, sample_submitted, wait_for
 from libs.settings import ROOT, Settings
 
 pytestmark = pytest.mark.integration
@@ -231,25 +231,19 @@ def test_the_relay_and_the_consumer_carry_on_after_the_database_ended_their_conn
     bus = Bus(config, db)
     bus.declare(services=["review"])
     relay = bus.relay(wake_after_commits=False)
-
-    def commit(message: Message) -> None:
-        with db.uow(org_id=message.org_id) as uow:
-            uow.add_message(message)
-            uow.commit()
-
     try:
         with running(
             bus.consumer("review", {SESSION_SUBMITTED: lambda m, *, uow: record(m, uow)})
         ) as consumer:
             first = submitted(1)
-            commit(first)
+            commit_to_outbox(db, [first])
             assert relay.run_once() == 1
             wait_for(lambda: first.message_id in effects(db), "the first message to be handled")
 
             # The relay's and the consumer's held connections are ended by the server.
             assert end_every_connection(db) >= 2
             second = submitted(2)
-            commit(second)  # the pool replaces the producer's ended connection by itself
+            commit_to_outbox(db, [second])  # the pool replaces the producer's ended connection by itself
             with pytest.raises(OperationalError):
                 relay.run_once()  # this round finds its connection gone ...
             assert relay.run_once() == 1  # ... the next one takes a new one and publishes

@@ -28,7 +28,7 @@ from libs.contracts import HEADSHOT_GENERATED, MODEL_TRAINED, SESSION_COMPLETED,
 from libs.db import Base, Database, Headshot, HeadshotSession, ProcessedMessage
 from libs.db.demo import DemoData, seed_demo
 from libs.messaging import list_dead_letters
-from libs.messaging.testing import wait_for
+from libs.messaging.testing import commit_to_outbox, wait_for
 from libs.settings import Settings
 from libs.storage import make_blob_store
 from services import launcher
@@ -51,9 +51,7 @@ def started(settings: Settings) -> Iterator[launcher.Running]:
 
 def publish(db: Database, ready: ReadySession) -> str:
     message = photos_processed(ready)
-    with db.uow(org_id=ready.org_id) as uow:
-        uow.add_message(message)
-        uow.commit()
+    commit_to_outbox(db, [message])
     return message.message_id
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from libs.db import Database, EmailSend
 from libs.messaging import Bus
-from libs.messaging.testing import publish_raw_body, running, wait_for
+from libs.messaging.testing import commit_to_outbox, publish_raw_body, running, wait_for
 from libs.settings import Settings
 from services.notification.handlers import HANDLERS, build_deps
 from services.notification.webhooks.dispatcher import WebhookDispatcher
@@ -39,11 +39,8 @@ def _wire(backend: Settings, sink: SmtpSink) -> tuple[Settings, Database, Bus]:
     return settings, db, bus
 
 
-def _publish(bus: Bus, db: Database, org_id: str, messages: list) -> None:
-    with db.uow(org_id=org_id) as uow:
-        for m in messages:
-            uow.add_message(m)
-        uow.commit()
+def _publish(bus: Bus, db: Database, messages: list) -> None:
+    commit_to_outbox(db, messages)
     relay = bus.relay(wake_after_commits=False)
     try:
         assert relay.run_once() == len(messages)
@@ -58,7 +55,7 @@ def test_every_event_of_a_session_gives_one_email_and_one_webhook(backend, sink,
         events = session_events(people)
         sink.start()
         with running(bus.consumer("notification", HANDLERS, build_deps(settings, db))) as consumer:
-            _publish(bus, db, people.org_id, list(events.values()))
+            _publish(bus, db, list(events.values()))
             duplicate = events["completed"]  # the broker delivers it again
             publish_raw_body(
                 settings, duplicate.to_json().encode(), duplicate.routing_key, message_id=duplicate.message_id
@@ -98,7 +95,7 @@ def test_smtp_down_then_up_is_retried_by_the_bus_and_sends_one_email(backend, si
     try:
         people = seed_people(db)
         with running(bus.consumer("notification", HANDLERS, build_deps(settings, db))) as consumer:
-            _publish(bus, db, people.org_id, [session_events(people)["completed"]])
+            _publish(bus, db, [session_events(people)["completed"]])
             wait_for(
                 lambda: consumer.stats["retried"] >= 1, "a retry while the SMTP server is down", timeout=60
             )
