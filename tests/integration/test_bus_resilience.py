@@ -210,16 +210,28 @@ def test_sigterm_finishes_the_message_in_hand(
 
 
 def end_every_connection(db: Database) -> int:
-    """What a database restart does to every client: their connections are ended by the server."""
+    """What a database restart does to every client: the server ends their connections. Returns
+    how many once those backends have exited (and closed their sockets), so what follows sees
+    them gone."""
     with db.engine.connect() as conn:
-        ended = conn.scalar(
+        ended = conn.execute(
             text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
-        )
+        ).all()
+        pids = [pid for pid, terminated in ended if terminated]
         conn.commit()
-    return int(ended or 0)
+
+        def exited() -> bool:
+            alive = conn.scalar(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"), {"pids": pids}
+            )
+            conn.commit()  # a transaction sees one snapshot of pg_stat_activity: a new one each time
+            return not alive
+
+        wait_for(exited, "the ended backends to exit")
+    return len(pids)
 
 
 @pytest.mark.timeout(60)
