@@ -119,16 +119,15 @@ class OutboxRelay:
     def run_once(self) -> int:
         """Publish up to OUTBOX_BATCH unsent rows; return how many were published."""
         with self._round:
-            if self.db.dialect == "postgresql":
-                return self._round_locked()
+            if self._take is not None:  # PostgreSQL
+                return self._round_locked(self._take)
             return self._round_unlocked()
 
-    def _round_locked(self) -> int:
+    def _round_locked(self, take: DirectStatement) -> int:
         # BEGIN, one UPDATE ... RETURNING that locks and marks the round's rows, COMMIT after the
         # confirms: the row locks keep every other relay off these rows until then.
-        assert self._take is not None
         with self._held.connection() as conn, conn.begin():
-            taken = self._take.execute(conn, {"limit": self.settings.OUTBOX_BATCH, "now": utcnow()})
+            taken = take.execute(conn, {"limit": self.settings.OUTBOX_BATCH, "now": utcnow()})
             rows = sorted(map(_Row._make, taken.fetchall()))  # RETURNING has no order of its own
             sent, failure = self._publish_in_order(rows)
             if failure is not None:
