@@ -130,9 +130,10 @@ class _Input(Schema):
             if isinstance(value, str):
                 value = _CONTROL.sub("", value).strip() if key != "full_name" else value.strip()
                 value = value or None
-            if key == "styles" and isinstance(value, list):
+            if key == "styles" and isinstance(value, list) and all(isinstance(v, str) for v in value):
                 # Keep the person's order, drop repeats (a double tap on a chip is not an error).
-                value = list(dict.fromkeys(v.strip() if isinstance(v, str) else v for v in value))
+                # A list with anything but text in it is left for the field to refuse, item by item.
+                value = list(dict.fromkeys(v.strip() for v in value))
             cleaned[key] = value
         return cleaned
 

@@ -254,6 +254,15 @@ def test_api_validation_errors_name_their_fields(app: Flask, intake_settings, de
     }
     response = bea.client.put(bea.api("/styles"), json={"styles": "navy:suit"}, headers=bea.headers)
     assert error_of(response)["fields"] == {"styles": ["Not a valid list."]}
+    # Items that are not text are named by their place in the list, when saved and at submit.
+    for path, method in (("/styles", bea.client.put), ("/submit", bea.client.post)):
+        response = method(bea.api(path), json={"styles": [{}, "navy:suit", ["x"]]}, headers=bea.headers)
+        assert response.status_code == 422, path
+        assert error_of(response)["fields"]["styles"] == {
+            "0": ["Not a valid string."],
+            "2": ["Not a valid string."],
+        }
+    assert bea.client.get(bea.api()).json["styles"] == []  # nothing of it was kept
 
 
 def test_the_whole_journey_through_the_api(app: Flask, intake_settings, demo: DemoData, db: Database):
