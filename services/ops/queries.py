@@ -78,6 +78,9 @@ def _filtered(query: Q, f: SessionFilter, now: datetime, *, with_state: bool) ->
                 StuckCheck.state == HeadshotSession.state,
                 StuckCheck.flagged_at.is_not(None),
             )
+            # Its own stuck_checks: the sessions list joins that table too, and correlating the
+            # two would leave this subquery with nothing to select from.
+            .correlate(HeadshotSession)
             .exists()
         )
     return query

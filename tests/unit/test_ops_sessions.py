@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from libs.contracts import MODELS_RETIRED, SESSION_APPROVED, SESSION_FAILED, SESSION_SUBMITTED
-from libs.db import Database, Headshot, HeadshotSession, OutboxMessage, PersonModel, Photo
+from libs.db import Database, Headshot, HeadshotSession, OutboxMessage, PersonModel, Photo, StuckCheck, utcnow
 from libs.db.demo import DemoData
 from libs.storage import LocalBlobStore
 from services.ops.queries import PAGE_SIZE
@@ -70,6 +70,32 @@ def test_list_filters_counts_and_searches_across_orgs(
     bad_page = support.get("/?older_than_hours=-3")
     assert bad_page.status_code == 400 and "older_than_hours" in bad_page.get_data(as_text=True)
     assert "<style" not in bad_page.get_data(as_text=True)  # the ops error page passes the strict CSP
+
+
+def test_stuck_only_lists_the_sessions_flagged_in_the_state_they_are_in(
+    support: OpsClient, ops_db: Database, demo: DemoData
+) -> None:
+    stuck = make_session(ops_db, demo, "queued")
+    moved_on = make_session(ops_db, demo, "failed", failure_reason="GPU lost")  # flagged while queued
+    fine = make_session(ops_db, demo, "queued")
+    with ops_db.uow(all_orgs=True) as uow:
+        for session_id, state in ((stuck, "queued"), (moved_on, "queued")):
+            uow.session.add(
+                StuckCheck(session_id=session_id, org_id=demo.org_id, state=state, flagged_at=utcnow())
+            )
+        uow.commit()
+
+    listed = support.get("/api/v1/ops/sessions?flagged=true")
+    assert listed.status_code == 200
+    assert [(s["id"], s["flagged"]) for s in listed.json["sessions"]] == [(stuck, True)]
+    assert listed.json["total"] == 1 and listed.json["counts"]["queued"] == 1
+    assert support.get("/api/v1/ops/sessions?flagged=true&state=failed").json["sessions"] == []
+
+    page = support.get("/?flagged=true")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert stuck[:8] in html and moved_on[:8] not in html and fine[:8] not in html
+    assert 'name="flagged" value="true" checked' in html
 
 
 def test_list_pages_through_many_sessions(support: OpsClient, ops_db: Database, demo: DemoData) -> None:
