@@ -2,6 +2,7 @@
 
 from libs.db.database import OUTBOX_CHANNEL, OUTBOX_WRITTEN, Database, UnitOfWork, make_engine, outbox_row
 from libs.db.models import (
+    MAX_ROW_ID,
     AuditLog,
     Base,
     ChosenStyle,
@@ -32,6 +33,7 @@ from libs.db.models import (
 from libs.db.tenancy import CrossTenantWrite, scope_session, session_org
 
 __all__ = [
+    "MAX_ROW_ID",
     "OUTBOX_CHANNEL",
     "OUTBOX_WRITTEN",
     "AuditLog",

@@ -34,6 +34,10 @@ from sqlalchemy.types import TypeDecorator
 
 from libs.contracts import SessionState, transition
 
+# The largest integer id a row can have (BigInteger: 64 bits, signed). A URL's integer id beyond it
+# names no row; routes bound it (``<int(max=MAX_ROW_ID):...>``) so the database is never asked.
+MAX_ROW_ID = 2**63 - 1
+
 
 def new_id() -> str:
     return str(uuid.uuid4())
@@ -505,6 +509,7 @@ class StuckCheck(Base):
 __all__ = [
     "AuditLog",
     "Base",
+    "MAX_ROW_ID",
     "ChosenStyle",
     "EmailSend",
     "Headshot",

@@ -10,7 +10,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from libs.catalog import default_catalog
-from libs.db import webhooks
+from libs.db import MAX_ROW_ID, webhooks
 from libs.web import get_db
 from services.review import apikeys, deliveries, orgsettings
 from services.review.access import current_reviewer
@@ -125,7 +125,7 @@ def revoke_key(key_id: str) -> Any:
     return redirect(url_for("org_settings.settings_page") + "#api-keys", 303)
 
 
-@bp.post("/settings/webhook-deliveries/<int:delivery_id>/resend")
+@bp.post(f"/settings/webhook-deliveries/<int(max={MAX_ROW_ID}):delivery_id>/resend")
 def resend_delivery(delivery_id: int) -> Any:
     """Send a webhook delivery again: its retry schedule starts over, due now (audited)."""
     reviewer = current_reviewer()

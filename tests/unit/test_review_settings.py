@@ -157,6 +157,9 @@ def test_webhook_deliveries_are_listed_and_sent_again_on_request(app, review_set
         == 404
     )
     assert client.post(f"/settings/webhook-deliveries/{ours.id}/resend").status_code == 400
+    # An id no row can have (beyond the column's 64 bits) is no such delivery, not a database error.
+    too_big = f"/settings/webhook-deliveries/{2**63}/resend"
+    assert client.post(too_big, data={"csrf_token": csrf}).status_code == 404
     with db.session(all_orgs=True) as s:
         assert s.get(WebhookDelivery, theirs.id).status == "failed"
 
