@@ -15,6 +15,9 @@ from services.ops.queries import SessionFilter
 
 STATES = [s.value for s in SessionState]
 
+# The highest page number any list of the ops pages and API takes.
+PAGE_LIMIT = 100_000
+
 
 class FilterSchema(Schema):
     """A query-string filter: unknown parameters are ignored, an empty one means "any"."""
@@ -39,7 +42,7 @@ class SessionFilterSchema(FilterSchema):
     newer_than_hours = fields.Float(load_default=None, validate=validate.Range(min=0, max=24 * 365))
     q = fields.String(load_default=None, validate=validate.Length(max=64))
     flagged = fields.Boolean(load_default=False)
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100000))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=PAGE_LIMIT))
 
     @post_load
     def _to_filter(self, data: dict[str, Any], **_: Any) -> SessionFilter:
@@ -67,7 +70,7 @@ class DeliveryFilterSchema(FilterSchema):
         load_default=None,
         validate=validate.Regexp(r"^[0-9a-fA-F-]{1,36}$", error="A session id, or its start."),
     )
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100000))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=PAGE_LIMIT))
     statuses: tuple[str, ...] = ()
 
     @validates("status")

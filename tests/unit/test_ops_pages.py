@@ -206,6 +206,9 @@ def test_audit_log_filters(support: OpsClient, ops_db: Database, demo: DemoData)
     by_org = support.get(f"/audit?org={demo.other_org_id}").get_data(as_text=True)
     assert "dead node" in by_org and "session.retried" not in by_org
     assert support.get("/audit?page=x").status_code == 400
+    # A page no list reaches (its offset beyond the database's integers): refused, not a 500.
+    too_far = support.get(f"/audit?page={10**20}")
+    assert too_far.status_code == 400 and "100,000" in too_far.get_data(as_text=True)
 
 
 def test_cli_invite_and_check(
