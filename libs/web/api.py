@@ -31,6 +31,7 @@ from flask import request
 from marshmallow import Schema, fields
 
 from libs.web.errors import ApiError
+from libs.web.text import FORM_TYPES
 
 FIELD_ERRORS = "FieldErrors"
 
@@ -111,7 +112,8 @@ class ServiceBlueprint(flask_smorest.Blueprint):
 
 
 def require_json_body() -> None:
-    if not request.get_data(cache=True):
+    # A form is a body, just not JSON (and the NUL check may have read it already: its data is gone).
+    if request.mimetype not in FORM_TYPES and not request.get_data(cache=True):
         raise ApiError(400, "body_required", "This request needs a JSON body (an empty object {} is one).")
     if not request.is_json:
         raise ApiError(

@@ -24,6 +24,7 @@ from libs.web.errors import register_error_handlers
 from libs.web.health import ReadyCheck, install_health
 from libs.web.metrics import install_metrics
 from libs.web.security import install_security_headers
+from libs.web.text import install_nul_check
 
 
 def configure_logging(settings: Settings) -> None:
@@ -70,6 +71,7 @@ def create_base_app(
     app.extensions["headshots.settings"] = settings
     app.extensions["headshots.service"] = service
     register_error_handlers(app)
+    install_nul_check(app)  # first: no later check or handler sees a NUL
     install_security_headers(app, blobs)
     install_csrf(app)
     install_metrics(app, service)

@@ -1,6 +1,7 @@
 """Every web app the launcher finds (and the platform app that answers when no service owns '/')
 sends the strict Content-Security-Policy and the anti-framing headers, on pages, JSON and errors
-alike; new services are covered by being found, not by being listed here."""
+alike, and refuses a request carrying a NUL character before any of its own checks or handlers;
+new services are covered by being found, not by being listed here."""
 
 from __future__ import annotations
 
@@ -59,6 +60,28 @@ def test_the_error_page_works_under_the_policy(app):
     assert css, html
     sheet = client.get(css.group(1))
     assert sheet.status_code == 200 and sheet.mimetype == "text/css"
+
+
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("GET", "/api/v1/sessions/a%00b/status", {}),  # an id in the path
+        ("GET", "/?q=x%00", {}),  # a search
+        ("POST", "/sign-out", {"data": {"reason": "x\x00y"}}),  # a form field (before the CSRF check)
+        ("POST", "/api/v1/x", {"json": {"styles": [{"a": "\x00"}]}}),  # deep in a JSON body
+        ("POST", "/api/v1/x", {"json": {"na\x00me": 1}}),  # a JSON key
+    ],
+)
+def test_a_nul_character_anywhere_is_refused_with_a_clear_400(app, method, path, body):
+    # PostgreSQL cannot store a NUL in text: passed on, it failed the query with a 500.
+    response = app.test_client().open(path, method=method, headers={"Accept": "application/json"}, **body)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.json["error"]["code"] == "nul_character"
+    assert "NUL" in response.json["error"]["message"]
+
+
+def test_text_without_a_nul_goes_on_to_the_app(app):
+    assert app.test_client().get("/healthz?q=caf%C3%A9%01").status_code == 200
 
 
 def test_images_may_come_from_the_blob_stores_origin():
