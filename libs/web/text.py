@@ -6,7 +6,8 @@ No field of the product takes a NUL (``\\0``): not an id, a name, a reason or a 
 cannot store one in text at all, and would refuse the query with a database error (a 500) at
 whatever handler passed the value on. So a NUL anywhere in the URL's path, its query, a form field
 or a string of a JSON body (keys included) is answered 400 ``nul_character`` before any handler
-runs, with the same words on every endpoint. Uploaded files are bytes and are not looked at.
+runs, with the same words on every endpoint. Uploaded files are bytes and are not looked at. A JSON
+body nested too deeply for Python's reader is refused here too (400), as any unreadable body is.
 """
 
 from __future__ import annotations
@@ -39,14 +40,28 @@ def carries_nul() -> bool:
         NUL in key or NUL in value for key, value in request.form.items(multi=True)
     ):
         return True
-    return request.is_json and _holds_nul(request.get_json(silent=True))
+    if not request.is_json:
+        return False
+    try:
+        body = request.get_json(silent=True)  # kept: the view's own parsing reads it from the cache
+    except RecursionError:  # Python's JSON reader gives up on about a thousand levels of nesting
+        raise ApiError(400, "bad_request", "The JSON body is nested too deeply to read.") from None
+    return _holds_nul(body)
 
 
-def _holds_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return NUL in value
-    if isinstance(value, dict):
-        return any(NUL in key or _holds_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(item) for item in value)
+def _holds_nul(body: Any) -> bool:
+    """Whether any string of a parsed JSON body, or key of one of its objects, holds a NUL; walked
+    without recursion, so a deeply nested body costs no stack."""
+    waiting = [body]
+    while waiting:
+        value = waiting.pop()
+        if isinstance(value, str):
+            if NUL in value:
+                return True
+        elif isinstance(value, dict):
+            if any(NUL in key for key in value):
+                return True
+            waiting.extend(value.values())
+        elif isinstance(value, list):
+            waiting.extend(value)
     return False

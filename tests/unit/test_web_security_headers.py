@@ -70,6 +70,12 @@ def test_the_error_page_works_under_the_policy(app):
         ("POST", "/sign-out", {"data": {"reason": "x\x00y"}}),  # a form field (before the CSRF check)
         ("POST", "/api/v1/x", {"json": {"styles": [{"a": "\x00"}]}}),  # deep in a JSON body
         ("POST", "/api/v1/x", {"json": {"na\x00me": 1}}),  # a JSON key
+        # 600 levels down (the check walks the body without recursing)
+        (
+            "POST",
+            "/api/v1/x",
+            {"data": "[" * 600 + '"\\u0000"' + "]" * 600, "content_type": "application/json"},
+        ),
     ],
 )
 def test_a_nul_character_anywhere_is_refused_with_a_clear_400(app, method, path, body):
@@ -78,6 +84,13 @@ def test_a_nul_character_anywhere_is_refused_with_a_clear_400(app, method, path,
     assert response.status_code == 400, response.get_data(as_text=True)
     assert response.json["error"]["code"] == "nul_character"
     assert "NUL" in response.json["error"]["message"]
+
+
+def test_a_json_body_nested_too_deeply_to_read_is_a_400_not_a_crash(app):
+    deep = "[" * 100_000 + "]" * 100_000  # Python's JSON reader gives up (RecursionError)
+    response = app.test_client().post("/api/v1/x", data=deep, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json["error"]["message"] == "The JSON body is nested too deeply to read."
 
 
 def test_text_without_a_nul_goes_on_to_the_app(app):
