@@ -507,9 +507,9 @@ class StuckCheck(Base):
 
 
 __all__ = [
+    "MAX_ROW_ID",
     "AuditLog",
     "Base",
-    "MAX_ROW_ID",
     "ChosenStyle",
     "EmailSend",
     "Headshot",
