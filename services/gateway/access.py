@@ -40,6 +40,8 @@ def authorize(
 ) -> Listener:
     if not isinstance(session_id, str) or not 0 < len(session_id) <= MAX_ID_LENGTH:
         raise Refused("no session named")
+    if "\x00" in session_id:  # no id has one, and PostgreSQL cannot even be asked about it
+        raise Refused("a NUL character in the session id")
     token_problem = None
     if isinstance(token, str) and token:
         try:

@@ -20,6 +20,7 @@ from typing import Any
 from flask import request
 from flask_socketio import ConnectionRefusedError, Namespace
 
+from libs.db import MAX_ROW_ID
 from libs.web import current_user, get_db, get_settings
 from services.gateway.access import Listener, Refused, authorize
 from services.gateway.rooms import NAMESPACE, Rooms
@@ -71,9 +72,9 @@ class ProgressNamespace(Namespace):
         if listener is None:
             return {"ok": False}
         last_id = data.get("last_id") if isinstance(data, dict) else None
-        cursor = (
-            last_id if isinstance(last_id, int) and not isinstance(last_id, bool) and last_id >= 0 else None
-        )
+        # Anything but an outbox id (a number no row can have included) counts as no cursor.
+        valid = isinstance(last_id, int) and not isinstance(last_id, bool) and 0 <= last_id <= MAX_ROW_ID
+        cursor = last_id if valid else None
         self.rooms.follow(request.sid, listener, cursor)  # type: ignore[attr-defined]
         return {"ok": True}
 
