@@ -63,6 +63,8 @@ def test_list_filters_counts_and_searches_across_orgs(
 
     page = support.get("/?state=failed").get_data(as_text=True)
     assert failed[:8] in page and theirs[:8] in page and queued[:8] not in page
+    assert '<span class="count" data-state="all">3</span>' in page  # the tabs: all, and each state
+    assert '<span class="count" data-state="failed">2</span>' in page
     assert "no usable photo" in page and "Globex" in page
 
     bad = support.get("/api/v1/ops/sessions?state=nonsense")
