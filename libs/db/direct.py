@@ -51,7 +51,7 @@ class DirectStatement:
         try:
             cursor.execute(self.sql, params)
         except self._dialect.loaded_dbapi.Error as exc:
-            gone = self._dialect.is_disconnect(exc, dbapi_conn, cursor)
+            gone = self._dialect.is_disconnect(exc, dbapi_conn, cursor) or server_ended(exc)
             if gone:
                 conn.invalidate(exc)
             raise DBAPIError.instance(
@@ -66,3 +66,18 @@ class DirectStatement:
             for listener in dispatch.after_cursor_execute:
                 listener(conn, cursor, self.sql, params, None, False)
         return cursor
+
+
+# admin_shutdown, crash_shutdown, cannot_connect_now: the server is ending this connection.
+_ENDING = frozenset({"57P01", "57P02", "57P03"})
+
+
+def server_ended(exc: BaseException) -> bool:
+    """Whether the driver's error says the server ended the connection, even while the driver
+    still reports it open: libpq may read the server's goodbye ("terminating connection due to
+    administrator command") before it sees the socket close, and psycopg's ``broken``, which
+    SQLAlchemy's check relies on, stays False until then. SQLAlchemy's psycopg2 dialect matches the
+    same words."""
+    return (
+        getattr(exc, "sqlstate", None) in _ENDING or "terminating connection" in str(exc).partition("\n")[0]
+    )

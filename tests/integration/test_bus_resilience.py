@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from libs.contracts import SESSION_SUBMITTED, Message, queue_name
@@ -21,6 +21,7 @@ from libs.db import AuditLog, Database, ProcessedMessage
 from libs.messaging import Bus, Publisher, queue_depths
 from libs.messaging.testing import commit_to_outbox, running, sample_submitted, wait_for
 from libs.settings import ROOT, Settings
+from tests.support.database import end_backends
 
 pytestmark = pytest.mark.integration
 
@@ -209,31 +210,6 @@ def test_sigterm_finishes_the_message_in_hand(
     db.dispose()
 
 
-def end_every_connection(db: Database) -> int:
-    """What a database restart does to every client: the server ends their connections. Returns
-    how many once those backends have exited (and closed their sockets), so what follows sees
-    them gone."""
-    with db.engine.connect() as conn:
-        ended = conn.execute(
-            text(
-                "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        ).all()
-        pids = [pid for pid, terminated in ended if terminated]
-        conn.commit()
-
-        def exited() -> bool:
-            alive = conn.scalar(
-                text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"), {"pids": pids}
-            )
-            conn.commit()  # a transaction sees one snapshot of pg_stat_activity: a new one each time
-            return not alive
-
-        wait_for(exited, "the ended backends to exit")
-    return len(pids)
-
-
 @pytest.mark.timeout(60)
 def test_the_relay_and_the_consumer_carry_on_after_the_database_ended_their_connections(
     amqp_url: str, pg_url: str, settings: Settings
@@ -253,7 +229,7 @@ def test_the_relay_and_the_consumer_carry_on_after_the_database_ended_their_conn
             wait_for(lambda: first.message_id in effects(db), "the first message to be handled")
 
             # The relay's and the consumer's held connections are ended by the server.
-            assert end_every_connection(db) >= 2
+            assert end_backends(db) >= 2
             second = submitted(2)
             commit_to_outbox(db, [second])  # the pool replaces the producer's ended connection by itself
             with pytest.raises(OperationalError):

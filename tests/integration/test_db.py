@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from psycopg.pq import TransactionStatus
 from sqlalchemy import func, inspect, select, text
@@ -21,6 +19,7 @@ from libs.db import (
     User,
 )
 from libs.db import database as database_module
+from tests.support.database import end_backends
 
 pytestmark = pytest.mark.integration
 
@@ -198,12 +197,7 @@ def test_a_pooled_connection_the_server_ended_is_replaced_without_an_error(pg_ur
         with database.engine.connect() as conn:
             assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == first  # pooled
         admin = Database(pg_url)
-        with admin.engine.connect() as conn:
-            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first}).scalar_one()
-            gone = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
-            deadline = time.monotonic() + 30
-            while conn.execute(gone, {"pid": first}).scalar_one() and time.monotonic() < deadline:
-                time.sleep(0.05)  # the backend has exited (and closed its socket) once it is not listed
+        assert end_backends(admin, [first]) == 1
         admin.dispose()
         with database.uow(all_orgs=True) as uow:  # no error: another connection was taken
             pid = uow.session.execute(text("SELECT pg_backend_pid()")).scalar_one()

@@ -3,13 +3,15 @@ SQLAlchemy's transaction (PostgreSQL, as the relay's round and the consumer's cl
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from libs.db import Database, ProcessedMessage, utcnow
-from libs.db.direct import DirectStatement
+from libs.db.direct import DirectStatement, server_ended
+from tests.support.database import end_backends
 
 pytestmark = pytest.mark.integration
 
@@ -68,8 +70,7 @@ def test_a_connection_the_server_ended_is_invalidated_and_the_next_statement_rec
     with db.engine.connect() as conn:
         pid = conn.scalar(select(func.pg_backend_pid()))
         conn.rollback()
-        with db.engine.connect() as admin:
-            assert admin.scalar(select(func.pg_terminate_backend(pid)))
+        assert end_backends(db, [pid]) == 1
         with pytest.raises(OperationalError) as raised, conn.begin():
             claim.execute(conn, row("m-1"))
         assert raised.value.connection_invalidated
@@ -78,6 +79,31 @@ def test_a_connection_the_server_ended_is_invalidated_and_the_next_statement_rec
             claim.execute(conn, row("m-2"))
             assert conn.scalar(select(func.pg_backend_pid())) != pid
     assert claimed(db) == ["m-2"]
+
+
+def test_the_servers_goodbye_read_before_the_socket_closed_invalidates_too(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # libpq can read "terminating connection" while the socket still looks open: psycopg's
+    # `broken` (SQLAlchemy's own check) is then False. Played here with the driver's own error.
+    goodbye = psycopg.OperationalError(
+        "sending query failed: terminating connection due to administrator command\n"
+        "another command is already in progress"
+    )
+    claim = DirectStatement(CLAIM, db.engine.dialect)
+    with db.engine.connect() as conn:
+        with monkeypatch.context() as patched:
+            patched.setattr(psycopg.Cursor, "execute", lambda *_a, **_k: (_ for _ in ()).throw(goodbye))
+            with pytest.raises(OperationalError) as raised, conn.begin():
+                claim.execute(conn, row("m-1"))
+        assert raised.value.connection_invalidated and conn.invalidated
+        with conn.begin():
+            claim.execute(conn, row("m-2"))
+    assert claimed(db) == ["m-2"]
+    assert server_ended(psycopg.errors.AdminShutdown("ended")) and server_ended(
+        psycopg.errors.CrashShutdown()
+    )
+    assert not server_ended(psycopg.OperationalError("could not obtain lock on row"))
 
 
 def test_a_dialect_that_binds_by_position_is_refused(sqlite_url: str) -> None:
