@@ -13,6 +13,7 @@ from libs.contracts import SessionState
 from libs.db import Database, HeadshotSession, User
 from libs.settings import Settings
 from libs.web import TokenInvalid, read_progress_token
+from libs.web.text import NUL
 
 MAX_ID_LENGTH = 64
 
@@ -40,7 +41,7 @@ def authorize(
 ) -> Listener:
     if not isinstance(session_id, str) or not 0 < len(session_id) <= MAX_ID_LENGTH:
         raise Refused("no session named")
-    if "\x00" in session_id:  # no id has one, and PostgreSQL cannot even be asked about it
+    if NUL in session_id:  # no id has one, and PostgreSQL cannot even be asked about it
         raise Refused("a NUL character in the session id")
     token_problem = None
     if isinstance(token, str) and token:
