@@ -9,8 +9,8 @@ the handlers are reached. PostgreSQL refuses what SQLite stores (a NUL in text, 
 64 bits), hence both backends. The walk is the same every run (one seed, the routes in their
 url_map order): a failure names the requests that got a 5xx and can be replayed.
 
-Routes that end a sign-in or delete what later requests need (sign-out, deactivate, delete) are
-left out of the walk; their own tests cover their refusals.
+Routes that end a sign-in or delete what later requests need (sign-out, deactivate, delete) get
+only junk ids, never a real one, at the end; their own tests cover what they do with real ones.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from tests.support.intake import astronaut_png
 
 SEED = 20261130
 RANDOM_REQUESTS = 1000
-SKIPPED = re.compile(r"static|/_web/|sign-out|deactivate|delete")
+SKIPPED = re.compile(r"static|/_web/|sign-out")
+DESTRUCTIVE = re.compile(r"deactivate|delete")
 JUNK = (
     "",
     " ",
@@ -113,6 +114,7 @@ class Caller:
 class Product:
     app: Any
     routes: list[tuple[str, str, list[str], list[str]]]  # mount, rule, methods, arguments
+    destructive: list[tuple[str, str, list[str], list[str]]]  # the same, given junk ids only
     callers: list[Caller]
     known: dict[str, list[str]]
 
@@ -135,12 +137,14 @@ def product(backend: Settings) -> Iterator[Product]:
     demo: DemoData = seed_demo(platform.db)
     app, _urls = launcher.build_wsgi(platform)
     flask_apps: list[tuple[str, Flask]] = [("", app.app), *app.mounts.items()]
-    routes = [
+    every = [
         (mount, rule.rule, sorted(rule.methods - {"HEAD", "OPTIONS"}), sorted(rule.arguments))
         for mount, flask_app in flask_apps
         for rule in flask_app.url_map.iter_rules()
         if not SKIPPED.search(rule.rule)
     ]
+    routes = [route for route in every if not DESTRUCTIVE.search(route[1])]
+    destructive = [route for route in every if DESTRUCTIVE.search(route[1]) and route[3]]
     settings = platform.settings
     employee = _signed_in(app, invite_url(settings, demo.employees[0]), "/")
     session = employee.client.get("/api/v1/sessions/current").get_json()
@@ -166,7 +170,7 @@ def product(backend: Settings) -> Iterator[Product]:
         "delivery_id": ["1"],
     }
     try:
-        yield Product(app, routes, [employee, admin, by_key, support], known)
+        yield Product(app, routes, destructive, [employee, admin, by_key, support], known)
     finally:
         platform.db.dispose()
 
@@ -269,5 +273,15 @@ def test_no_junk_request_gets_a_server_error(product: Product) -> None:
         query = {rnd.choice(FIELDS): rnd.choice(JUNK) for _ in range(rnd.randrange(4))}
         body = _body(rnd, caller) if method != "GET" else {}
         walk.send(caller, method, walk.path(mount, rule, values), query, body)
-    assert walk.sent > 3000  # the walk reached the routes (a change that dropped them would pass)
+    # 5. What deletes or deactivates, with junk in every id (so nothing real goes) and a confirmation.
+    for mount, rule, methods, arguments in product.destructive:
+        caller = walk.caller_for(mount)
+        for value in JUNK:
+            path = walk.path(mount, rule, dict.fromkeys(arguments, value))
+            for method in methods:
+                body = {} if method == "GET" else {"data": {"confirm": "true", "csrf_token": caller.csrf}}
+                walk.send(caller, method, path, {}, body)
+                if method != "GET":
+                    walk.send(caller, method, path, {}, {"json": {"confirm": True, "reason": value}})
+    assert product.destructive and walk.sent > 3000  # the walk reached the routes
     assert not walk.failures, f"{len(walk.failures)} server errors:\n" + "\n".join(walk.failures[:15])
