@@ -19,6 +19,17 @@ STATES = [s.value for s in SessionState]
 PAGE_LIMIT = 100_000
 
 
+def _page() -> fields.Integer:
+    """The ``page`` of a list: 1 to PAGE_LIMIT (beyond it the offset would outgrow the database's integers)."""
+    return fields.Integer(
+        load_default=1,
+        validate=validate.Range(
+            min=1, max=PAGE_LIMIT, error=f"The page must be a number from 1 to {PAGE_LIMIT:,}."
+        ),
+        error_messages={"invalid": "The page must be a number."},
+    )
+
+
 class FilterSchema(Schema):
     """A query-string filter: unknown parameters are ignored, an empty one means "any"."""
 
@@ -42,7 +53,7 @@ class SessionFilterSchema(FilterSchema):
     newer_than_hours = fields.Float(load_default=None, validate=validate.Range(min=0, max=24 * 365))
     q = fields.String(load_default=None, validate=validate.Length(max=64))
     flagged = fields.Boolean(load_default=False)
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=PAGE_LIMIT))
+    page = _page()
 
     @post_load
     def _to_filter(self, data: dict[str, Any], **_: Any) -> SessionFilter:
@@ -70,7 +81,7 @@ class DeliveryFilterSchema(FilterSchema):
         load_default=None,
         validate=validate.Regexp(r"^[0-9a-fA-F-]{1,36}$", error="A session id, or its start."),
     )
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=PAGE_LIMIT))
+    page = _page()
     statuses: tuple[str, ...] = ()
 
     @validates("status")
@@ -251,3 +262,9 @@ class WebhookPageSchema(Schema):
 
 class ErrorSchema(Schema):
     error = fields.Dict()
+
+
+class AuditFilterSchema(FilterSchema):
+    """?page=2 of the audit log (its other filters are plain text, matched as given)."""
+
+    page = _page()

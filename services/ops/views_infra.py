@@ -28,7 +28,12 @@ from services.ops.deliveries import DeliveryFilter, find_emails, find_webhooks, 
 from services.ops.queries import organizations
 from services.ops.queues import queue_stats
 from services.ops.sampler import depth_history, throughput_history
-from services.ops.schemas import PAGE_LIMIT, DeliveryFilterSchema, EmailFilterSchema, WebhookFilterSchema
+from services.ops.schemas import (
+    AuditFilterSchema,
+    DeliveryFilterSchema,
+    EmailFilterSchema,
+    WebhookFilterSchema,
+)
 
 bp = Blueprint("ops_infra", __name__)
 log = logging.getLogger("headshots.ops")
@@ -194,11 +199,10 @@ def webhooks() -> Any:
 def audit() -> Any:
     args = request.args
     try:
-        page = max(1, int(args.get("page", "1")))
-    except ValueError:
-        raise ApiError(400, "bad_filter", "The page must be a number.") from None
-    if page > PAGE_LIMIT:
-        raise ApiError(400, "bad_filter", f"The page must be a number from 1 to {PAGE_LIMIT:,}.")
+        page = AuditFilterSchema().load(args)["page"]
+    except ValidationError as exc:
+        messages = exc.normalized_messages()
+        raise ApiError(400, "bad_filter", " ".join(messages["page"]), fields=messages) from None
     query = select(AuditLog)
     if args.get("action"):
         query = query.where(AuditLog.action.startswith(args["action"].strip(), autoescape=True))
