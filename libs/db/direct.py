@@ -16,7 +16,8 @@ What SQLAlchemy's execution would add and this keeps: ``before_cursor_execute`` 
 ``after_cursor_execute`` listeners are called (instrumentation, the bus benchmark's count of round
 trips), and a driver error is raised as SQLAlchemy's own (``OperationalError``,
 ``IntegrityError``...), with the connection invalidated when the database is gone (or says it is
-ending it), so callers handle it as any other. What it leaves out: the column types' bind and result processing.
+ending it), so callers handle it as any other. What it leaves out: the column types' bind and
+result processing.
 Parameters go to the driver as given, so give them as the driver stores them (aware datetimes,
 str, int, JSON already as text), and rows come back as the driver's tuples. Only for dialects with
 named parameters (psycopg's ``%(name)s``); a positional one (SQLite's ``?``) is refused.
