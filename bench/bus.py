@@ -34,6 +34,11 @@ one-process rows of libs/messaging, the database round trips per message (statem
 COMMIT, counted from SQLAlchemy's engine events), which move only when the code does. Writes
 bench/results/bus.json.
 
+The producer alone: the one-process row's producer transactions (one event per commit through
+the unit of work) with no relay and no consumer running, its latency the commit alone. Its
+throughput is the ceiling of every row whose one producer commits one event per transaction: the
+bus cannot hand on more events than are committed. The rows it writes are marked sent after it.
+
 Three more rows for libs/messaging: the producer in another process than the relay and the
 consumer (the relay is woken by PostgreSQL NOTIFY); the producer, the relay and the consumer each in
 a process of its own, as the distributed mode runs them (``make cluster``: a web process writes,
@@ -516,6 +521,35 @@ def bench_ours(
     }
 
 
+def bench_producer_alone(settings: Settings, latency_count: int, count: int) -> dict[str, float]:
+    """The producer's side alone: the same transactions as the one-process row (one event per
+    commit through the unit of work), with no relay and no consumer running. Its throughput is
+    the ceiling of the rows whose producer commits one event per transaction: none of them can
+    hand on more events than one producer commits. Latency here is the commit alone (the
+    first step of the path the other rows time). The rows are marked sent afterwards, so the
+    next row's relay does not publish them."""
+    db = Database(settings.database_url)
+    commit = partial(commit_to_outbox, db)
+    try:
+        batch = [message(n) for n in range(WARMUP + latency_count)]
+        latencies = []
+        for n, m in enumerate(batch):
+            started = time.perf_counter()
+            commit([m])
+            if n >= WARMUP:
+                latencies.append(time.perf_counter() - started)
+        batch = [message(n) for n in range(count)]
+        cpu_started, started = time.process_time(), time.perf_counter()
+        for m in batch:
+            commit([m])
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE outbox SET sent_at = now() WHERE sent_at IS NULL"))
+    finally:
+        db.dispose()
+    return summary(latencies, count, seconds, cpu_seconds)
+
+
 def bench_embedded(latency_count: int, count: int) -> dict[str, float]:
     """The embedded mode: memory:// broker and a SQLite file, everything in this process."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -528,6 +562,7 @@ def bench_embedded(latency_count: int, count: int) -> dict[str, float]:
 ROWS = (
     ("raw", "raw kombu (confirms)", "raw_kombu"),
     ("same", "same work, psycopg + kombu directly", "psycopg_and_kombu_doing_the_same_work"),
+    ("producer", "producer alone: its commits (ceiling)", "libs_messaging_producer_alone"),
     ("ours", "libs/messaging (outbox+relay+runner)", "libs_messaging"),
     ("remote", "  producer in another process", "libs_messaging_producer_in_another_process"),
     ("apart", "  producer, relay, consumer: 3 processes", "libs_messaging_each_part_in_its_own_process"),
@@ -595,6 +630,7 @@ def main(argv: list[str] | None = None) -> int:
             one_round = {
                 "raw": raw,
                 "same": bench_raw_same_work(amqp_url, pg_url, args.latency_count, args.count),
+                "producer": bench_producer_alone(settings, args.latency_count, args.count),
                 "ours": bench_ours(settings, args.latency_count, args.count),
                 "remote": bench_ours(settings, args.latency_count, args.count, remote=True),
                 "apart": bench_ours(settings, args.latency_count, args.count, apart=True),
@@ -605,7 +641,8 @@ def main(argv: list[str] | None = None) -> int:
             rounds.append(one_round)
             print(
                 f"  round {number}: ours / raw p50 {one_round['ours']['p50_x']:.2f}, "
-                f"p99 {one_round['ours']['p99_x']:.2f}, throughput {one_round['ours']['throughput_x']:.3f}",
+                f"p99 {one_round['ours']['p99_x']:.2f}, throughput {one_round['ours']['throughput_x']:.3f} "
+                f"(the producer alone: {one_round['producer']['throughput_x']:.3f})",
                 flush=True,
             )
 
@@ -642,6 +679,8 @@ def main(argv: list[str] | None = None) -> int:
         f"throughput {same_work['throughput_per_s']:.3f}"
     )
     for key, name, _ in ROWS[1:]:
+        if "batched_throughput_per_s" not in median[key]:
+            continue
         x = middle(r[key]["batched_throughput_per_s"] / r["raw"]["throughput_per_s"] for r in rounds)
         print(
             f"{name:<40} {PER_COMMIT} per commit: {median[key]['batched_throughput_per_s']:.0f} msg/s = {x:.3f} x raw"
@@ -651,6 +690,7 @@ def main(argv: list[str] | None = None) -> int:
     in_process = (
         ("raw kombu (confirms)", "raw"),
         ("same work directly", "same"),
+        ("the producer alone", "producer"),
         ("libs/messaging", "ours"),
         ("embedded", "embedded"),
     )
