@@ -120,7 +120,9 @@ class ProgressPage:
 
         return handler
 
-    def connect(self, *, auth: Any = None, transports: list[str] | None = None) -> None:
+    def connect(self, *, auth: Any = None, transports: list[str] | None = None, wait: bool = True) -> None:
+        """Connect as a page would (``wait=False``: return once the transport is up, before the
+        gateway has answered for the namespace)."""
         headers = {"Cookie": self.cookie} if self.cookie else {}
         if auth is None:
             auth = {"session_id": self.session_id, **({"token": self.token} if self.token else {})}
@@ -131,8 +133,32 @@ class ProgressPage:
             transports=transports or ["websocket"],
             namespaces=[NAMESPACE],
             socketio_path=SOCKETIO_PATH,
+            wait=wait,
             wait_timeout=15,
         )
+
+    def refusal(self, *, transports: list[str] | None = None) -> Any:
+        """Connect, expecting the gateway to refuse: what its ``connect_error`` said (None if it
+        let the page in or said nothing within 15 s). The connection is then dropped without
+        waiting for its long poll: python-engineio's client can miss sending its close when the
+        refusal arrives while a POST is in flight, and would then wait for the server's next
+        ping (25 s) to end that poll."""
+        said: list[Any] = []
+        answered = threading.Event()
+
+        def refused(data: Any = None) -> None:
+            said.append(data)
+            answered.set()
+
+        def connected(*_args: Any) -> None:
+            answered.set()
+
+        self.client.on("connect_error", refused, namespace=NAMESPACE)
+        self.client.on("connect", connected, namespace=NAMESPACE)
+        self.connect(transports=transports, wait=False)
+        answered.wait(15)
+        self.client.eio.disconnect(abort=True)
+        return said[0] if said else None
 
     def follow(self, last_id: int | None = None) -> None:
         answer = self.client.call(
