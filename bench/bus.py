@@ -48,7 +48,6 @@ the processes. And the embedded mode (memory:// broker, SQLite file, everything 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import itertools
 import json
@@ -76,7 +75,7 @@ from kombu import Connection, Exchange, Producer, Queue  # noqa: E402
 from kombu import Consumer as KombuConsumer  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from bench.support.servers import throwaway_servers  # noqa: E402
+from bench.support.servers import server_arguments, throwaway_servers  # noqa: E402
 from libs.contracts import SESSION_SUBMITTED, Message, decode_message, new_message  # noqa: E402
 from libs.db import OUTBOX_CHANNEL, Database, outbox_row  # noqa: E402
 from libs.db.migrate import upgrade  # noqa: E402
@@ -590,15 +589,7 @@ def spread_of(values: Iterable[float]) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--amqp-url", default="amqp://guest:guest@127.0.0.1:5672", help="broker, without vhost"
-    )
-    parser.add_argument(
-        "--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432", help="server, without db"
-    )
+    parser = server_arguments(__doc__)
     parser.add_argument(
         "--count", type=int, default=2000, help="messages in the throughput run (default 2000)"
     )

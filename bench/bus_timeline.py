@@ -25,7 +25,6 @@ round on the same broker. Writes bench/results/bus_timeline.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import statistics
@@ -42,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bus import WARMUP, Arrivals, bench_raw, handled_on_commit, message  # noqa: E402
-from bench.support.servers import throwaway_servers  # noqa: E402
+from bench.support.servers import server_arguments, throwaway_servers  # noqa: E402
 from libs.contracts import SESSION_SUBMITTED  # noqa: E402
 from libs.db import Database  # noqa: E402
 from libs.db.direct import DirectStatement  # noqa: E402
@@ -180,15 +179,7 @@ def step_times(messages: list[dict[str, float]]) -> dict[str, list[float]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--amqp-url", default="amqp://guest:guest@127.0.0.1:5672", help="broker, without vhost"
-    )
-    parser.add_argument(
-        "--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432", help="server, without db"
-    )
+    parser = server_arguments(__doc__)
     parser.add_argument(
         "--messages", type=int, default=300, help="messages one at a time per round (default 300)"
     )

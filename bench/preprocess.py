@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from bench.support.servers import throwaway_servers  # noqa: E402
+from bench.support.servers import server_arguments, throwaway_servers  # noqa: E402
 from libs.contracts import PHOTOS_PROCESSED, SESSION_PROGRESS, queue_name  # noqa: E402
 from libs.contracts import SESSION_APPROVED as APPROVED  # noqa: E402
 from libs.db import Database, OutboxMessage  # noqa: E402
@@ -367,15 +367,7 @@ def report(result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--amqp-url", default="amqp://guest:guest@127.0.0.1:5672", help="broker, without vhost"
-    )
-    parser.add_argument(
-        "--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432", help="server, without db"
-    )
+    parser = server_arguments(__doc__)
     parser.add_argument(
         "--rounds", type=int, default=2, help="overhead rounds; the fastest counts (default 2)"
     )

@@ -63,7 +63,7 @@ import requests  # noqa: E402
 import socketio  # noqa: E402
 from kombu import Connection, Consumer, Exchange, Queue  # noqa: E402
 
-from bench.support.servers import throwaway_servers  # noqa: E402
+from bench.support.servers import server_arguments, throwaway_servers  # noqa: E402
 from libs.contracts import SESSION_PROGRESS, SessionState, decode_message, new_message  # noqa: E402
 from libs.db import Database  # noqa: E402
 from libs.db.demo import seed_demo  # noqa: E402
@@ -489,15 +489,7 @@ def bare_stack(amqp_url: str, pages_count: int, clients: str, mode: str) -> Iter
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--amqp-url", default="amqp://guest:guest@127.0.0.1:5672", help="broker, without vhost"
-    )
-    parser.add_argument(
-        "--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432", help="server, without db"
-    )
+    parser = server_arguments(__doc__)
     parser.add_argument("--pages", type=int, default=500, help="waiting pages per side (default 500)")
     parser.add_argument("--events", type=int, default=100, help="events sent one at a time (default 100)")
     parser.add_argument(
