@@ -433,6 +433,26 @@ def consumer_process(broker_url: str, database_url: str, arrivals: Any, stop: An
     db.dispose()
 
 
+@contextlib.contextmanager
+def relay_and_consumer(bus: Bus, handle: Callable[..., None]) -> Iterator[None]:
+    """The outbox relay (a thread) and the review consumer handling SESSION_SUBMITTED with
+    ``handle``, both in this process and consuming, for the duration of the block."""
+    stop = threading.Event()
+    relay = bus.relay()
+    relay_thread = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
+    relay_thread.start()
+    consumer = bus.consumer("review", {SESSION_SUBMITTED: handle})
+    consumer.start_in_thread()
+    try:
+        consumer.wait_ready(10)
+        yield
+    finally:
+        consumer.stop(wait=10)
+        stop.set()
+        relay_thread.join(10)
+        relay.close()
+
+
 def bench_ours(
     settings: Settings, latency_count: int, count: int, *, remote: bool = False, apart: bool = False
 ) -> dict[str, float]:
@@ -445,7 +465,7 @@ def bench_ours(
 
     handle, forget_handler = handled_on_commit(arrivals.record)
 
-    stop = threading.Event()
+    in_process = contextlib.ExitStack()  # the relay and the consumer, when they run here
     spawn = multiprocessing.get_context("spawn")
     children: list[Any] = []
     if apart:
@@ -469,12 +489,7 @@ def bench_ours(
 
         threading.Thread(target=receive, daemon=True).start()
     else:
-        relay = bus.relay()
-        relay_thread = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
-        relay_thread.start()
-        consumer = bus.consumer("review", {SESSION_SUBMITTED: handle})
-        consumer.start_in_thread()
-        consumer.wait_ready(10)
+        in_process.enter_context(relay_and_consumer(bus, handle))
     child = None
     if remote:
         requests, child_requests = multiprocessing.Pipe()
@@ -506,11 +521,7 @@ def bench_ours(
             stop_children.set()
             for process in children:
                 process.join(15)
-        else:
-            consumer.stop(wait=10)
-            stop.set()
-            relay_thread.join(10)
-            relay.close()
+        in_process.close()
         forget_handler()
         db.dispose()
     return {

@@ -40,15 +40,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bus import WARMUP, Arrivals, bench_raw, handled_on_commit, message  # noqa: E402
+from bench.bus import WARMUP, Arrivals, bench_raw, handled_on_commit, message, relay_and_consumer  # noqa: E402
 from bench.support.servers import server_arguments, throwaway_servers  # noqa: E402
-from libs.contracts import SESSION_SUBMITTED  # noqa: E402
 from libs.db import Database  # noqa: E402
 from libs.db.direct import DirectStatement  # noqa: E402
 from libs.messaging import Bus  # noqa: E402
 from libs.messaging.consumer import Consumer  # noqa: E402
 from libs.messaging.publisher import Publisher  # noqa: E402
-from libs.messaging.relay import OutboxRelay  # noqa: E402
 from libs.messaging.relay import _Listener as Listener  # noqa: E402
 from libs.messaging.testing import commit_to_outbox  # noqa: E402
 from libs.settings import Settings  # noqa: E402
@@ -144,15 +142,8 @@ def timeline(settings: Settings, count: int) -> list[dict[str, float]]:
         arrivals.record(message_ids)
 
     handle, forget_handler = handled_on_commit(record)
-    stop = threading.Event()
-    relay: OutboxRelay = bus.relay()
-    relay_thread = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
-    consumer = bus.consumer("review", {SESSION_SUBMITTED: handle})
     try:
-        with wrapped(marks):
-            relay_thread.start()
-            consumer.start_in_thread()
-            consumer.wait_ready(10)
+        with wrapped(marks), relay_and_consumer(bus, handle):
             for n in range(WARMUP + count):
                 m = message(n)
                 marks.next_message()
@@ -162,10 +153,6 @@ def timeline(settings: Settings, count: int) -> list[dict[str, float]]:
                 marks.wait_for("confirms in")
             marks.next_message()
     finally:
-        consumer.stop(wait=10)
-        stop.set()
-        relay_thread.join(10)
-        relay.close()
         forget_handler()
         db.dispose()
     return marks.done[WARMUP:]
