@@ -105,7 +105,7 @@ class Settings:
     OUTBOX_POLL_SECONDS: float = _setting(0.2, "How often the outbox relay looks for unsent rows.")
     OUTBOX_BATCH: int = _setting(100, "Outbox rows published per relay round.")
     OUTBOX_GATHER_SECONDS: float = _setting(
-        0.005,
+        0.02,
         "When events keep coming (a relay round of two rows or more, the next commit within this "
         "time), wait this long for more before the next round: fewer, fuller rounds under load; "
         "a lone event never waits.",

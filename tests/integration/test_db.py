@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from psycopg.pq import TransactionStatus
 from sqlalchemy import func, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 
 from libs.contracts import SESSION_SUBMITTED, IllegalTransition, new_message
 from libs.db import (
@@ -122,6 +123,41 @@ def test_state_change_and_outbox_row_commit_together_or_not_at_all(db):
             None,
         )
         assert s.get(HeadshotSession, sa_.id).state == "submitted"
+
+
+def test_an_outbox_row_holds_the_message_as_written_and_a_second_copy_is_refused(db):
+    # On PostgreSQL add_message runs on the driver's cursor (no column types applied): the row must
+    # read back the same as through SQLAlchemy, and a driver error must still be SQLAlchemy's.
+    a, _b, sa_, _sb = two_orgs(db)
+    msg = new_message(
+        SESSION_SUBMITTED,
+        org_id=a.id,
+        session_id=sa_.id,
+        package="starter",
+        format="standard",
+        styles=["navy:suit"],
+        photo_count=2,
+    )
+    with db.uow(org_id=a.id) as uow:
+        uow.add_message(msg)
+        uow.commit()
+    with db.session(all_orgs=True) as s:
+        row = s.scalars(select(OutboxMessage)).one()
+        assert (row.org_id, row.session_id, row.body, row.attempts, row.last_error) == (
+            a.id,
+            sa_.id,
+            msg.to_json(),
+            0,
+            None,
+        )
+        assert row.created_at == msg.occurred_at and row.created_at.tzinfo is not None
+    with db.uow(org_id=a.id) as uow:
+        uow.session.get(HeadshotSession, sa_.id).move_to("submitted")
+        with pytest.raises(IntegrityError):
+            uow.add_message(msg)
+    with db.session(all_orgs=True) as s:
+        assert s.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+        assert s.get(HeadshotSession, sa_.id).state == "onboarding"
 
 
 def test_illegal_transitions_are_refused_and_personal_info_erased(db):
