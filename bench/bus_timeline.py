@@ -43,10 +43,10 @@ sys.path.insert(0, str(ROOT))
 from bench.bus import WARMUP, Arrivals, bench_raw, handled_on_commit, message, relay_and_consumer  # noqa: E402
 from bench.support.servers import server_arguments, throwaway_servers  # noqa: E402
 from libs.db import Database  # noqa: E402
-from libs.db.direct import DirectStatement  # noqa: E402
 from libs.messaging import Bus  # noqa: E402
 from libs.messaging.consumer import Consumer  # noqa: E402
 from libs.messaging.publisher import Publisher  # noqa: E402
+from libs.messaging.relay import OutboxRelay  # noqa: E402
 from libs.messaging.relay import _Listener as Listener  # noqa: E402
 from libs.messaging.testing import commit_to_outbox  # noqa: E402
 from libs.settings import Settings  # noqa: E402
@@ -68,8 +68,7 @@ STEPS = (
 
 class Marks:
     """The moments of the message in flight (one at a time: every mark belongs to it). Only a
-    step's first moment counts: the consumer's claim, which goes through the same method as the
-    relay's UPDATE, leaves the relay's mark alone."""
+    step's first moment counts."""
 
     def __init__(self) -> None:
         self.current: dict[str, float] = {}
@@ -118,7 +117,9 @@ def wrapped(marks: Marks) -> Iterator[None]:
         setattr(owner, name, noted)
 
     wrap(Listener, "wait", after="relay awake", if_true=True)  # True: a notification came
-    wrap(DirectStatement, "execute", after="relay took the rows")
+    # The rows' UPDATE runs on DirectStatement.execute, as do the producer's INSERT and the
+    # consumer's claim: the rows are taken at the start of their publishing instead.
+    wrap(OutboxRelay, "_publish_in_order", before="relay took the rows")
     wrap(Publisher, "publish_many", before="published", after="confirms in")
     wrap(Consumer, "_on_message", before="delivered")
     wrap(Consumer, "_process", before="consumer batch")
