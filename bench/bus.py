@@ -680,6 +680,17 @@ def main(argv: list[str] | None = None) -> int:
         f"rounds: p50 {same_work['p50_ms']:.2f}, p99 {same_work['p99_ms']:.2f}, "
         f"throughput {same_work['throughput_per_s']:.3f}"
     )
+    # What the relay and the consumer cost the producer: each row's throughput against the
+    # producer's commits alone in the same round (1.0 = the producer is the only limit).
+    of_ceiling = {
+        key: middle(r[key]["throughput_per_s"] / r["producer"]["throughput_per_s"] for r in rounds)
+        for key in ("ours", "remote", "apart")
+    }
+    print(
+        "throughput / the producer alone (its ceiling), median of the rounds: "
+        f"one process {of_ceiling['ours']:.3f}, producer in another process {of_ceiling['remote']:.3f}, "
+        f"3 processes {of_ceiling['apart']:.3f}"
+    )
     for key, name, _ in ROWS[1:]:
         if "batched_throughput_per_s" not in median[key]:
             continue
@@ -714,6 +725,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds,
         "median_of_rounds": {name: median[key] for key, _, name in ROWS},
         "libs_messaging_over_the_same_work_directly": same_work,
+        "throughput_over_the_producer_alone": of_ceiling,
         "ratio_ranges": {name: spread[key] for key, _, name in ROWS},
         "each_round": [{name: r[key] for key, _, name in ROWS} for r in rounds],
         "context": {
