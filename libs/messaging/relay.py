@@ -178,6 +178,10 @@ class OutboxRelay:
         log.info("outbox relay started (poll every %g s)", self.settings.OUTBOX_POLL_SECONDS)
         failures = 0
         listener = _Listener(self.db) if self.db.dialect == "postgresql" else None
+        if listener is not None:
+            # Listening before the first round: a commit made while that round runs wakes the
+            # next one (LISTEN after it would miss that commit's NOTIFY until the next poll).
+            listener.open()
         try:
             while not stop.is_set():
                 self._wake.clear()
@@ -288,13 +292,21 @@ class _Listener:
         self._raw: Any = None
         self._retry_at = 0.0
 
+    def open(self) -> None:
+        """LISTEN now (a failure is logged, and the next wait tries again)."""
+        self._connection()
+
     def wait(self, timeout: float) -> bool:
         """True once a notification came (within ``timeout`` seconds). The ones already received
-        are taken too: the next round publishes the rows of all those commits."""
+        are taken too: the next round publishes the rows of all those commits. True at once
+        after the connection was opened again: commits made while nothing listened are due."""
+        reopened = self._raw is None
         conn = self._connection()
         if conn is None:
             time.sleep(timeout)
             return False
+        if reopened:
+            return True
         try:
             if not any(True for _ in conn.notifies(timeout=timeout, stop_after=1)):
                 return False

@@ -177,6 +177,48 @@ def test_events_that_keep_coming_are_gathered_into_fuller_rounds_and_a_lone_one_
         db.dispose()
 
 
+class HeldFirstRound(RoundsPublisher):
+    """Holds the relay's first round that found rows until ``release`` is set."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.in_first_round, self.release = threading.Event(), threading.Event()
+
+    def publish_many(self, batch):  # type: ignore[no-untyped-def]
+        if batch and not self.in_first_round.is_set():
+            self.in_first_round.set()
+            assert self.release.wait(20)
+        return super().publish_many(batch)
+
+
+@pytest.mark.timeout(60)
+def test_a_commit_made_while_the_relays_first_round_runs_wakes_the_next_round(backend: Settings) -> None:
+    # Polling every minute: only the commit's wake-up (PostgreSQL: its NOTIFY, which a relay
+    # only hears once it LISTENs) can publish the second event in time.
+    config = backend.replace(OUTBOX_POLL_SECONDS=60.0, OUTBOX_GATHER_SECONDS=0.0)
+    db = Database(config.database_url)
+    Bus(config, db).declare(services=["review"])
+    publisher = HeldFirstRound(config)
+    relay = OutboxRelay(db, publisher, config)
+    relay.wake_after_commits()
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
+    try:
+        commit_to_outbox(db, [submitted()])
+        thread.start()
+        assert publisher.in_first_round.wait(10)
+        commit_to_outbox(db, [submitted()])  # while the first round is publishing
+        publisher.release.set()
+        wait_for(lambda: sum(publisher.rounds) == 2, "the event committed during the first round", timeout=10)
+        assert publisher.rounds == [1, 1]
+    finally:
+        publisher.release.set()
+        stop.set()
+        thread.join(10)
+        relay.close()
+        db.dispose()
+
+
 @pytest.mark.timeout(60)
 def test_the_relay_publishes_right_after_a_commit(backend: Settings) -> None:
     # Polling every minute: only the commit hook can make the message arrive in time.
