@@ -12,7 +12,6 @@ is how often an idle consumer polls its queues.
 from __future__ import annotations
 
 import contextlib
-import errno
 import threading
 import time
 from queue import Empty
@@ -101,31 +100,31 @@ class _ReadAheadTCPTransport(TCPTransport):  # type: ignore[misc]
     Safe because every reader of this connection goes through ``drain_events``; nothing waits on
     the socket's readiness, which buffered bytes would not show."""
 
-    def _read(
-        self, n: int, initial: bool = False, _errnos: tuple[int, ...] = (errno.EAGAIN, errno.EINTR)
-    ) -> bytes:
-        rbuf: bytes = self._read_buffer  # type: ignore[has-type]
-        if len(rbuf) < n:
-            recv = self._quick_recv
+    def _read(self, n: int, initial: bool = False) -> bytes:
+        """Exactly ``n`` bytes: from the buffer, topped up by reads of whatever has arrived.
+        ``initial``: the first read of a frame, where "nothing yet" on a socket without
+        blocking is a timeout (py-amqp's contract for ``drain_events(timeout=0)``)."""
+        buffered: bytes = self._read_buffer  # type: ignore[has-type]
+        try:
+            while len(buffered) < n:
+                buffered += self._receive(max(n - len(buffered), READ_AHEAD_BYTES), initial)
+        except BaseException:
+            self._read_buffer = buffered  # a timeout or an error keeps what was read
+            raise
+        self._read_buffer = buffered[n:]
+        return buffered[:n]
+
+    def _receive(self, size: int, initial: bool) -> bytes:
+        while True:
             try:
-                while len(rbuf) < n:
-                    try:
-                        s = recv(max(n - len(rbuf), READ_AHEAD_BYTES))
-                    except OSError as exc:
-                        if exc.errno in _errnos:
-                            if initial and self.raise_on_initial_eintr:
-                                raise TimeoutError() from None
-                            continue
-                        raise
-                    if not s:
-                        raise OSError("Server unexpectedly closed connection")
-                    rbuf += s
-            except BaseException:
-                self._read_buffer = rbuf
-                raise
-        result: bytes = rbuf[:n]
-        self._read_buffer = rbuf[n:]
-        return result
+                chunk: bytes = self._quick_recv(size)
+            except (BlockingIOError, InterruptedError):
+                if initial and self.raise_on_initial_eintr:
+                    raise TimeoutError("nothing to read yet") from None
+                continue
+            if not chunk:
+                raise OSError("the broker closed the connection")
+            return chunk
 
 
 class _ReadAheadConnection(pyamqp.Connection):  # type: ignore[misc]

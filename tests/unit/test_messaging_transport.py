@@ -66,3 +66,27 @@ def test_a_closed_socket_is_an_error_not_an_empty_frame():
     transport = transport_on(Socket(frame(1, 1, b"x")[:4], b""))
     with pytest.raises(OSError, match="closed"):
         transport.read_frame()
+
+
+class NothingYet(Socket):
+    """A socket without blocking that has nothing to read: what ``drain_events(timeout=0)`` meets."""
+
+    def recv(self, size: int) -> bytes:
+        self.asked.append(size)
+        if not self.chunks:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        chunk = self.chunks.pop(0)
+        assert chunk is not None
+        return chunk
+
+
+def test_nothing_to_read_on_a_socket_without_blocking_is_a_timeout_and_keeps_the_buffer():
+    transport = transport_on(NothingYet())
+    with pytest.raises(TimeoutError):
+        transport.read_frame()  # no frame has begun: a timeout, as py-amqp's own transport says
+    sock = NothingYet(frame(1, 1, b"abc"))
+    transport = transport_on(sock)
+    assert transport.read_frame() == (1, 1, b"abc")
+    with pytest.raises(TimeoutError):
+        transport.read_frame()
+    assert transport._read_buffer == b""
