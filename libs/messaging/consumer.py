@@ -283,6 +283,7 @@ class Consumer:
                     while len(self._delivered) < self._batch_max:
                         conn.drain_events(timeout=0)
                 self._handle_delivered()
+                self._dbconn.end_quiet_transaction()
                 conn.heartbeat_check()
                 self._publisher.heartbeat_check()
             # Stop deliveries first; unacked prefetched messages go back when the channel closes.
@@ -383,6 +384,10 @@ class Consumer:
             )
         # Stopping in the middle of a batch: the rest was not handled and goes back.
         self._give_back([d for d in ready[len(results) :]])
+        if len(ready) == 1:
+            # A lone message, not a stream: the next batch's BEGIN now, after the acks, off the
+            # path of the next lone message (PostgreSQL).
+            self._dbconn.begin_ahead()
 
     def _failed(self, d: _Delivery, exc: Exception) -> None:
         verdict = retries.after_failure(exc, d.attempt, self.settings.DELIVERY_LIMIT)

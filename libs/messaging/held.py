@@ -10,18 +10,38 @@
 Taking a pooled connection for every round costs a round trip to the server (the pool's
 pre-ping) on the path of every message; the loop keeps one instead. After an error the connection
 is given up (it may be the database that failed) and the next session takes a fresh one.
+
+    held.begin_ahead()                  # after a round: the next one's BEGIN, sent now (PostgreSQL)
+    held.end_quiet_transaction()        # while waiting: given back after QUIET_SECONDS unused
+
+On PostgreSQL the next transaction's BEGIN is one more request on the path of every message; the
+loop sends it ahead, while it waits for work (``begin_ahead``), and the next session or
+connection block runs in that transaction: its statements and COMMIT are all that is left on the
+path. A transaction with nothing in it yet holds no snapshot and no lock (READ COMMITTED), but it
+shows as "idle in transaction" and would hold up ``CREATE INDEX CONCURRENTLY``, so one left unused
+for QUIET_SECONDS is rolled back (``end_quiet_transaction``, called from the loop's wait); the next
+message after a quiet spell sends its own BEGIN. Nothing in a transaction here reads the server's
+``now()``, which such a transaction would date from its BEGIN.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import Iterator
 
+from psycopg.pq import ExecStatus, TransactionStatus
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from libs.db import Database
 from libs.db.tenancy import scope_session
+
+log = logging.getLogger("headshots.messaging.held")
+
+# A transaction begun ahead and not used for this long is rolled back.
+QUIET_SECONDS = 5.0
 
 
 class HeldConnection:
@@ -29,6 +49,8 @@ class HeldConnection:
         self.db = db
         self.engine = engine or db.engine
         self._conn: Connection | None = None
+        self._begun_ahead_at: float | None = None  # when begin_ahead() opened the transaction
+        self._ahead = self.engine.dialect.name == "postgresql"
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Connection]:
@@ -59,9 +81,47 @@ class HeldConnection:
             db_session.close()
 
     def _open(self) -> Connection:
+        self._begun_ahead_at = None  # a transaction begun ahead is now in use: its COMMIT ends it
         if self._conn is None:
             self._conn = self.engine.connect()
         return self._conn
+
+    def begin_ahead(self) -> None:
+        """PostgreSQL: open the next transaction now (one BEGIN), off the path of the next
+        message. Nothing on SQLite, without a held connection, or inside a transaction."""
+        if not self._ahead or self._conn is None or self._conn.in_transaction():
+            return
+        self._send(b"BEGIN", idle=TransactionStatus.IDLE)
+        if self._conn is not None:
+            self._begun_ahead_at = time.monotonic()
+
+    def end_quiet_transaction(self, after: float = QUIET_SECONDS) -> None:
+        """Roll back a transaction begun ahead that has not been used for ``after`` seconds."""
+        begun = self._begun_ahead_at
+        if begun is None or time.monotonic() - begun < after:
+            return
+        self._begun_ahead_at = None
+        self._send(b"ROLLBACK", idle=TransactionStatus.INTRANS)
+
+    def _send(self, command: bytes, *, idle: TransactionStatus) -> None:
+        # On libpq's connection itself: psycopg reads the transaction status from it, so the next
+        # statement neither sends a BEGIN of its own (after BEGIN) nor assumes one (after
+        # ROLLBACK). Only from the status given; a failure gives the connection up.
+        assert self._conn is not None
+        pgconn = self._conn.connection.dbapi_connection.pgconn  # type: ignore[union-attr]
+        if pgconn.transaction_status != idle:
+            return
+        try:
+            result = pgconn.exec_(command)
+            ok = result.status == ExecStatus.COMMAND_OK
+        except Exception as exc:  # the connection is gone: the next session opens another
+            ok, reason = False, repr(exc)
+        else:
+            reason = (result.error_message or b"").decode(errors="replace").strip()
+        if not ok:
+            log.info("%s on the held connection failed (%s); taking a new one", command.decode(), reason)
+            self._begun_ahead_at = None
+            self.close()
 
     def close(self) -> None:
         conn, self._conn = self._conn, None

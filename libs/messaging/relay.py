@@ -133,6 +133,10 @@ class OutboxRelay:
             if failure is not None:
                 conn.execute(_UNMARK, {"ids": [row.id for row in rows[len(sent) :]]})
                 self._mark(conn, [], failure)
+        if len(rows) < 2:
+            # Not in a stream (where the next round follows at once): the next round's BEGIN now,
+            # off the path of the next lone event.
+            self._held.begin_ahead()
         return len(sent)
 
     def _round_unlocked(self) -> int:
@@ -217,6 +221,7 @@ class OutboxRelay:
         # in small steps because one thread cannot wait on a socket and an Event at once.
         deadline = time.monotonic() + seconds
         while not stop.is_set() and not self._wake.is_set():
+            self._held.end_quiet_transaction()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return

@@ -1,0 +1,89 @@
+"""The connection a relay or a consumer holds sends its next transaction's BEGIN ahead, off the
+next message's path, and gives an unused one back after a quiet spell (PostgreSQL)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import text
+
+from libs.db import Database
+from libs.messaging.held import HeldConnection
+
+pytestmark = pytest.mark.integration
+
+
+def backend_state(db: Database, pid: int) -> str:
+    with db.engine.connect() as conn:
+        return conn.execute(
+            text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+        ).scalar_one()
+
+
+def test_the_next_transaction_is_begun_ahead_and_an_unused_one_given_back(pg_url: str) -> None:
+    db = Database(pg_url)
+    held = HeldConnection(db)
+    try:
+        with held.session(all_orgs=True) as session:
+            pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            session.commit()
+        assert backend_state(db, pid) == "idle"
+
+        held.begin_ahead()
+        assert backend_state(db, pid) == "idle in transaction"
+        time.sleep(0.3)
+        with held.session(all_orgs=True) as session:
+            # The session runs in the transaction begun 0.3 s ago: no BEGIN of its own.
+            began, now = session.execute(text("SELECT transaction_timestamp(), statement_timestamp()")).one()
+            session.commit()
+        assert (now - began).total_seconds() >= 0.25
+        assert backend_state(db, pid) == "idle"
+
+        held.begin_ahead()
+        held.end_quiet_transaction()  # just begun: kept
+        assert backend_state(db, pid) == "idle in transaction"
+        held.end_quiet_transaction(after=0.0)  # unused for long enough: rolled back
+        assert backend_state(db, pid) == "idle"
+        with held.session(all_orgs=True) as session:  # and the next one sends its own BEGIN
+            began, now = session.execute(text("SELECT transaction_timestamp(), statement_timestamp()")).one()
+            assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() == pid
+            session.commit()
+        assert (now - began).total_seconds() < 0.25
+    finally:
+        held.close()
+        db.dispose()
+
+
+def test_a_begun_ahead_connection_the_server_ended_is_replaced(pg_url: str) -> None:
+    db = Database(pg_url)
+    held = HeldConnection(db)
+    try:
+        with held.connection() as conn, conn.begin():
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        held.begin_ahead()
+        with db.engine.connect() as admin:
+            admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            admin.commit()
+        time.sleep(0.2)
+        held.end_quiet_transaction(after=0.0)  # its ROLLBACK fails: the connection is given up
+        with held.session(all_orgs=True) as session:
+            assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+    finally:
+        held.close()
+        db.dispose()
+
+
+def test_nothing_is_begun_ahead_on_sqlite(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    held = HeldConnection(db)
+    try:
+        with held.session(all_orgs=True) as session:
+            session.execute(text("SELECT 1"))
+            session.commit()
+        held.begin_ahead()
+        with held.connection() as conn:
+            assert not conn.in_transaction()
+    finally:
+        held.close()
+        db.dispose()
