@@ -3,7 +3,9 @@ next message's path, and gives an unused one back after a quiet spell (PostgreSQ
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
@@ -14,6 +16,17 @@ from libs.messaging.held import HeldConnection
 pytestmark = pytest.mark.integration
 
 
+@contextlib.contextmanager
+def holding(url: str) -> Iterator[tuple[Database, HeldConnection]]:
+    db = Database(url)
+    held = HeldConnection(db)
+    try:
+        yield db, held
+    finally:
+        held.close()
+        db.dispose()
+
+
 def backend_state(db: Database, pid: int) -> str:
     with db.engine.connect() as conn:
         return conn.execute(
@@ -22,9 +35,7 @@ def backend_state(db: Database, pid: int) -> str:
 
 
 def test_the_next_transaction_is_begun_ahead_and_an_unused_one_given_back(pg_url: str) -> None:
-    db = Database(pg_url)
-    held = HeldConnection(db)
-    try:
+    with holding(pg_url) as (db, held):
         with held.session(all_orgs=True) as session:
             pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
             session.commit()
@@ -50,15 +61,10 @@ def test_the_next_transaction_is_begun_ahead_and_an_unused_one_given_back(pg_url
             assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() == pid
             session.commit()
         assert (now - began).total_seconds() < 0.25
-    finally:
-        held.close()
-        db.dispose()
 
 
 def test_a_begun_ahead_connection_the_server_ended_is_replaced(pg_url: str) -> None:
-    db = Database(pg_url)
-    held = HeldConnection(db)
-    try:
+    with holding(pg_url) as (db, held):
         with held.connection() as conn, conn.begin():
             pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
         held.begin_ahead()
@@ -69,21 +75,13 @@ def test_a_begun_ahead_connection_the_server_ended_is_replaced(pg_url: str) -> N
         held.end_quiet_transaction(after=0.0)  # its ROLLBACK fails: the connection is given up
         with held.session(all_orgs=True) as session:
             assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
-    finally:
-        held.close()
-        db.dispose()
 
 
 def test_nothing_is_begun_ahead_on_sqlite(sqlite_url: str) -> None:
-    db = Database(sqlite_url)
-    held = HeldConnection(db)
-    try:
+    with holding(sqlite_url) as (db, held):
         with held.session(all_orgs=True) as session:
             session.execute(text("SELECT 1"))
             session.commit()
         held.begin_ahead()
         with held.connection() as conn:
             assert not conn.in_transaction()
-    finally:
-        held.close()
-        db.dispose()

@@ -3,8 +3,10 @@ a dead broker fails fast and leaves rows for later, and two relays publish each 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from kombu import Queue
@@ -136,6 +138,26 @@ class RoundsPublisher(Publisher):
         return done, error
 
 
+@contextlib.contextmanager
+def relay_thread(config: Settings, publisher: Publisher) -> Iterator[tuple[Database, threading.Thread]]:
+    """A relay publishing through ``publisher``, woken by commits, and its thread (not started:
+    the test starts it when its rows are in place); stopped and closed after the block."""
+    db = Database(config.database_url)
+    Bus(config, db).declare(services=["review"])
+    relay = OutboxRelay(db, publisher, config)
+    relay.wake_after_commits()
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
+    try:
+        yield db, thread
+    finally:
+        stop.set()
+        if thread.is_alive():
+            thread.join(10)
+        relay.close()
+        db.dispose()
+
+
 @pytest.mark.timeout(60)
 def test_events_that_keep_coming_are_gathered_into_fuller_rounds_and_a_lone_one_is_not_held(
     backend: Settings,
@@ -144,14 +166,8 @@ def test_events_that_keep_coming_are_gathered_into_fuller_rounds_and_a_lone_one_
     # means events are streaming in, so the relay waits for more before the next round; a round
     # of one does not make the next event wait.
     config = backend.replace(OUTBOX_POLL_SECONDS=60.0, OUTBOX_GATHER_SECONDS=3.0)
-    db = Database(config.database_url)
-    Bus(config, db).declare(services=["review"])
     publisher = RoundsPublisher(config)
-    relay = OutboxRelay(db, publisher, config)
-    relay.wake_after_commits()
-    stop = threading.Event()
-    thread = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
-    try:
+    with relay_thread(config, publisher) as (db, thread):
         commit_to_outbox(db, [submitted(), submitted()])  # two rows waiting: the first round has two
         thread.start()
         wait_for(lambda: publisher.rounds[-1:] == [2], "the first round", timeout=10)
@@ -170,11 +186,6 @@ def test_events_that_keep_coming_are_gathered_into_fuller_rounds_and_a_lone_one_
         after_lone = time.monotonic() - committed_at - lone_after
         assert publisher.rounds == [2, 3, 1, 1]
         assert after_lone < 2 and lone_after < 2  # the 3-second pause was never taken
-    finally:
-        stop.set()
-        thread.join(10)
-        relay.close()
-        db.dispose()
 
 
 class HeldFirstRound(RoundsPublisher):
@@ -196,14 +207,8 @@ def test_a_commit_made_while_the_relays_first_round_runs_wakes_the_next_round(ba
     # Polling every minute: only the commit's wake-up (PostgreSQL: its NOTIFY, which a relay
     # only hears once it LISTENs) can publish the second event in time.
     config = backend.replace(OUTBOX_POLL_SECONDS=60.0, OUTBOX_GATHER_SECONDS=0.0)
-    db = Database(config.database_url)
-    Bus(config, db).declare(services=["review"])
     publisher = HeldFirstRound(config)
-    relay = OutboxRelay(db, publisher, config)
-    relay.wake_after_commits()
-    stop = threading.Event()
-    thread = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
-    try:
+    with relay_thread(config, publisher) as (db, thread):
         commit_to_outbox(db, [submitted()])
         thread.start()
         assert publisher.in_first_round.wait(10)
@@ -211,12 +216,6 @@ def test_a_commit_made_while_the_relays_first_round_runs_wakes_the_next_round(ba
         publisher.release.set()
         wait_for(lambda: sum(publisher.rounds) == 2, "the event committed during the first round", timeout=10)
         assert publisher.rounds == [1, 1]
-    finally:
-        publisher.release.set()
-        stop.set()
-        thread.join(10)
-        relay.close()
-        db.dispose()
 
 
 @pytest.mark.timeout(60)

@@ -93,17 +93,21 @@ def test_unscoped_sessions_must_be_asked_for():
         Database("sqlite://").session()
 
 
-def test_state_change_and_outbox_row_commit_together_or_not_at_all(db):
-    a, _b, sa_, _sb = two_orgs(db)
-    msg = new_message(
+def submitted_for(org, session):
+    return new_message(
         SESSION_SUBMITTED,
-        org_id=a.id,
-        session_id=sa_.id,
+        org_id=org.id,
+        session_id=session.id,
         package="starter",
         format="standard",
         styles=["navy:suit"],
         photo_count=1,
     )
+
+
+def test_state_change_and_outbox_row_commit_together_or_not_at_all(db):
+    a, _b, sa_, _sb = two_orgs(db)
+    msg = submitted_for(a, sa_)
     with db.uow(org_id=a.id) as uow:
         uow.session.get(HeadshotSession, sa_.id).move_to("submitted")
         uow.add_message(msg)
@@ -129,15 +133,7 @@ def test_an_outbox_row_holds_the_message_as_written_and_a_second_copy_is_refused
     # On PostgreSQL add_message runs on the driver's cursor (no column types applied): the row must
     # read back the same as through SQLAlchemy, and a driver error must still be SQLAlchemy's.
     a, _b, sa_, _sb = two_orgs(db)
-    msg = new_message(
-        SESSION_SUBMITTED,
-        org_id=a.id,
-        session_id=sa_.id,
-        package="starter",
-        format="standard",
-        styles=["navy:suit"],
-        photo_count=2,
-    )
+    msg = submitted_for(a, sa_)
     with db.uow(org_id=a.id) as uow:
         uow.add_message(msg)
         uow.commit()
