@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import time
 from collections.abc import Iterator
 
@@ -81,10 +82,27 @@ class HeldConnection:
             db_session.close()
 
     def _open(self) -> Connection:
-        self._begun_ahead_at = None  # a transaction begun ahead is now in use: its COMMIT ends it
+        if self._begun_ahead_at is not None:
+            self._begun_ahead_at = None  # the transaction begun ahead is now in use: its COMMIT ends it
+            if self._server_spoke():
+                # While it waited, the server ended it (a restart, an idle-in-transaction timeout
+                # shorter than QUIET_SECONDS): a new connection instead of a failed batch.
+                log.info("the server ended the held connection while it waited; taking a new one")
+                self.close()
         if self._conn is None:
             self._conn = self.engine.connect()
         return self._conn
+
+    def _server_spoke(self) -> bool:
+        """Whether the idle connection's socket is readable: the server sends nothing to a
+        connection idle in a transaction unless it is ending it (a zero-timeout select)."""
+        assert self._conn is not None
+        try:
+            fileno = self._conn.connection.dbapi_connection.pgconn.socket  # type: ignore[union-attr]
+            readable, _, _ = select.select([fileno], [], [], 0)
+        except (OSError, ValueError, AttributeError):
+            return True
+        return bool(readable)
 
     def begin_ahead(self) -> None:
         """PostgreSQL: open the next transaction now (one BEGIN), off the path of the next

@@ -74,7 +74,17 @@ def test_a_begun_ahead_connection_the_server_ended_is_replaced(pg_url: str) -> N
         time.sleep(0.2)
         held.end_quiet_transaction(after=0.0)  # its ROLLBACK fails: the connection is given up
         with held.session(all_orgs=True) as session:
+            pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            session.commit()
+        # Ended while it waited, then used: the session gets a new connection, not an error.
+        held.begin_ahead()
+        with db.engine.connect() as admin:
+            admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            admin.commit()
+        time.sleep(0.2)
+        with held.session(all_orgs=True) as session:
             assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+            session.commit()
 
 
 def test_nothing_is_begun_ahead_on_sqlite(sqlite_url: str) -> None:
