@@ -13,12 +13,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
 from libs.contracts import SESSION_SUBMITTED, Message, queue_name
 from libs.db import AuditLog, Database, ProcessedMessage
 from libs.messaging import Bus, Publisher, queue_depths
+from libs.messaging.held import HeldConnection
 from libs.messaging.testing import commit_to_outbox, running, sample_submitted, wait_for
 from libs.settings import ROOT, Settings
 from tests.support.database import end_backends
@@ -210,9 +211,23 @@ def test_sigterm_finishes_the_message_in_hand(
     db.dispose()
 
 
+def waiting_in_transaction(db: Database) -> int:
+    """Backends of this database idle in a transaction: the held connections that began their
+    next transaction ahead (libs/messaging/held.py)."""
+    with db.engine.connect() as conn:
+        return int(
+            conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND state = 'idle in transaction'"
+                )
+            )
+        )
+
+
 @pytest.mark.timeout(60)
 def test_the_relay_and_the_consumer_carry_on_after_the_database_ended_their_connections(
-    amqp_url: str, pg_url: str, settings: Settings
+    amqp_url: str, pg_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = settings.replace(BROKER_URL=amqp_url, DATABASE_URL=pg_url, RETRY_DELAY_MS=200)
     db = Database(pg_url)
@@ -227,19 +242,33 @@ def test_the_relay_and_the_consumer_carry_on_after_the_database_ended_their_conn
             commit_to_outbox(db, [first])
             assert relay.run_once() == 1
             wait_for(lambda: first.message_id in effects(db), "the first message to be handled")
+            # After a lone event both have begun their next transaction ahead.
+            wait_for(lambda: waiting_in_transaction(db) == 2, "the relay and the consumer to begin ahead")
 
-            # The relay's and the consumer's held connections are ended by the server.
+            # The server ends their held connections while they wait: each sees it before use
+            # (the socket is readable) and takes a new one; nothing fails.
             assert end_backends(db) >= 2
             second = submitted(2)
             commit_to_outbox(db, [second])  # the pool replaces the producer's ended connection by itself
+            assert relay.run_once() == 1
+            wait_for(lambda: second.message_id in effects(db), "the second message to be handled")
+            assert consumer.stats["retried"] == 0
+            wait_for(lambda: waiting_in_transaction(db) == 2, "the relay and the consumer to begin ahead")
+
+            # Ended again, and this time the end is not seen before use (as when the server's
+            # goodbye is still on its way): the round and the batch fail on their connections.
+            monkeypatch.setattr(HeldConnection, "_server_spoke", lambda self: False)
+            assert end_backends(db) >= 2
+            third = submitted(3)
+            commit_to_outbox(db, [third])
             with pytest.raises(OperationalError):
                 relay.run_once()  # this round finds its connection gone ...
             assert relay.run_once() == 1  # ... the next one takes a new one and publishes
             # The consumer's batch failed on its ended connection: retried, not counted, handled.
-            wait_for(lambda: second.message_id in effects(db), "the second message to be handled")
+            wait_for(lambda: third.message_id in effects(db), "the third message to be handled")
             assert consumer.stats["retried"] >= 1
     finally:
         relay.close()
-    assert effects(db) == {first.message_id: 1, second.message_id: 1}
+    assert effects(db) == {first.message_id: 1, second.message_id: 1, third.message_id: 1}
     assert queue_depths(config)[REVIEW_QUEUE] == 0
     db.dispose()
