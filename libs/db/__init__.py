@@ -1,6 +1,14 @@
 """Database: models, engine and unit of work, tenant scoping, migrations."""
 
-from libs.db.database import OUTBOX_CHANNEL, OUTBOX_WRITTEN, Database, UnitOfWork, make_engine, outbox_row
+from libs.db.database import (
+    OUTBOX_CHANNEL,
+    OUTBOX_WRITTEN,
+    Database,
+    UnitOfWork,
+    make_engine,
+    outbox_row,
+    server_spoke,
+)
 from libs.db.models import (
     MAX_ROW_ID,
     AuditLog,
@@ -66,6 +74,7 @@ __all__ = [
     "make_engine",
     "new_id",
     "outbox_row",
+    "server_spoke",
     "scope_session",
     "session_org",
     "utcnow",

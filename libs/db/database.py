@@ -130,17 +130,24 @@ def _check_liveness_on_checkout(engine: Engine) -> None:
         idle_since = record.info.get("idle_since")
         if idle_since is None:
             return  # a new connection
-        try:
-            readable, _, _ = _select.select([dbapi_conn.fileno()], [], [], 0)
-        except (OSError, ValueError):
-            readable = [True]
-        if readable:
+        if server_spoke(dbapi_conn):
             raise DisconnectionError("the server closed this connection")
         if time.monotonic() - idle_since > PING_AFTER_IDLE_SECONDS:
             try:
                 engine.dialect.do_ping(dbapi_conn)  # SQLAlchemy's own ping: no transaction left open
             except Exception as exc:
                 raise DisconnectionError(f"ping failed: {exc}") from exc
+
+
+def server_spoke(dbapi_conn: Any) -> bool:
+    """Whether an idle connection's socket is readable (a zero-timeout select, no round trip):
+    the server sends nothing to an idle connection, or one idle in a transaction, unless it is
+    ending it. A socket that cannot be checked counts as readable (the connection is gone)."""
+    try:
+        readable, _, _ = _select.select([dbapi_conn.fileno()], [], [], 0)
+    except (OSError, ValueError, AttributeError):
+        return True
+    return bool(readable)
 
 
 class Database:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import select
 import time
 from collections.abc import Iterator
 
@@ -36,7 +35,7 @@ from psycopg.pq import ExecStatus, TransactionStatus
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
-from libs.db import Database
+from libs.db import Database, server_spoke
 from libs.db.tenancy import scope_session
 
 log = logging.getLogger("headshots.messaging.held")
@@ -94,15 +93,8 @@ class HeldConnection:
         return self._conn
 
     def _server_spoke(self) -> bool:
-        """Whether the idle connection's socket is readable: the server sends nothing to a
-        connection idle in a transaction unless it is ending it (a zero-timeout select)."""
         assert self._conn is not None
-        try:
-            fileno = self._conn.connection.dbapi_connection.pgconn.socket  # type: ignore[union-attr]
-            readable, _, _ = select.select([fileno], [], [], 0)
-        except (OSError, ValueError, AttributeError):
-            return True
-        return bool(readable)
+        return server_spoke(self._conn.connection.dbapi_connection)
 
     def begin_ahead(self) -> None:
         """PostgreSQL: open the next transaction now (one BEGIN), off the path of the next
