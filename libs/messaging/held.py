@@ -101,7 +101,7 @@ class HeldConnection:
         message. Nothing on SQLite, without a held connection, or inside a transaction."""
         if not self._ahead or self._conn is None or self._conn.in_transaction():
             return
-        self._send(b"BEGIN", idle=TransactionStatus.IDLE)
+        self._send(b"BEGIN", when=TransactionStatus.IDLE)
         if self._conn is not None:
             self._begun_ahead_at = time.monotonic()
 
@@ -111,15 +111,15 @@ class HeldConnection:
         if begun is None or time.monotonic() - begun < after:
             return
         self._begun_ahead_at = None
-        self._send(b"ROLLBACK", idle=TransactionStatus.INTRANS)
+        self._send(b"ROLLBACK", when=TransactionStatus.INTRANS)
 
-    def _send(self, command: bytes, *, idle: TransactionStatus) -> None:
+    def _send(self, command: bytes, *, when: TransactionStatus) -> None:
         # On libpq's connection itself: psycopg reads the transaction status from it, so the next
         # statement neither sends a BEGIN of its own (after BEGIN) nor assumes one (after
-        # ROLLBACK). Only from the status given; a failure gives the connection up.
+        # ROLLBACK). Only when the connection is in the status ``when``; a failure gives it up.
         assert self._conn is not None
         pgconn = self._conn.connection.dbapi_connection.pgconn  # type: ignore[union-attr]
-        if pgconn.transaction_status != idle:
+        if pgconn.transaction_status != when:
             return
         try:
             result = pgconn.exec_(command)
