@@ -12,6 +12,7 @@ is how often an idle consumer polls its queues.
 from __future__ import annotations
 
 import contextlib
+import struct
 import threading
 import time
 from queue import Empty
@@ -85,6 +86,8 @@ class WakingMemoryTransport(memory.Transport):  # type: ignore[misc]
 
 # What one read from the broker's socket may take beyond the bytes the frame in hand needs.
 READ_AHEAD_BYTES = 256 * 1024
+# An AMQP frame's header: type, channel, payload size (then the payload and the end byte).
+_FRAME_HEADER = struct.Struct(">BHI")
 
 
 class _ReadAheadTCPTransport(TCPTransport):  # type: ignore[misc]
@@ -98,7 +101,19 @@ class _ReadAheadTCPTransport(TCPTransport):  # type: ignore[misc]
     Everything else is py-amqp's: frames are still read by ``read_frame``, and a timeout in the
     middle of a frame keeps what was read (the buffer is the transport's own ``_read_buffer``).
     Safe because every reader of this connection goes through ``drain_events``; nothing waits on
-    the socket's readiness, which buffered bytes would not show."""
+    the socket's readiness, which buffered bytes would not show.
+
+    A read with a timeout (every drain of the consumer and of the publisher's confirms) sets the
+    socket's timeout and puts it back: two calls into the kernel for each frame. When the next
+    frame is already whole in the buffer no socket read follows, and the connection reads it
+    without them (:meth:`_ReadAheadConnection.blocking_read`)."""
+
+    def whole_frame_buffered(self) -> bool:
+        buffered: bytes = self._read_buffer  # type: ignore[has-type]
+        if len(buffered) < _FRAME_HEADER.size:
+            return False
+        _type, _channel, size = _FRAME_HEADER.unpack_from(buffered)
+        return len(buffered) >= _FRAME_HEADER.size + size + 1  # header, payload, end byte
 
     def _read(self, n: int, initial: bool = False) -> bytes:
         """Exactly ``n`` bytes: from the buffer, topped up by reads of whatever has arrived.
@@ -128,6 +143,15 @@ class _ReadAheadTCPTransport(TCPTransport):  # type: ignore[misc]
 
 
 class _ReadAheadConnection(pyamqp.Connection):  # type: ignore[misc]
+    def blocking_read(self, timeout: float | None = None) -> Any:
+        """py-amqp's, except that a frame already whole in the buffer is read without setting the
+        socket's timeout (and putting it back) around a read that does not happen."""
+        transport = self.transport
+        buffered = isinstance(transport, _ReadAheadTCPTransport) and transport.whole_frame_buffered()
+        if timeout is not None and buffered:
+            return self.on_inbound_frame(transport.read_frame())
+        return super().blocking_read(timeout)
+
     def Transport(  # noqa: N802 (py-amqp's name and arguments)
         self,
         host: str,

@@ -1,7 +1,10 @@
 """Connections to RabbitMQ read ahead: a batch of deliveries that arrived together is taken from
-the socket in a few reads, and every message comes out whole and in order."""
+the socket in a few reads, and every message comes out whole and in order; the frames already
+read are parsed without touching the socket (not even its timeout)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from kombu import Consumer, Exchange, Producer, Queue
@@ -12,6 +15,21 @@ from libs.settings import Settings
 pytestmark = pytest.mark.integration
 
 COUNT = 200
+
+
+class TimeoutsCounted:
+    """The transport's socket, counting the changes of its timeout."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self.timeouts_set = 0
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.timeouts_set += 1
+        self._sock.settimeout(timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
 
 
 def test_a_batch_of_deliveries_is_read_in_a_few_reads_whole_and_in_order(amqp_url: str) -> None:
@@ -37,6 +55,7 @@ def test_a_batch_of_deliveries_is_read_in_a_few_reads_whole_and_in_order(amqp_ur
             return recv(size)
 
         transport._quick_recv = counted
+        sock = transport.sock = TimeoutsCounted(transport.sock)
         got: list[bytes] = []
         consumer = Consumer(
             receiver.channel(),
@@ -50,6 +69,8 @@ def test_a_batch_of_deliveries_is_read_in_a_few_reads_whole_and_in_order(amqp_ur
         assert got == bodies
         # py-amqp alone reads each frame in three calls: 600 frames, 1,800 reads.
         assert len(reads) < COUNT // 2, f"{len(reads)} reads for {COUNT} messages"
+        # py-amqp sets the timeout of a drain's read and puts it back around every frame: 1,200.
+        assert sock.timeouts_set <= 2 * len(reads), f"{sock.timeouts_set} timeouts set, {len(reads)} reads"
     finally:
         release_quietly(sender)
         release_quietly(receiver)
