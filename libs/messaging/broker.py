@@ -147,8 +147,11 @@ class _ReadAheadConnection(pyamqp.Connection):  # type: ignore[misc]
         """py-amqp's, except that a frame already whole in the buffer is read without setting the
         socket's timeout (and putting it back) around a read that does not happen."""
         transport = self.transport
-        buffered = isinstance(transport, _ReadAheadTCPTransport) and transport.whole_frame_buffered()
-        if timeout is not None and buffered:
+        if (
+            timeout is not None
+            and isinstance(transport, _ReadAheadTCPTransport)
+            and transport.whole_frame_buffered()
+        ):
             return self.on_inbound_frame(transport.read_frame())
         return super().blocking_read(timeout)
 

@@ -90,3 +90,15 @@ def test_nothing_to_read_on_a_socket_without_blocking_is_a_timeout_and_keeps_the
     with pytest.raises(TimeoutError):
         transport.read_frame()
     assert transport._read_buffer == b""
+
+
+def test_a_frame_counts_as_buffered_only_once_it_is_whole_end_byte_included():
+    whole = frame(3, 1, b'{"a": 1}')
+    transport = transport_on(Socket())
+    for part, buffered in ((b"", False), (whole[:6], False), (whole[:-1], False), (whole, True)):
+        transport._read_buffer = part
+        assert transport.whole_frame_buffered() is buffered, part
+    transport._read_buffer = whole + frame(8, 0, b"")[:3]  # a whole frame, then part of the next
+    assert transport.whole_frame_buffered()
+    assert transport.read_frame() == (3, 1, b'{"a": 1}')
+    assert not transport.whole_frame_buffered()
