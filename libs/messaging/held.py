@@ -101,8 +101,7 @@ class HeldConnection:
         message. Nothing on SQLite, without a held connection, or inside a transaction."""
         if not self._ahead or self._conn is None or self._conn.in_transaction():
             return
-        self._send(b"BEGIN", when=TransactionStatus.IDLE)
-        if self._conn is not None:
+        if self._send(b"BEGIN", when=TransactionStatus.IDLE):
             self._begun_ahead_at = time.monotonic()
 
     def end_quiet_transaction(self, after: float = QUIET_SECONDS) -> None:
@@ -113,14 +112,16 @@ class HeldConnection:
         self._begun_ahead_at = None
         self._send(b"ROLLBACK", when=TransactionStatus.INTRANS)
 
-    def _send(self, command: bytes, *, when: TransactionStatus) -> None:
+    def _send(self, command: bytes, *, when: TransactionStatus) -> bool:
         # On libpq's connection itself: psycopg reads the transaction status from it, so the next
         # statement neither sends a BEGIN of its own (after BEGIN) nor assumes one (after
-        # ROLLBACK). Only when the connection is in the status ``when``; a failure gives it up.
-        assert self._conn is not None
+        # ROLLBACK). Only when the connection is in the status ``when`` (True: it was sent and
+        # done); a failure gives the connection up.
+        if self._conn is None:
+            return False
         pgconn = self._conn.connection.dbapi_connection.pgconn  # type: ignore[union-attr]
         if pgconn.transaction_status != when:
-            return
+            return False
         try:
             result = pgconn.exec_(command)
             ok = result.status == ExecStatus.COMMAND_OK
@@ -130,10 +131,11 @@ class HeldConnection:
             reason = (result.error_message or b"").decode(errors="replace").strip()
         if not ok:
             log.info("%s on the held connection failed (%s); taking a new one", command.decode(), reason)
-            self._begun_ahead_at = None
             self.close()
+        return ok
 
     def close(self) -> None:
+        self._begun_ahead_at = None  # a transaction begun ahead ends with its connection
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):

@@ -87,6 +87,21 @@ def test_a_begun_ahead_connection_the_server_ended_is_replaced(pg_url: str) -> N
             session.commit()
 
 
+def test_a_transaction_begun_ahead_ends_with_its_connection(pg_url: str) -> None:
+    with holding(pg_url) as (db, held):
+        with held.connection() as conn, conn.begin():
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        held.begin_ahead()
+        assert backend_state(db, pid) == "idle in transaction"
+        held.close()  # e.g. the relay stopping while it waits
+        held.end_quiet_transaction(after=0.0)  # nothing left to roll back: not an error
+        with held.session(all_orgs=True) as session:  # a new connection, with its own BEGIN
+            began, now = session.execute(text("SELECT transaction_timestamp(), statement_timestamp()")).one()
+            assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+            session.commit()
+        assert (now - began).total_seconds() < 0.25
+
+
 def test_nothing_is_begun_ahead_on_sqlite(sqlite_url: str) -> None:
     with holding(sqlite_url) as (db, held):
         with held.session(all_orgs=True) as session:
