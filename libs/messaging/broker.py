@@ -12,7 +12,6 @@ is how often an idle consumer polls its queues.
 from __future__ import annotations
 
 import contextlib
-import struct
 import threading
 import time
 from queue import Empty
@@ -24,6 +23,7 @@ from kombu import Connection
 from kombu.transport import memory, pyamqp
 
 from libs.messaging.errors import BrokerUnavailable
+from libs.messaging.frames import FRAME_HEADER
 from libs.settings import Settings
 
 # kombu's virtual transports sleep this long between polls of empty queues (default 1 s). Ours
@@ -86,8 +86,6 @@ class WakingMemoryTransport(memory.Transport):  # type: ignore[misc]
 
 # What one read from the broker's socket may take beyond the bytes the frame in hand needs.
 READ_AHEAD_BYTES = 256 * 1024
-# An AMQP frame's header: type, channel, payload size (then the payload and the end byte).
-_FRAME_HEADER = struct.Struct(">BHI")
 
 
 class _ReadAheadTCPTransport(TCPTransport):  # type: ignore[misc]
@@ -110,10 +108,10 @@ class _ReadAheadTCPTransport(TCPTransport):  # type: ignore[misc]
 
     def whole_frame_buffered(self) -> bool:
         buffered: bytes = self._read_buffer  # type: ignore[has-type]
-        if len(buffered) < _FRAME_HEADER.size:
+        if len(buffered) < FRAME_HEADER.size:
             return False
-        _type, _channel, size = _FRAME_HEADER.unpack_from(buffered)
-        return len(buffered) >= _FRAME_HEADER.size + size + 1  # header, payload, end byte
+        _type, _channel, size = FRAME_HEADER.unpack_from(buffered)
+        return len(buffered) >= FRAME_HEADER.size + size + 1  # header, payload, end byte
 
     def _read(self, n: int, initial: bool = False) -> bytes:
         """Exactly ``n`` bytes: from the buffer, topped up by reads of whatever has arrived.

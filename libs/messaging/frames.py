@@ -20,7 +20,9 @@ from typing import Any
 from amqp import spec
 from amqp.serialization import dumps
 
-_FRAME = Struct(">BHI")  # frame type, channel, payload size
+# Every AMQP frame's header: frame type, channel, payload size (then the payload and the end byte);
+# the read-ahead transport reads it too (broker.py).
+FRAME_HEADER = Struct(">BHI")
 _END = b"\xce"
 _METHOD, _CONTENT_HEADER, _BODY = 1, 2, 3
 _BASIC_PUBLISH = Struct(">HHH").pack(*spec.Basic.Publish, 0)  # class, method, reserved short
@@ -58,7 +60,7 @@ def table(values: Mapping[str, Any]) -> bytes:
 
 
 def frame(kind: int, channel: int, payload: bytes) -> bytes:
-    return _FRAME.pack(kind, channel, len(payload)) + payload + _END
+    return FRAME_HEADER.pack(kind, channel, len(payload)) + payload + _END
 
 
 def publish_frames(
