@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 from sqlalchemy import text
@@ -34,6 +35,12 @@ def backend_state(db: Database, pid: int) -> str:
         ).scalar_one()
 
 
+def server_clock(db: Database) -> datetime:
+    """The server's clock now (a reference for transaction_timestamp(), no timing involved)."""
+    with db.engine.connect() as conn:
+        return conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+
+
 def test_the_next_transaction_is_begun_ahead_and_an_unused_one_given_back(pg_url: str) -> None:
     with holding(pg_url) as (db, held):
         with held.session(all_orgs=True) as session:
@@ -56,11 +63,12 @@ def test_the_next_transaction_is_begun_ahead_and_an_unused_one_given_back(pg_url
         assert backend_state(db, pid) == "idle in transaction"
         held.end_quiet_transaction(after=0.0)  # unused for long enough: rolled back
         assert backend_state(db, pid) == "idle"
+        before = server_clock(db)
         with held.session(all_orgs=True) as session:  # and the next one sends its own BEGIN
-            began, now = session.execute(text("SELECT transaction_timestamp(), statement_timestamp()")).one()
+            began = session.execute(text("SELECT transaction_timestamp()")).scalar_one()
             assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() == pid
             session.commit()
-        assert (now - began).total_seconds() < 0.25
+        assert began > before  # begun by this session, not the one rolled back
 
 
 def test_a_begun_ahead_connection_the_server_ended_is_replaced(pg_url: str) -> None:
@@ -93,13 +101,14 @@ def test_a_transaction_begun_ahead_ends_with_its_connection(pg_url: str) -> None
             pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
         held.begin_ahead()
         assert backend_state(db, pid) == "idle in transaction"
+        before = server_clock(db)  # after the BEGIN sent ahead
         held.close()  # e.g. the relay stopping while it waits
         held.end_quiet_transaction(after=0.0)  # nothing left to roll back: not an error
         with held.session(all_orgs=True) as session:  # a new connection, with its own BEGIN
-            began, now = session.execute(text("SELECT transaction_timestamp(), statement_timestamp()")).one()
+            began = session.execute(text("SELECT transaction_timestamp()")).scalar_one()
             assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
             session.commit()
-        assert (now - began).total_seconds() < 0.25
+        assert began > before
 
 
 def test_nothing_is_begun_ahead_on_sqlite(sqlite_url: str) -> None:
