@@ -12,6 +12,7 @@ is how often an idle consumer polls its queues.
 from __future__ import annotations
 
 import contextlib
+import select
 import threading
 import time
 from queue import Empty
@@ -106,6 +107,18 @@ class _ReadAheadTCPTransport(TCPTransport):  # type: ignore[misc]
     frame is already whole in the buffer no socket read follows, and the connection reads it
     without them (:meth:`_ReadAheadConnection.blocking_read`)."""
 
+    _poller: Any = None  # a poll object for the socket, made at the first input_waiting()
+
+    def input_waiting(self) -> bool:
+        """Whether a read now would find something: bytes already in the buffer (a frame, or
+        part of one), or on the socket (a poll with no wait: one call into the kernel)."""
+        if self._read_buffer:  # type: ignore[has-type]
+            return True
+        if self._poller is None:
+            self._poller = select.poll()
+            self._poller.register(self.sock, select.POLLIN)
+        return bool(self._poller.poll(0))
+
     def whole_frame_buffered(self) -> bool:
         buffered: bytes = self._read_buffer  # type: ignore[has-type]
         if len(buffered) < FRAME_HEADER.size:
@@ -176,6 +189,18 @@ class ReadAheadAMQPTransport(pyamqp.Transport):  # type: ignore[misc]
     py-amqp's own)."""
 
     Connection = _ReadAheadConnection
+
+
+def input_waiting(conn: Connection) -> bool:
+    """Whether ``conn.drain_events(timeout=0)`` could take anything now. On RabbitMQ (without
+    TLS) that is known without reading: a drain that finds nothing costs three calls into the
+    kernel (the socket's timeout set to zero, a read, the timeout put back) and an exception
+    raised through py-amqp and kombu, which the end of every batch would otherwise pay. Other
+    transports (memory://, TLS, whose library may hold decrypted bytes) say True: drain to see."""
+    transport = getattr(conn.connection, "transport", None)
+    if isinstance(transport, _ReadAheadTCPTransport) and transport.sock is not None:
+        return transport.input_waiting()
+    return True
 
 
 def is_memory(settings: Settings) -> bool:

@@ -1,15 +1,21 @@
 """Connections to RabbitMQ read ahead: a batch of deliveries that arrived together is taken from
 the socket in a few reads, and every message comes out whole and in order; the frames already
-read are parsed without touching the socket (not even its timeout)."""
+read are parsed without touching the socket (not even its timeout); and a consumer does not end
+its batches with a read that finds nothing."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 from kombu import Consumer, Exchange, Producer, Queue
 
+from libs.contracts import SESSION_SUBMITTED, Message
+from libs.db import Database
+from libs.messaging import Bus, Publisher
 from libs.messaging.broker import _ReadAheadTCPTransport, open_connection, release_quietly
+from libs.messaging.testing import running, sample_submitted, wait_for
 from libs.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -74,3 +80,44 @@ def test_a_batch_of_deliveries_is_read_in_a_few_reads_whole_and_in_order(amqp_ur
     finally:
         release_quietly(sender)
         release_quietly(receiver)
+
+
+def test_a_lone_delivery_is_handled_without_a_read_that_finds_nothing(
+    amqp_url: str, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After a delivery the consumer takes whatever else has already arrived into the same batch.
+    # For a message that came alone nothing has: it asks the socket (a poll) rather than read
+    # with a zero timeout and get nothing (three calls into the kernel and an exception).
+    empty_reads = 0
+    receive = _ReadAheadTCPTransport._receive
+
+    def counted(self: _ReadAheadTCPTransport, size: int, initial: bool) -> bytes:
+        nonlocal empty_reads
+        # The consumer's own reads (the test's publisher polls its socket before each publish).
+        without_waiting = self.sock.gettimeout() == 0 and threading.current_thread().name == "consumer-review"
+        try:
+            return receive(self, size, initial)
+        except TimeoutError:
+            empty_reads += without_waiting
+            raise
+
+    monkeypatch.setattr(_ReadAheadTCPTransport, "_receive", counted)
+    settings = Settings(BROKER_URL=amqp_url, DATABASE_URL=pg_url)
+    db = Database(pg_url)
+    bus = Bus(settings, db)
+    bus.declare(services=["review"])
+    handled: list[str] = []
+
+    def handler(message: Message) -> None:
+        handled.append(message.message_id)
+
+    lone = [sample_submitted() for _ in range(20)]
+    try:
+        with running(bus.consumer("review", {SESSION_SUBMITTED: handler})), Publisher(settings) as publisher:
+            for n, message in enumerate(lone, start=1):
+                publisher.publish(message)
+                wait_for(lambda n=n: len(handled) == n, f"message {n} handled")
+    finally:
+        db.dispose()
+    assert handled == [m.message_id for m in lone]
+    assert empty_reads == 0, f"{empty_reads} reads found nothing for {len(lone)} lone messages"
