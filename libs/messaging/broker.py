@@ -114,6 +114,8 @@ class _ReadAheadTCPTransport(TCPTransport):  # type: ignore[misc]
         part of one), or on the socket (a poll with no wait: one call into the kernel)."""
         if self._read_buffer:  # type: ignore[has-type]
             return True
+        if self.sock is None:
+            return True  # closed: py-amqp's own read raises what that means
         if self._poller is None:
             self._poller = select.poll()
             self._poller.register(self.sock, select.POLLIN)
@@ -156,14 +158,17 @@ class _ReadAheadTCPTransport(TCPTransport):  # type: ignore[misc]
 class _ReadAheadConnection(pyamqp.Connection):  # type: ignore[misc]
     def blocking_read(self, timeout: float | None = None) -> Any:
         """py-amqp's, except that a frame already whole in the buffer is read without setting the
-        socket's timeout (and putting it back) around a read that does not happen."""
+        socket's timeout (and putting it back) around a read that does not happen; and a read
+        that must not wait (``timeout=0``: the consumer taking what else has arrived into its
+        batch, py-amqp looking for a ``connection.blocked`` before each publish) finds out with
+        one poll that nothing has, instead of the timeout set to zero, a read and the timeout
+        put back. Either way it is the same timeout error py-amqp raises."""
         transport = self.transport
-        if (
-            timeout is not None
-            and isinstance(transport, _ReadAheadTCPTransport)
-            and transport.whole_frame_buffered()
-        ):
-            return self.on_inbound_frame(transport.read_frame())
+        if timeout is not None and isinstance(transport, _ReadAheadTCPTransport):
+            if transport.whole_frame_buffered():
+                return self.on_inbound_frame(transport.read_frame())
+            if timeout == 0 and not transport.input_waiting():
+                raise TimeoutError("nothing to read yet")
         return super().blocking_read(timeout)
 
     def Transport(  # noqa: N802 (py-amqp's name and arguments)
@@ -189,18 +194,6 @@ class ReadAheadAMQPTransport(pyamqp.Transport):  # type: ignore[misc]
     py-amqp's own)."""
 
     Connection = _ReadAheadConnection
-
-
-def input_waiting(conn: Connection) -> bool:
-    """Whether ``conn.drain_events(timeout=0)`` could take anything now. On RabbitMQ (without
-    TLS) that is known without reading: a drain that finds nothing costs three calls into the
-    kernel (the socket's timeout set to zero, a read, the timeout put back) and an exception
-    raised through py-amqp and kombu, which the end of every batch would otherwise pay. Other
-    transports (memory://, TLS, whose library may hold decrypted bytes) say True: drain to see."""
-    transport = getattr(conn.connection, "transport", None)
-    if isinstance(transport, _ReadAheadTCPTransport) and transport.sock is not None:
-        return transport.input_waiting()
-    return True
 
 
 def is_memory(settings: Settings) -> bool:

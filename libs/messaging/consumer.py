@@ -78,7 +78,7 @@ from libs.db import Database, ProcessedMessage, UnitOfWork, utcnow
 from libs.db.direct import DirectStatement
 from libs.db.tenancy import scope_session
 from libs.messaging import metrics, retries
-from libs.messaging.broker import input_waiting, is_memory, open_connection, release_quietly
+from libs.messaging.broker import is_memory, open_connection, release_quietly
 from libs.messaging.deadletters import dead_letter
 from libs.messaging.errors import MessagingError
 from libs.messaging.headers import attempt_of, short_id
@@ -279,9 +279,8 @@ class Consumer:
                 # A timeout means nothing arrived: a chance to check stop() and heartbeats.
                 with contextlib.suppress(TimeoutError):
                     conn.drain_events(timeout=DRAIN_SECONDS)
-                    # Take what is already delivered, without waiting, into the same batch
-                    # (asking first, so that the batch does not end with a read of nothing).
-                    while len(self._delivered) < self._batch_max and input_waiting(conn):
+                    # Take what is already delivered, without waiting, into the same batch.
+                    while len(self._delivered) < self._batch_max:
                         conn.drain_events(timeout=0)
                 self._handle_delivered()
                 self._dbconn.end_quiet_transaction()
