@@ -1,7 +1,7 @@
 """Connections to RabbitMQ read ahead: a batch of deliveries that arrived together is taken from
 the socket in a few reads, and every message comes out whole and in order; the frames already
-read are parsed without touching the socket (not even its timeout); and a consumer does not end
-its batches with a read that finds nothing."""
+read are parsed without touching the socket (not even its timeout); and a drain that must not wait
+(the end of a consumer's batch, py-amqp's look before each publish) does not read nothing."""
 
 from __future__ import annotations
 
