@@ -17,10 +17,13 @@ is given up (it may be the database that failed) and the next session takes a fr
 On PostgreSQL the next transaction's BEGIN is one more request on the path of every message; the
 loop sends it ahead, while it waits for work (``begin_ahead``), and the next session or
 connection block runs in that transaction: its statements and COMMIT are all that is left on the
-path. A transaction with nothing in it yet holds no snapshot and no lock (READ COMMITTED), but it
-shows as "idle in transaction" and would hold up ``CREATE INDEX CONCURRENTLY``, so one left unused
-for QUIET_SECONDS is rolled back (``end_quiet_transaction``, called from the loop's wait); the next
-message after a quiet spell sends its own BEGIN. Nothing in a transaction here reads the server's
+path. A transaction with nothing in it yet holds no snapshot, no transaction id and no lock (READ
+COMMITTED): it holds back neither vacuum nor ``CREATE INDEX CONCURRENTLY``
+(tests/integration/test_bus_held.py). But it shows as "idle in transaction", its age counts
+towards a long-transaction alert and ``idle_in_transaction_session_timeout``, and a pooler in
+transaction mode keeps a server connection for it; so one left unused for QUIET_SECONDS is rolled
+back (``end_quiet_transaction``, called from the loop's wait); the next message after a quiet
+spell sends its own BEGIN. Nothing in a transaction here reads the server's
 ``now()``, which such a transaction would date from its BEGIN.
 """
 

@@ -71,6 +71,34 @@ def test_the_next_transaction_is_begun_ahead_and_an_unused_one_given_back(pg_url
         assert began > before  # begun by this session, not the one rolled back
 
 
+def test_a_transaction_begun_ahead_holds_up_no_concurrent_index_build(pg_url: str) -> None:
+    """Begun ahead and waiting, the transaction has no snapshot and no lock: an index built
+    concurrently (which waits for older snapshots and for lockers of its table) is not held up."""
+    with holding(pg_url) as (db, held):
+        with held.connection() as conn, conn.begin():
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            conn.execute(text("CREATE TABLE waiting_rows (n integer)"))
+            conn.execute(text("INSERT INTO waiting_rows VALUES (1)"))
+        held.begin_ahead()
+        assert backend_state(db, pid) == "idle in transaction"
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
+            xid, xmin = admin.execute(
+                text("SELECT backend_xid, backend_xmin FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            ).one()
+            assert (xid, xmin) == (None, None)  # no transaction id, no snapshot
+            # Held up, it would fail after 10 s rather than hang the suite.
+            admin.execute(text("SET statement_timeout = '10s'"))
+            admin.execute(text("CREATE INDEX CONCURRENTLY waiting_rows_n ON waiting_rows (n)"))
+            valid = admin.execute(
+                text("SELECT indisvalid FROM pg_index WHERE indexrelid = 'waiting_rows_n'::regclass")
+            ).scalar_one()
+        assert valid is True
+        assert backend_state(db, pid) == "idle in transaction"  # still begun ahead, still usable
+        with held.session(all_orgs=True) as session:
+            assert session.execute(text("SELECT count(*) FROM waiting_rows")).scalar_one() == 1
+            session.commit()
+
+
 def test_a_begun_ahead_connection_the_server_ended_is_replaced(pg_url: str) -> None:
     with holding(pg_url) as (db, held):
         with held.connection() as conn, conn.begin():
