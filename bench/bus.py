@@ -75,6 +75,7 @@ from kombu import Connection, Exchange, Producer, Queue  # noqa: E402
 from kombu import Consumer as KombuConsumer  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
+from bench.support.results import write_results  # noqa: E402
 from bench.support.servers import server_arguments, throwaway_servers  # noqa: E402
 from libs.contracts import SESSION_SUBMITTED, Message, decode_message, new_message  # noqa: E402
 from libs.db import OUTBOX_CHANNEL, Database, outbox_row  # noqa: E402
@@ -737,9 +738,7 @@ def main(argv: list[str] | None = None) -> int:
             "relay_woken_by": "PostgreSQL NOTIFY (distributed), commit hook (embedded)",
         },
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, result)
     return 0
 
 

@@ -24,7 +24,6 @@ are against raw kombu's count in the same run. Writes bench/results/bus_instruct
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -38,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bus import bench_embedded, bench_ours, bench_raw, bench_raw_same_work  # noqa: E402
+from bench.support.results import write_results  # noqa: E402
 from bench.support.servers import server_arguments, throwaway_servers  # noqa: E402
 from libs.settings import Settings  # noqa: E402
 
@@ -145,20 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'path':<50}{'M instr/msg':>12}{'x raw':>8}")
     for path in paths:
         print(f"{labels[path]:<50}{per_message[path] / 1e6:>12.3f}{per_message[path] / raw:>8.2f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "benchmark": "bus_instructions",
-                "messages": [few, many],
-                "instructions_per_message": {path: round(value) for path, value in per_message.items()},
-                "x_raw": {path: round(value / raw, 3) for path, value in per_message.items()},
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"wrote {args.out}")
+    result = {
+        "benchmark": "bus_instructions",
+        "messages": [few, many],
+        "instructions_per_message": {path: round(value) for path, value in per_message.items()},
+        "x_raw": {path: round(value / raw, 3) for path, value in per_message.items()},
+    }
+    write_results(args.out, result)
     return 0
 
 

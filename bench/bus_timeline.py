@@ -25,7 +25,6 @@ round on the same broker. Writes bench/results/bus_timeline.json.
 
 from __future__ import annotations
 
-import json
 import logging
 import statistics
 import sys
@@ -41,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bus import WARMUP, Arrivals, bench_raw, handled_on_commit, message, relay_and_consumer  # noqa: E402
+from bench.support.results import write_results  # noqa: E402
 from bench.support.servers import server_arguments, throwaway_servers  # noqa: E402
 from libs.db import Database  # noqa: E402
 from libs.messaging import Bus  # noqa: E402
@@ -205,21 +205,16 @@ def main(argv: list[str] | None = None) -> int:
         label = step if step == "whole path" else f"{step} (from {after})"
         print(f"{label:<48}{p50 * 1000:>8.2f}{p50 / raw_median:>8.2f}{len(values):>10}")
         result[step] = {"p50_ms": round(p50 * 1000, 3), "x_raw_p50": round(p50 / raw_median, 3)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "benchmark": "bus_timeline",
-                "messages_per_round": args.messages,
-                "rounds": args.rounds,
-                "raw_kombu_p50_ms": round(raw_median * 1000, 3),
-                "steps": result,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_results(
+        args.out,
+        {
+            "benchmark": "bus_timeline",
+            "messages_per_round": args.messages,
+            "rounds": args.rounds,
+            "raw_kombu_p50_ms": round(raw_median * 1000, 3),
+            "steps": result,
+        },
     )
-    print(f"wrote {args.out}")
     return 0
 
 

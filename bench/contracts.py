@@ -29,6 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: `python bench/contracts.py`
 
+from bench.support.results import write_results  # noqa: E402
 from libs.contracts import (  # noqa: E402
     EVENTS,
     HEADSHOT_GENERATED,
@@ -138,15 +139,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{f['raw_per_second']:>10,} {f['raw_over_ours']:>8}x"
         )
     print("ours: new_message + to_json + decode_message; raw: json.dumps + json.loads of the same envelope")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {"python": platform.python_version(), "messages": args.messages, "events": figures},
-            indent=2,
-        )
-        + "\n"
+    write_results(
+        args.out, {"python": platform.python_version(), "messages": args.messages, "events": figures}
     )
-    print(f"written to {args.out}")
     return 0
 
 

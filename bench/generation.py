@@ -32,7 +32,6 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download anything, whatever the model folder says
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -52,6 +51,7 @@ from PIL import Image  # noqa: E402
 from bench.support.embedded_session import bench_embedded_session  # noqa: E402
 from bench.support.embedded_session import describe as describe_embedded  # noqa: E402
 from bench.support.generation_worker import bench_worker, describe  # noqa: E402
+from bench.support.results import write_results  # noqa: E402
 from libs.catalog import default_catalog  # noqa: E402
 from libs.settings import Settings  # noqa: E402
 from services.generation.engines import PersonAttributes, make_engine  # noqa: E402
@@ -299,9 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  images/s                   {s['images_per_second']:.1f}")
     print(describe(results["worker"]))
     print(describe_embedded(results["embedded"]))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written to {args.out}")
+    write_results(args.out, results)
     return 0
 
 

@@ -23,7 +23,6 @@ Writes bench/results/pipeline.json. Figures from a shared, busy machine are cont
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import platform
@@ -46,6 +45,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from sqlalchemy import select, update  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
+from bench.support.results import write_results  # noqa: E402
 from bench.support.servers import throwaway_servers  # noqa: E402
 from libs.contracts import SUBSCRIPTIONS, decode_message, queue_name  # noqa: E402
 from libs.db import Database, HeadshotSession, Organization, OutboxMessage, ProcessedMessage, User  # noqa: E402
@@ -272,9 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": platform.platform(), "cpus": os.cpu_count(), "runs": args.runs, "render_size": args.render_size,
         "direct": direct, "cluster": clusters, "overhead_ratio": c / d,
     }  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    print(f"written to {args.out}")
+    write_results(args.out, result)
     return 0
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import platform
@@ -46,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
+from bench.support.results import write_results  # noqa: E402
 from bench.support.servers import server_arguments, throwaway_servers  # noqa: E402
 from libs.contracts import PHOTOS_PROCESSED, SESSION_PROGRESS, queue_name  # noqa: E402
 from libs.contracts import SESSION_APPROVED as APPROVED  # noqa: E402
@@ -406,9 +406,8 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": round(time.perf_counter() - started, 1),
         },
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out} ({result['context']['seconds']} s; load average {load[0]:.1f})")
+    write_results(args.out, result)
+    print(f"({result['context']['seconds']} s; load average {load[0]:.1f})")
     return 0
 
 

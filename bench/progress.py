@@ -63,6 +63,7 @@ import requests  # noqa: E402
 import socketio  # noqa: E402
 from kombu import Connection, Consumer, Exchange, Queue  # noqa: E402
 
+from bench.support.results import write_results  # noqa: E402
 from bench.support.servers import server_arguments, throwaway_servers  # noqa: E402
 from libs.contracts import SESSION_PROGRESS, SessionState, decode_message, new_message  # noqa: E402
 from libs.db import Database  # noqa: E402
@@ -596,9 +597,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(),
         },
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, result)
     return 0
 
 

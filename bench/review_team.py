@@ -14,7 +14,6 @@ bench/results/review_team.json.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -30,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
+from bench.support.results import write_results  # noqa: E402
 from libs.contracts import SessionState  # noqa: E402
 from libs.db import Database, Headshot, HeadshotSession, User, utcnow  # noqa: E402
 from libs.db.demo import seed_demo  # noqa: E402
@@ -173,9 +173,7 @@ def main() -> int:
         print(f"{key:<24} median {value['median_ms']:>8.1f} ms   max {value['max_ms']:>8.1f} ms")
     print(f"ratios to a raw page of users: {ratios}")
     out = ROOT / "bench" / "results" / "review_team.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
+    write_results(out, report)
     return 0
 
 

@@ -19,7 +19,6 @@ servers, not the absolute figures. Writes bench/results/web.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -38,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
+from bench.support.results import write_results  # noqa: E402
 from libs.db import Database  # noqa: E402
 from libs.db.demo import seed_demo  # noqa: E402
 from libs.db.migrate import upgrade  # noqa: E402
@@ -182,8 +182,7 @@ def main() -> None:
         **results,
     }
     out = ROOT / "bench" / "results" / "web.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_results(out, report)
     print(f"GET {PATH}, {args.clients} concurrent clients, {args.seconds:.0f} s measured per server")
     print(f"  {'server':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7}")
     for server, r in results.items():
