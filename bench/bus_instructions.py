@@ -1,6 +1,6 @@
 """The CPU work of one message on the bus's path, counted in instructions rather than timed.
 
-    python bench/bus_instructions.py              # every path, 40 and 240 messages each (~6 min)
+    python bench/bus_instructions.py              # every path, 40 and 240 messages each (~5 min)
     python bench/bus_instructions.py --paths raw ours --messages 40 140
 
 bench/bus.py times the path; on the 2-core machines it runs on, a round's ratios swing by more
@@ -100,7 +100,7 @@ def count_instructions(path: str, messages: int, amqp_url: str, pg_url: str) -> 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
-    if argv[:1] == ["--child"]:
+    if argv[:1] == ["--child"]:  # one run, inside valgrind (count_instructions starts it)
         path, messages, amqp_url, pg_url = argv[1:5]
         run_path(path, int(messages), amqp_url, pg_url)
         return 0

@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     write_results(args.out, result)
-    print(f"({result['context']['seconds']} s; load average {load[0]:.1f})")
+    print(f"took {result['context']['seconds']} s; load average {load[0]:.1f}")
     return 0
 
 
