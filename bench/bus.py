@@ -7,13 +7,14 @@ Both paths use the same broker (a throwaway vhost), quorum queues, publisher con
 same message (a SESSION_SUBMITTED envelope):
 
 - raw:  kombu publish with confirms -> quorum queue -> kombu consumer acks;
-- ours: outbox row committed on PostgreSQL -> relay (woken by the commit) publishes with
-        confirms and marks the row sent -> consumer runner decodes with the contract, writes the
+- ours: outbox row committed on PostgreSQL -> relay (in the producer's process: handed the row
+        after the commit; in another: woken by the commit's NOTIFY) publishes with confirms and
+        marks the row sent -> consumer runner decodes with the contract, writes the
         processed-message row, commits, acks;
 - same work: what ours does, written directly against psycopg and kombu in a few lines (the
-        producer's transaction, a relay thread that takes and marks the rows in one UPDATE and
-        publishes each with its confirm, a consumer thread that inserts the processed-message row
-        and acks): the same tables, disk flushes and round trips, without SQLAlchemy, the contract
+        producer's transaction, which reads the row's id back and hands the row to a relay
+        thread after the commit, the relay publishing each with its confirm and marking them
+        sent in one UPDATE, a consumer thread that inserts the processed-message row and acks): the same tables, disk flushes and round trips, without SQLAlchemy, the contract
         or any batching. Raw kombu is the speed of the broker alone; this row is the price of the
         outbox and of exactly-once effects themselves, and ours / this row is what libs/messaging
         adds (or saves) on top of them.
@@ -62,8 +63,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
+from queue import Empty, SimpleQueue
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +81,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 from bench.support.results import write_results  # noqa: E402
 from bench.support.servers import server_arguments, throwaway_servers  # noqa: E402
 from libs.contracts import SESSION_SUBMITTED, Message, decode_message, new_message  # noqa: E402
-from libs.db import OUTBOX_CHANNEL, Database, outbox_row  # noqa: E402
+from libs.db import Database, outbox_row, utcnow  # noqa: E402
 from libs.db.migrate import upgrade  # noqa: E402
 from libs.messaging import Bus  # noqa: E402
 from libs.messaging.testing import commit_to_outbox  # noqa: E402
@@ -296,22 +299,26 @@ def bench_raw(amqp_url: str, latency_count: int, count: int) -> dict[str, float]
 
 
 # --- the same work, written directly against psycopg and kombu -----------------------------------------
-# What any outbox with an idempotent consumer has to do, without libs/messaging: the producer's
-# transaction writes the outbox row (the table's trigger sends the NOTIFY); a relay thread, woken by
-# it, takes the unsent rows and marks them sent in one UPDATE, publishes each with a confirm, commits;
-# a consumer thread inserts the processed-message row ON CONFLICT DO NOTHING, commits, acks. Same
-# tables, same disk flushes, same round trips per message one at a time; no SQLAlchemy, no contract
-# validation (the consumer only parses the JSON), no batching of confirms or of consumed messages.
+# What any outbox with an idempotent consumer has to do, without libs/messaging, done the way
+# libs/messaging does it: the producer's transaction writes the outbox row held for the relay of
+# its process (no NOTIFY) and reads its id back, and hands the row to the relay thread after the
+# commit; the relay publishes each with a confirm, then marks them sent in one UPDATE; a consumer
+# thread inserts the processed-message row ON CONFLICT DO NOTHING, commits, acks. Same tables, same
+# disk flushes, same round trips per message one at a time; no SQLAlchemy, no contract validation
+# (the consumer only parses the JSON), no batching of confirms or of consumed messages.
 RAW_INSERT = (
-    "INSERT INTO outbox (message_id, routing_key, org_id, session_id, body, created_at, attempts) "
-    "VALUES (%(message_id)s, %(routing_key)s, %(org_id)s, %(session_id)s, %(body)s, %(created_at)s, %(attempts)s)"
+    "INSERT INTO outbox (message_id, routing_key, org_id, session_id, body, created_at, attempts, held_by, "
+    "held_until) VALUES (%(message_id)s, %(routing_key)s, %(org_id)s, %(session_id)s, %(body)s, %(created_at)s, "
+    "%(attempts)s, %(held_by)s, %(held_until)s) RETURNING id"
 )
 RAW_BATCH = Settings().OUTBOX_BATCH  # rows per round, as libs/messaging's relay takes
-RAW_TAKE = (
-    "WITH picked AS (SELECT id FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT %(limit)s "
-    "FOR UPDATE SKIP LOCKED) UPDATE outbox SET sent_at = now() FROM picked WHERE outbox.id = picked.id "
-    "RETURNING outbox.id, outbox.routing_key, outbox.message_id, outbox.body"
-)
+RAW_MARK = "UPDATE outbox SET sent_at = now() WHERE id = ANY(%(ids)s)"
+
+
+def held_until() -> Any:
+    return utcnow() + timedelta(seconds=10)
+
+
 RAW_CLAIM = (
     "INSERT INTO processed_messages (consumer, message_id, processed_at) VALUES (%s, %s, now()) "
     "ON CONFLICT DO NOTHING RETURNING message_id"
@@ -325,28 +332,29 @@ def bench_raw_same_work(amqp_url: str, pg_url: str, latency_count: int, count: i
     stop = threading.Event()
     ready = threading.Barrier(3)
 
+    handed: SimpleQueue[list[tuple[int, str, str, str]]] = SimpleQueue()
+    held_by = uuid.uuid4().hex
+
     def relay() -> None:
         with (
-            psycopg.connect(dsn, autocommit=True) as listener,
             psycopg.connect(dsn) as db,
             Connection(amqp_url, transport_options={"confirm_publish": True}) as conn,
         ):
-            listener.execute(f"LISTEN {OUTBOX_CHANNEL}")
             producer = Producer(conn.channel())
             ready.wait()
             while not stop.is_set():
-                # Woken by a commit's NOTIFY (or after 0.2 s); the ones already queued are taken too.
-                for _ in itertools.chain(
-                    listener.notifies(timeout=0.2, stop_after=1), listener.notifies(timeout=0)
-                ):
-                    pass
-                while True:
-                    with db.transaction():
-                        rows = db.execute(RAW_TAKE, {"limit": RAW_BATCH}).fetchall()
-                        for _row_id, routing_key, message_id, body in sorted(rows):
-                            publish_confirmed(producer, exchange, body, routing_key, message_id)
-                    if len(rows) < RAW_BATCH:
-                        break
+                # Woken by rows handed over after a commit; the ones already handed are taken too.
+                try:
+                    rows = handed.get(timeout=0.2)
+                except Empty:
+                    continue
+                with contextlib.suppress(Empty):
+                    while len(rows) < RAW_BATCH:
+                        rows = rows + handed.get_nowait()
+                for _row_id, routing_key, message_id, body in rows:
+                    publish_confirmed(producer, exchange, body, routing_key, message_id)
+                with db.transaction():
+                    db.execute(RAW_MARK, {"ids": [row[0] for row in rows]})
 
     def consume() -> None:
         with psycopg.connect(dsn) as db, Connection(amqp_url, heartbeat=30) as conn:
@@ -374,9 +382,13 @@ def bench_raw_same_work(amqp_url: str, pg_url: str, latency_count: int, count: i
             ready.wait(30)
 
             def commit(messages: list[Message]) -> None:
+                rows = []
                 with db.transaction():
                     for m in messages:
-                        db.execute(RAW_INSERT, outbox_row(m))
+                        row = {**outbox_row(m), "held_by": held_by, "held_until": held_until()}
+                        (row_id,) = db.execute(RAW_INSERT, row).fetchone()  # type: ignore[misc]
+                        rows.append((row_id, m.routing_key, m.message_id, row["body"]))
+                handed.put(rows)
 
             latencies = one_at_a_time(sending(commit), arrivals, latency_count)
             seconds, cpu_seconds = back_to_back(sending(commit), arrivals, count)

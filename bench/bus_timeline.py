@@ -9,8 +9,11 @@ time, as in bus.py's latency run (after the same warm-up), and each step's momen
 wrappers put around the parts' own methods for the run:
 
   producer committed        the unit of work's commit returned (outbox row written)
-  relay awake               the relay's LISTEN connection had the commit's NOTIFY
-  relay took the rows       its BEGIN and UPDATE ... RETURNING (rows marked and locked) came back
+  relay awake               the relay's wait ended: its socket had the rows handed over after
+                            the commit (a relay in the producer's process), or its LISTEN
+                            connection the commit's NOTIFY
+  relay took the rows       the relay starts publishing: at once for rows handed over, after its
+                            UPDATE ... RETURNING (rows marked and locked) for a round
   published                 the frames are built and written (Publisher.publish_many called)
   confirms in               the broker confirmed them (publish_many returned)
   delivered                 the consumer's connection had the message (its on_message)
@@ -116,7 +119,7 @@ def wrapped(marks: Marks) -> Iterator[None]:
         originals.append((owner, name, fn))
         setattr(owner, name, noted)
 
-    wrap(Listener, "wait", after="relay awake", if_true=True)  # True: a notification came
+    wrap(Listener, "wait", after="relay awake", if_true=True)  # not None: a notification or hand-off
     # The rows' UPDATE runs on DirectStatement.execute, as do the producer's INSERT and the
     # consumer's claim: the rows are taken at the start of their publishing instead.
     wrap(OutboxRelay, "_publish_in_order", before="relay took the rows")

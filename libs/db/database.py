@@ -17,6 +17,7 @@ import select as _select
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -36,8 +37,9 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from libs.contracts import Message
+from libs.db import handoff
 from libs.db.direct import DirectStatement
-from libs.db.models import OutboxMessage
+from libs.db.models import OutboxMessage, utcnow
 from libs.db.tenancy import scope_session
 
 T = TypeVar("T")
@@ -59,17 +61,19 @@ _OUTBOX: Table = OutboxMessage.__table__  # type: ignore[assignment]
 _INSERT_OUTBOX = insert(_OUTBOX).inline()
 # PostgreSQL: the same INSERT compiled once per dialect and run on the driver's cursor
 # (libs/db/direct.py): SQLAlchemy's execution of it cost about a sixth of a one-event producer
-# transaction's CPU (docs/messaging.md).
-_DIRECT_INSERTS: dict[type[Dialect], DirectStatement] = {}
+# transaction's CPU (docs/messaging.md). A row held for this process's relay (libs/db/handoff.py)
+# is written with its holder and lease, and its id comes back: the relay's header needs it.
+_DIRECT_INSERTS: dict[tuple[type[Dialect], bool], DirectStatement] = {}
 
 
-def _direct_insert(dialect: Dialect, row: dict[str, Any]) -> DirectStatement | None:
+def _direct_insert(dialect: Dialect, row: dict[str, Any], held: bool) -> DirectStatement | None:
     if dialect.name != "postgresql":
         return None  # SQLite binds by position: SQLAlchemy's own execution
-    statement = _DIRECT_INSERTS.get(type(dialect))
+    statement = _DIRECT_INSERTS.get((type(dialect), held))
     if statement is None:  # the columns outbox_row() gives, as named parameters
-        values = insert(_OUTBOX).values({name: bindparam(name) for name in row}).inline()
-        statement = _DIRECT_INSERTS[type(dialect)] = DirectStatement(values, dialect)
+        values = insert(_OUTBOX).values({name: bindparam(name) for name in row})
+        built = values.returning(_OUTBOX.c.id) if held else values.inline()
+        statement = _DIRECT_INSERTS[(type(dialect), held)] = DirectStatement(built, dialect)
     return statement
 
 
@@ -211,13 +215,25 @@ class UnitOfWork:
 
         One INSERT, at once, through the session's connection rather than the ORM's unit of work:
         the row is never read back through the ORM, and this is on the path of every event. On
-        PostgreSQL the table's trigger sends the relays' NOTIFY, delivered only on commit."""
+        PostgreSQL the table's trigger sends the relays' NOTIFY, delivered only on commit; but
+        while a relay runs in this process the row is held for it and handed to it after the
+        commit instead (libs/db/handoff.py), and no NOTIFY is sent."""
         conn, row = self.session.connection(), outbox_row(message)
-        direct = _direct_insert(conn.dialect, row)
+        taker = handoff.taker_for(conn.engine) if conn.dialect.name == "postgresql" else None
+        if taker is not None:
+            row["held_by"] = taker.relay_id
+            row["held_until"] = utcnow() + timedelta(seconds=taker.lease_seconds)
+        direct = _direct_insert(conn.dialect, row, held=taker is not None)
         if direct is None:
             conn.execute(_INSERT_OUTBOX, row)
-        else:
+        elif taker is None:
             direct.execute(conn, row).close()
+        else:
+            cursor = direct.execute(conn, row)
+            (row_id,) = cursor.fetchone()
+            cursor.close()
+            handed = handoff.HandedRow(row_id, message.routing_key, message.message_id, row["body"])
+            handoff.note_written(self.session, conn, taker, handed)
         self.session.info[OUTBOX_WRITTEN] = True
 
     def get_for_update(self, model: type[T], ident: Any) -> T | None:

@@ -434,6 +434,11 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    # The relay that publishes this row (the one running in the process that wrote it, handed the
+    # row after the commit), and until when: other relays take it only after that (migration
+    # 0012_outbox_held). Null: any relay takes it.
+    held_by: Mapped[str | None] = mapped_column(String(32), default=None)
+    held_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class ProcessedMessage(Base):

@@ -26,22 +26,37 @@ round reads the rows, publishes them, then marks them in a short write transacti
 are never blocked behind a publish.
 That is correct for the one relay the embedded process runs (rounds are serialized by a lock); a
 second process relaying the same SQLite file would publish duplicates, never lose a row.
+
+Rows handed over (PostgreSQL, libs/db/handoff.py): while ``run_forever`` runs, the rows this
+process writes are held for this relay (``held_by``, until ``held_until``) and handed to it after
+their commit; it publishes them at once, without a round, and marks them sent after the confirms.
+Other relays take a held row only after its lease (its process died first). Whatever cannot go
+that way (a rolled-back savepoint in the writing transaction, a failed publish) falls back to
+rounds, which take the rows nobody holds, this relay's own and the expired ones, in id order; the
+relay "catches up" (rounds only) until one round has published everything due, so nothing handed
+overtakes them. The poll still runs a round every OUTBOX_POLL_SECONDS; stopping lets go of the
+rows it still holds.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import select as _select
+import socket
 import threading
 import time
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Table, bindparam, event, select, update
+from sqlalchemy import Connection, Engine, Row, Table, any_, bindparam, event, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from libs.db import OUTBOX_CHANNEL, OUTBOX_WRITTEN, Database, OutboxMessage, utcnow
+from libs.db import OUTBOX_CHANNEL, OUTBOX_WRITTEN, Database, OutboxMessage, handoff, utcnow
 from libs.db.direct import DirectStatement
+from libs.db.handoff import HandedRow
 from libs.messaging.headers import OUTBOX_ID_HEADER
 from libs.messaging.held import HeldConnection
 from libs.messaging.publisher import Outgoing, Publisher
@@ -65,9 +80,18 @@ _UNSENT = (
 # PostgreSQL: take the round's rows and mark them sent in one statement. The marks are part of
 # the round's transaction, committed only once the broker confirmed; rows it could not publish
 # are unmarked again before the commit (_UNMARK): "sent" is only committed for a confirmed row.
+# A relay takes the rows nobody holds, the ones it holds itself (not handed to it after their
+# commit, libs/db/handoff.py), and the ones whose holder's lease has ended (that process died).
 _PICKED = (
     select(_OUTBOX.c.id)
-    .where(_OUTBOX.c.sent_at.is_(None))
+    .where(
+        _OUTBOX.c.sent_at.is_(None),
+        or_(
+            _OUTBOX.c.held_by.is_(None),
+            _OUTBOX.c.held_by == bindparam("me"),
+            _OUTBOX.c.held_until < bindparam("now"),
+        ),
+    )
     .order_by(_OUTBOX.c.id)
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
@@ -88,15 +112,27 @@ _MARK_FAILED = (
     .where(_OUTBOX.c.id == bindparam("row_id"))
     .values(attempts=_OUTBOX.c.attempts + 1, last_error=bindparam("error"))
 )
+# Rows handed over after their commit: marked sent once confirmed (the relay held them, so no
+# other relay took them meanwhile); the ones not published are let go, for any relay's rounds.
+_MARK_HANDED = update(_OUTBOX).where(_OUTBOX.c.id == any_(bindparam("ids"))).values(sent_at=bindparam("now"))
+_LET_GO = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+    .values(held_by=None, held_until=None)
+)
+# A relay that stops lets go of every unsent row it holds.
+_LET_ALL_GO = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.sent_at.is_(None), _OUTBOX.c.held_by == bindparam("me"))
+    .values(held_by=None, held_until=None)
+)
+# Rows handed over are remembered this long (by id) after a round took them from the database, so
+# that a hand-off coming after that round does not publish them again.
+_TAKEN_MEMORY = 10_000
 
 
-class _Row(NamedTuple):
-    """A row the round took (the columns _TAKE and _UNSENT return, in their order)."""
-
-    id: int
-    routing_key: str
-    message_id: str
-    body: str
+# A row the round took or was handed (the columns _TAKE and _UNSENT return, in their order).
+_Row = HandedRow
 
 
 class OutboxRelay:
@@ -113,7 +149,18 @@ class OutboxRelay:
         self._held = HeldConnection(db, self._engine)
         # PostgreSQL: the round's UPDATE goes to the driver's cursor, compiled once (SQLAlchemy's
         # execution of it cost more than its round trip, libs/db/direct.py).
-        self._take = DirectStatement(_TAKE, self._engine.dialect) if db.dialect == "postgresql" else None
+        postgresql = db.dialect == "postgresql"
+        self._take = DirectStatement(_TAKE, self._engine.dialect) if postgresql else None
+        self._mark_handed = DirectStatement(_MARK_HANDED, self._engine.dialect) if postgresql else None
+        # This relay's name in held_by: the rows this process writes while run_forever runs are
+        # held for it and handed to it after their commit (PostgreSQL, libs/db/handoff.py).
+        self.relay_id = uuid.uuid4().hex
+        self._handoffs: _HandOffs | None = None
+        self._handed: list[_Row] = []  # handed over, not yet published (relay thread only)
+        self._taken: OrderedDict[int, None] = OrderedDict()  # ids recent rounds took
+        self._catching_up = False  # rows it holds may be unpublished and not handed: rounds first
+        self._round_full = self._round_failed = False  # how the last round went
+        self._round_at = 0.0  # when it began (time.monotonic())
 
     # --- one round ---------------------------------------------------------------------------------
     def run_once(self) -> int:
@@ -126,18 +173,84 @@ class OutboxRelay:
     def _round_locked(self, take: DirectStatement) -> int:
         # BEGIN, one UPDATE ... RETURNING that locks and marks the round's rows, COMMIT after the
         # confirms: the row locks keep every other relay off these rows until then.
+        limit = self.settings.OUTBOX_BATCH
+        self._round_at = time.monotonic()
         with self._held.connection() as conn, conn.begin():
-            taken = take.execute(conn, {"limit": self.settings.OUTBOX_BATCH, "now": utcnow()})
+            taken = take.execute(conn, {"limit": limit, "now": utcnow(), "me": self.relay_id})
             rows = sorted(map(_Row._make, taken.fetchall()))  # RETURNING has no order of its own
+            if self._handoffs is not None:
+                self._remember_taken(rows)
             sent, failure = self._publish_in_order(rows)
             if failure is not None:
                 conn.execute(_UNMARK, {"ids": [row.id for row in rows[len(sent) :]]})
                 self._mark(conn, [], failure)
+        self._round_full, self._round_failed = len(rows) >= limit, failure is not None
         if len(rows) < 2:
             # Not in a stream (where the next round follows at once): the next round's BEGIN now,
             # off the path of the next lone event.
             self._held.begin_ahead()
         return len(sent)
+
+    def _remember_taken(self, rows: Sequence[_Row]) -> None:
+        # A row this relay holds may be taken by a round between its commit and its hand-off:
+        # the hand-off must not publish it again.
+        for row in rows:
+            self._taken[row.id] = None
+        while len(self._taken) > _TAKEN_MEMORY:
+            self._taken.popitem(last=False)
+
+    def _publish_handed(self, rows: list[_Row]) -> int:
+        """Publish rows handed over after their commit (held by this relay: no other relay takes
+        them), then mark the confirmed ones sent; on a failure, let go of it and the rows after
+        it (rounds take them, in order) and catch up. Returns how many were published."""
+        assert self._mark_handed is not None
+        with self._round:
+            rows.sort()
+            sent, failure = self._publish_in_order(rows)
+            with self._held.connection() as conn, conn.begin():
+                if sent:
+                    self._mark_handed.execute(conn, {"ids": sent, "now": utcnow()}).close()
+                if failure is not None:
+                    conn.execute(_LET_GO, {"ids": [row.id for row in rows[len(sent) :]]})
+                    self._mark(conn, [], failure)
+            if failure is not None:
+                self._catching_up = True
+            if len(rows) < 2:
+                self._held.begin_ahead()  # as after a round: the next lone event's BEGIN now
+        return len(sent)
+
+    def _turn(self, round_due: bool) -> tuple[int, bool | None]:
+        """One turn of the loop: a round when one is due (the poll, a notification, a full round
+        before) or while catching up, then the rows handed over since the last turn. Returns how
+        many rows were published, and what comes next: None, a pause; True, a round at once (a
+        full round: more rows are due); False, the rest of the handed rows at once."""
+        limit = self.settings.OUTBOX_BATCH
+        handoffs = self._handoffs
+        if handoffs is None:
+            published = self.run_once()
+            return published, True if published >= limit else None
+        rows, behind = handoffs.drain()
+        self._handed.extend(rows)
+        self._catching_up = self._catching_up or behind
+        # Hand-offs coming in a stream must not put off the poll: it is what takes the rows of
+        # dead processes once their lease ends, and rows of this one that were never handed.
+        round_due = round_due or time.monotonic() - self._round_at >= self.settings.OUTBOX_POLL_SECONDS
+        published = 0
+        if round_due or self._catching_up:
+            published = self.run_once()
+            if self._round_failed:
+                # A row it could not publish: nothing handed may overtake it. Rounds (at each
+                # wake-up and poll) until one publishes everything due.
+                self._catching_up = True
+                return published, None
+            if self._round_full:
+                return published, True  # more rows are due: rounds first, the handed rows after
+            self._catching_up = False  # every row it held is published, the handed ones too
+        due = [row for row in self._handed if row.id not in self._taken]
+        self._handed = due[limit:]
+        if due:
+            published += self._publish_handed(due[:limit])
+        return published, False if self._handed and not self._catching_up else None
 
     def _round_unlocked(self) -> int:
         with self._held.connection() as conn:
@@ -182,27 +295,37 @@ class OutboxRelay:
         log.info("outbox relay started (poll every %g s)", self.settings.OUTBOX_POLL_SECONDS)
         failures = 0
         listener = _Listener(self.db) if self.db.dialect == "postgresql" else None
+        withdraw = None
         if listener is not None:
+            # The rows this process writes from now on are held for this relay and handed to it
+            # after their commit (one relay per database in a process takes them).
+            handoffs = _HandOffs(self.relay_id, _hold_seconds(self.settings))
+            withdraw = handoff.offer(self.db.engine, handoffs)
+            if withdraw is not None:
+                self._handoffs = handoffs
             # Listening before the first round: a commit made while that round runs wakes the
             # next one (LISTEN after it would miss that commit's NOTIFY until the next poll).
             listener.open()
+        round_due = True
         try:
             while not stop.is_set():
                 self._wake.clear()
                 try:
-                    published = self.run_once()
+                    published, next_turn = self._turn(round_due)
                     failures = 0
                 except Exception:
                     failures += 1
                     log.exception("outbox relay round failed (%d in a row)", failures)
-                    published = 0
+                    published, next_turn = 0, None
+                    self._catching_up = True  # what it was publishing is left to rounds
                 self.publisher.heartbeat_check()
-                if published >= self.settings.OUTBOX_BATCH:
-                    continue  # more rows are probably waiting
+                if next_turn is not None:  # more rows are waiting
+                    round_due = next_turn
+                    continue
                 pause = self.settings.OUTBOX_POLL_SECONDS * (2 ** min(failures, 5))
                 gather = self.settings.OUTBOX_GATHER_SECONDS
                 waiting_since = time.monotonic()
-                self._wait(stop, pause, listener)
+                round_due = not self._wait(stop, pause, listener)
                 if published >= 2 and time.monotonic() - waiting_since < gather:
                     # Rows were written while the last round ran and the next commit came at
                     # once: events are streaming in. A moment more gathers several commits into
@@ -211,25 +334,46 @@ class OutboxRelay:
                     # one, or a quiet spell) is published at once.
                     stop.wait(gather)
         finally:
+            if withdraw is not None:
+                withdraw()
+                self._let_all_go()
             if listener is not None:
                 listener.close()
             self._close_connections()
             log.info("outbox relay stopped")
 
-    def _wait(self, stop: threading.Event, seconds: float, listener: _Listener | None) -> None:
-        # A notification, notify() and stop all end the pause early; stop and notify() are checked
-        # in small steps because one thread cannot wait on a socket and an Event at once.
+    def _let_all_go(self) -> None:
+        # Stopping: the rows it holds and has not published go to the other relays now (woken by
+        # a notification), not after their lease. Rows handed over are dropped with it.
+        handoffs, self._handoffs, self._handed = self._handoffs, None, []
+        if handoffs is not None:
+            handoffs.close()
+        try:
+            with self._round, self._held.connection() as conn, conn.begin():
+                if conn.execute(_LET_ALL_GO, {"me": self.relay_id}).rowcount:
+                    conn.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+        except Exception as exc:  # the database is down: the leases end by themselves
+            log.warning("outbox relay could not let go of its rows (%r); other relays take them later", exc)
+
+    def _wait(self, stop: threading.Event, seconds: float, listener: _Listener | None) -> bool:
+        """Wait until a notification, a hand-off, notify(), stop or the end of ``seconds``; True
+        when only a hand-off ended it (no round is due for it).
+
+        Stop and notify() are checked in small steps because one thread cannot wait on a socket
+        and an Event at once."""
         deadline = time.monotonic() + seconds
         while not stop.is_set() and not self._wake.is_set():
             self._held.end_quiet_transaction()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return
+                return False
             if listener is not None:
-                if listener.wait(min(remaining, 0.1)):
-                    return
+                woken = listener.wait(min(remaining, 0.1), self._handoffs)
+                if woken is not None:
+                    return woken == HANDED
             else:
                 self._wake.wait(min(remaining, 0.1))
+        return False
 
     def notify(self) -> None:
         """Wake the relay now (a producer has just committed outbox rows)."""
@@ -281,6 +425,76 @@ class OutboxRelay:
         self.publisher.close()
 
 
+# What ended a wait of the listener.
+NOTIFIED, HANDED = "notified", "handed"
+
+
+def _hold_seconds(settings: Settings) -> float:
+    """How long a row stays held for the relay of the process that wrote it: other relays take
+    it after that (its process died before publishing it). Longer than a publish can take, so
+    that a live relay's rows are not published twice."""
+    return max(10.0, 2 * settings.PUBLISH_TIMEOUT)
+
+
+def _readable(filenos: list[int], timeout: float) -> list[int]:
+    """The file descriptors among ``filenos`` that are readable within ``timeout`` seconds."""
+    poller = _select.poll()
+    for fileno in filenos:
+        poller.register(fileno, _select.POLLIN)
+    return [fileno for fileno, _events in poller.poll(timeout * 1000)]
+
+
+class _HandOffs:
+    """The relay's side of libs/db/handoff.py: the rows committed in this process, handed over
+    by the producers' threads for the relay's thread, and a socket that wakes the relay (it
+    waits on it and on its LISTEN connection together). One byte at most is pending on it."""
+
+    def __init__(self, relay_id: str, lease_seconds: float) -> None:
+        self.relay_id = relay_id
+        self.lease_seconds = lease_seconds
+        self._rows: list[HandedRow] = []
+        self._behind = False
+        self._signalled = False
+        self._lock = threading.Lock()
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+
+    def take(self, rows: list[HandedRow]) -> None:
+        with self._lock:
+            self._rows.extend(rows)
+            self._signal()
+
+    def catch_up(self) -> None:
+        with self._lock:
+            self._behind = True
+            self._signal()
+
+    def _signal(self) -> None:
+        if not self._signalled:
+            self._signalled = True
+            with contextlib.suppress(OSError):
+                self._writer.send(b"\0")
+
+    def fileno(self) -> int:
+        return self._reader.fileno()
+
+    def drain(self) -> tuple[list[HandedRow], bool]:
+        """The rows handed over since the last drain, and whether the relay has to catch up."""
+        with self._lock:
+            rows, self._rows = self._rows, []
+            behind, self._behind = self._behind, False
+            if self._signalled:
+                self._signalled = False
+                with contextlib.suppress(OSError):
+                    self._reader.recv(16)
+        return rows, behind
+
+    def close(self) -> None:
+        self._reader.close()
+        self._writer.close()
+
+
 def _bound_to(session: Session, engine: Engine) -> bool:
     """Whether ``session`` works on ``engine`` (bound to it, or to one of its connections)."""
     bind = session.bind
@@ -301,28 +515,32 @@ class _Listener:
         """LISTEN now (a failure is logged, and the next wait tries again)."""
         self._connection()
 
-    def wait(self, timeout: float) -> bool:
-        """True once a notification came (within ``timeout`` seconds). The ones already received
-        are taken too: the next round publishes the rows of all those commits. True at once
-        after the connection was opened again: commits made while nothing listened are due."""
+    def wait(self, timeout: float, handoffs: _HandOffs | None = None) -> str | None:
+        """NOTIFIED once a notification came (within ``timeout`` seconds; the ones already
+        received are taken too: the next round publishes the rows of all those commits), and at
+        once after the connection was opened again (commits made while nothing listened are
+        due); HANDED when only rows handed over to ``handoffs`` ended the wait; None otherwise."""
         reopened = self._raw is None
         conn = self._connection()
         if conn is None:
-            time.sleep(timeout)
-            return False
+            if handoffs is None:
+                time.sleep(timeout)
+            elif _readable([handoffs.fileno()], timeout):
+                return HANDED
+            return None
         if reopened:
-            return True
+            return NOTIFIED
         try:
-            if not any(True for _ in conn.notifies(timeout=timeout, stop_after=1)):
-                return False
-            for _ in conn.notifies(timeout=0):
-                pass
-            return True
+            fileno = conn.fileno()
+            ready = _readable([fileno] if handoffs is None else [fileno, handoffs.fileno()], timeout)
+            if fileno in ready and list(conn.notifies(timeout=0)):  # all of them: one round for all
+                return NOTIFIED
         except Exception as exc:
             log.info("outbox listener lost its connection (%r); polling until it is back", exc)
             self.close()
             self._retry_at = time.monotonic() + 1.0
-            return False
+            return None
+        return HANDED if ready else None
 
     def _connection(self) -> Any:
         if self._raw is not None:
