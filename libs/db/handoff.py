@@ -25,6 +25,7 @@ take the rows it holds besides the ones nobody holds.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -64,6 +65,9 @@ _TAKERS: weakref.WeakKeyDictionary[Engine, Taker] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 # Session.info key of the rows a transaction wrote as held.
 _PENDING = "headshots.outbox_handed"
+# A process forked from one whose relay takes hand-offs has no such relay (threads do not survive
+# a fork): its rows are not held.
+os.register_at_fork(after_in_child=_TAKERS.clear)
 
 
 @dataclass
