@@ -223,3 +223,45 @@ def test_with_no_gateway_at_all_the_page_polls_intake(page: Page, intake_server:
         hs.state = S.COMPLETED
         uow.commit()
     page.wait_for_url(f"**/sessions/{sid}/results")
+
+
+def test_once_the_page_leaves_for_the_results_nothing_starts_a_second_navigation(
+    page: Page, intake_server: Any
+) -> None:
+    # No gateway: the live connection keeps retrying, and each failed retry asks the status poll to
+    # (re)start. While the results page is still loading, a poll that started then would see
+    # "completed" again and navigate a second time, aborting the first navigation (what the person
+    # sees: a results page that loads twice, or an error page in a slow network).
+    bea = intake_server.demo.employees[0]
+    sid = new_session(intake_server.db, bea, S.GENERATING)
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    held: list[Any] = []
+    page.route(f"**/sessions/{sid}/results", lambda route: held.append(route))  # answered later
+    page.goto(intake_server.invite(bea))
+    page.wait_for_url(f"**/sessions/{sid}/waiting")
+    with intake_server.db.uow(org_id=bea.org_id) as uow:
+        hs = uow.session.get(HeadshotSession, sid)
+        assert hs is not None
+        hs.state = S.COMPLETED
+        uow.commit()
+    wait_for(lambda: _pump(page) and held, "the page to ask for its results", timeout=30)
+    asked_at = len(requests)
+    # At least one more retry of the live connection while the results are on their way (its
+    # delay grows to 10 s at most, give or take half).
+    wait_for(
+        lambda: _pump(page) and any("/socket.io/" in url for url in requests[asked_at:]),
+        "a retry",
+        timeout=30,
+    )
+    _pump(page, 1000)  # the poll such a retry would start runs at once
+    assert not [url for url in requests[asked_at:] if "/status" in url]
+    assert [url for url in requests if url.endswith("/results")] == [requests[asked_at - 1]]
+    held[0].continue_()
+    page.wait_for_url(f"**/sessions/{sid}/results")
+
+
+def _pump(page: Page, ms: int = 50) -> bool:
+    """Let the page run for ``ms`` (Playwright's sync API delivers its events while it waits)."""
+    page.wait_for_timeout(ms)
+    return True

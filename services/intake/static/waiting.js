@@ -164,13 +164,21 @@
     announce("Now: " + (labels[state] || state));
   }
 
+  // Set once the page has started to leave for the results (or onboarding): nothing may start a
+  // second navigation, which would abort the first one (a status poll started by the live
+  // connection's next retry, say, while the results page is still loading).
+  var leaving = false;
+
   function finish(state) {
+    if (leaving) return true;
     if (state === "completed") {
+      leaving = true;
       announce("Your headshots are ready. Opening your results.");
       window.location.assign(d.resultsUrl);
       return true;
     }
     if (state === "onboarding") {
+      leaving = true;
       window.location.assign(d.onboardingUrl);
       return true;
     }
@@ -240,7 +248,7 @@
   // --- polling (no websocket) -----------------------------------------------------------------
   var pollTimer = null;
   function startPolling() {
-    if (pollTimer === null) pollTimer = setTimeout(poll, 0);
+    if (pollTimer === null && !leaving) pollTimer = setTimeout(poll, 0);
   }
   function stopPolling() {
     if (pollTimer !== null) { clearTimeout(pollTimer); pollTimer = null; }
