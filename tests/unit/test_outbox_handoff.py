@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from libs.contracts import SESSION_SUBMITTED
 from libs.db import handoff
 from libs.db.handoff import HandedRow
 
@@ -46,7 +47,7 @@ def taker(engine: sa.Engine) -> Iterator[Taker]:
 
 
 def row(n: int) -> HandedRow:
-    return HandedRow(n, "session.submitted", f"m{n}", "{}")
+    return HandedRow(n, SESSION_SUBMITTED.routing_key, f"m{n}", "{}")
 
 
 def written(session: Session, taker: Taker, *ids: int) -> None:
