@@ -56,13 +56,16 @@ def queued(config: Settings) -> list[tuple[Message, Any]]:
 
 
 class CountingRelay(OutboxRelay):
-    """Counts its rounds (the UPDATEs that find and take rows)."""
+    """Counts its rounds (the UPDATEs that find and take rows), once each is over: a test that
+    waits for the first round has it behind it, not still about to take rows."""
 
     rounds = 0
 
     def run_once(self) -> int:
-        self.rounds += 1
-        return super().run_once()
+        try:
+            return super().run_once()
+        finally:
+            self.rounds += 1
 
 
 @contextlib.contextmanager
