@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from libs.contracts import SESSION_SUBMITTED, Message, decode_message, queue_name
-from libs.db import Database, OutboxMessage, handoff, outbox_row, utcnow
+from libs.db import OUTBOX_CHANNEL, Database, OutboxMessage, handoff, outbox_row, utcnow
 from libs.messaging import Bus, OutboxRelay, Publisher
 from libs.messaging.headers import OUTBOX_ID_HEADER
 from libs.messaging.testing import commit_to_outbox, pika_get_all, sample_submitted, wait_for
@@ -119,7 +119,7 @@ def test_only_rows_nobody_holds_wake_the_other_relays(config: Settings, db: Data
     with psycopg.connect(
         config.database_url.replace("postgresql+psycopg", "postgresql"), autocommit=True
     ) as conn:
-        conn.execute("LISTEN headshots_outbox")
+        conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
         held = {**outbox_row(sample_submitted()), "held_by": "a" * 32, "held_until": utcnow()}
         with db.session(all_orgs=True) as session:
             session.execute(insert(OutboxMessage), [held])
