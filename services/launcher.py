@@ -191,13 +191,16 @@ def start(
     web: bool = True,
     workers: bool = True,
     relay: bool = True,
+    own_rows_only: bool = False,
     seed: bool = False,
     stop: threading.Event | None = None,
 ) -> Running:
     """Start the chosen parts in background threads and return a handle to stop them.
 
     ``stop`` (usually from :func:`services.stopping.catch_stop_signals`) is checked between the
-    steps: once it is set nothing more is started, and the handle stops what already runs."""
+    steps: once it is set nothing more is started, and the handle stops what already runs.
+    ``own_rows_only``: the relay publishes only the outbox rows this process writes (PostgreSQL;
+    the relay process publishes the rest, libs/messaging/relay.py)."""
     platform = Platform(settings)
     running = Running(platform, None, stop or threading.Event(), [], [], {})
     stop = running.stop
@@ -208,7 +211,13 @@ def start(
     if relay and not stop.is_set():
         outbox = platform.bus.relay()
         running.closers.append(outbox.close)  # unhooks its commit listeners from SQLAlchemy
-        t = threading.Thread(target=outbox.run_forever, args=(stop,), name="outbox-relay", daemon=True)
+        t = threading.Thread(
+            target=outbox.run_forever,
+            args=(stop,),
+            kwargs={"own_rows_only": own_rows_only},
+            name="outbox-relay",
+            daemon=True,
+        )
         t.start()
         running.threads.append(t)
     for name, module in (worker_services(only) if workers else {}).items():

@@ -36,6 +36,12 @@ rounds, which take the rows nobody holds, this relay's own and the expired ones,
 relay "catches up" (rounds only) until one round has published everything due, so nothing handed
 overtakes them. The poll still runs a round every OUTBOX_POLL_SECONDS; stopping lets go of the
 rows it still holds.
+
+A relay for its own process's rows only (``run_forever(stop, own_rows_only=True)``, ``python -m
+services run --own-relay``): it takes the hand-offs and runs rounds only while catching up; it
+neither LISTENs nor polls, so the commits of other processes do not wake it and the rows of the
+processes without a relay of their own (and of dead ones, after their lease) are left to the relay
+process. This is how the distributed mode's workers publish what they write themselves.
 """
 
 from __future__ import annotations
@@ -161,6 +167,7 @@ class OutboxRelay:
         self._catching_up = False  # rows it holds may be unpublished and not handed: rounds first
         self._round_full = self._round_failed = False  # how the last round went
         self._round_at = 0.0  # when it began (time.monotonic())
+        self._own_rows_only = False  # run_forever's: no rounds but to catch up
 
     # --- one round ---------------------------------------------------------------------------------
     def run_once(self) -> int:
@@ -234,7 +241,8 @@ class OutboxRelay:
         self._catching_up = self._catching_up or behind
         # Hand-offs coming in a stream must not put off the poll: it is what takes the rows of
         # dead processes once their lease ends, and rows of this one that were never handed.
-        round_due = round_due or time.monotonic() - self._round_at >= self.settings.OUTBOX_POLL_SECONDS
+        if not self._own_rows_only:
+            round_due = round_due or time.monotonic() - self._round_at >= self.settings.OUTBOX_POLL_SECONDS
         published = 0
         if round_due or self._catching_up:
             published = self.run_once()
@@ -287,14 +295,23 @@ class OutboxRelay:
             conn.execute(_MARK_FAILED, {"row_id": row_id, "error": error})
 
     # --- running -----------------------------------------------------------------------------------
-    def run_forever(self, stop: threading.Event) -> None:
+    def run_forever(self, stop: threading.Event, *, own_rows_only: bool = False) -> None:
         """Publish rounds until ``stop`` is set: at once while rows keep coming, otherwise every
         OUTBOX_POLL_SECONDS or as soon as a commit wrote outbox rows (PostgreSQL: the NOTIFY of
         any process; SQLite: :meth:`notify`). Errors (database or broker down) are logged and
-        retried with a growing pause; they never end the loop."""
-        log.info("outbox relay started (poll every %g s)", self.settings.OUTBOX_POLL_SECONDS)
+        retried with a growing pause; they never end the loop.
+
+        ``own_rows_only`` (PostgreSQL): publish the rows this process writes, handed over after
+        their commit, and leave the rest to the relay process (no LISTEN, no poll; rounds only
+        while catching up, so that nothing handed overtakes a row of this process)."""
+        postgresql = self.db.dialect == "postgresql"
+        own_rows_only = own_rows_only and postgresql
+        if own_rows_only:
+            log.info("outbox relay started for this process's rows (the relay process publishes the rest)")
+        else:
+            log.info("outbox relay started (poll every %g s)", self.settings.OUTBOX_POLL_SECONDS)
         failures = 0
-        listener = _Listener(self.db) if self.db.dialect == "postgresql" else None
+        listener = _Listener(self.db, listen=not own_rows_only) if postgresql else None
         withdraw = None
         if listener is not None:
             # The rows this process writes from now on are held for this relay and handed to it
@@ -303,11 +320,16 @@ class OutboxRelay:
             withdraw = handoff.offer(self.db.engine, handoffs)
             if withdraw is not None:
                 self._handoffs = handoffs
+            elif own_rows_only:
+                log.warning("another relay of this process takes its rows: this one has nothing to do")
             # Listening before the first round: a commit made while that round runs wakes the
             # next one (LISTEN after it would miss that commit's NOTIFY until the next poll).
             listener.open()
-        round_due = True
+        self._own_rows_only = own_rows_only
+        round_due = not own_rows_only
         try:
+            if own_rows_only and self._handoffs is None:
+                stop.wait()  # nothing is handed to it: the process's other relay publishes
             while not stop.is_set():
                 self._wake.clear()
                 try:
@@ -325,7 +347,7 @@ class OutboxRelay:
                 pause = self.settings.OUTBOX_POLL_SECONDS * (2 ** min(failures, 5))
                 gather = self.settings.OUTBOX_GATHER_SECONDS
                 waiting_since = time.monotonic()
-                round_due = not self._wait(stop, pause, listener)
+                round_due = not self._wait(stop, pause, listener) and not own_rows_only
                 if published >= 2 and time.monotonic() - waiting_since < gather:
                     # Rows were written while the last round ran and the next commit came at
                     # once: events are streaming in. A moment more gathers several commits into
@@ -506,8 +528,9 @@ class _Listener:
     in the relay's own thread, so a commit wakes the relay without a hop through another thread.
     A lost connection is reopened at a later wait; meanwhile the relay's poll is the safety net."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, listen: bool = True) -> None:
         self.db = db
+        self._listen = listen  # False: wait for hand-offs only (a relay of its own rows)
         self._raw: Any = None
         self._retry_at = 0.0
 
@@ -545,7 +568,7 @@ class _Listener:
     def _connection(self) -> Any:
         if self._raw is not None:
             return self._raw.driver_connection
-        if time.monotonic() < self._retry_at:
+        if not self._listen or time.monotonic() < self._retry_at:
             return None
         try:
             raw = self.db.engine.raw_connection()

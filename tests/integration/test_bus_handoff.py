@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from libs.contracts import SESSION_SUBMITTED, Message, decode_message, queue_name
 from libs.db import OUTBOX_CHANNEL, Database, OutboxMessage, handoff, outbox_row, utcnow
@@ -70,16 +70,21 @@ class CountingRelay(OutboxRelay):
 
 @contextlib.contextmanager
 def relay_running(
-    config: Settings, db: Database, publisher: Publisher | None = None
+    config: Settings, db: Database, publisher: Publisher | None = None, *, own_rows_only: bool = False
 ) -> Iterator[CountingRelay]:
     """A relay's loop in a thread of this process, offering to take the rows written through
-    ``db``, for the duration of the block."""
+    ``db``, for the duration of the block (``own_rows_only``: as ``--own-relay`` runs it)."""
     relay = CountingRelay(db, publisher or Publisher(config, name="outbox relay"), config)
     stop = threading.Event()
-    thread = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
+    thread = threading.Thread(
+        target=relay.run_forever, args=(stop,), kwargs={"own_rows_only": own_rows_only}, daemon=True
+    )
     thread.start()
     try:
-        wait_for(lambda: handoff.taker_for(db.engine) is not None and relay.rounds >= 1, "the relay to start")
+        wait_for(
+            lambda: handoff.taker_for(db.engine) is not None and (own_rows_only or relay.rounds >= 1),
+            "the relay to start",
+        )
         yield relay
     finally:
         stop.set()
@@ -150,12 +155,18 @@ def test_a_row_held_by_another_relay_is_left_to_it_until_its_lease_ends(
     assert [m.message_id for m, _ in queued(config)] == [row["message_id"]]
 
 
+# Both kinds of relay that take hand-offs: the full one, and the one of its own process's rows
+# only (no LISTEN, no poll), which has to catch up with rounds of its own.
+RELAY_KINDS = pytest.mark.parametrize("own_rows_only", [False, True], ids=["relay", "own-rows-relay"])
+
+
 @pytest.mark.timeout(60)
+@RELAY_KINDS
 def test_what_a_rolled_back_savepoint_or_transaction_wrote_is_never_published(
-    config: Settings, db: Database
+    config: Settings, db: Database, own_rows_only: bool
 ) -> None:
     first, inside, after, rolled_back, last = (sample_submitted() for _ in range(5))
-    with relay_running(config, db):
+    with relay_running(config, db, own_rows_only=own_rows_only):
         with db.uow(org_id=first.org_id) as uow:
             uow.add_message(first)
             savepoint = uow.session.begin_nested()
@@ -187,12 +198,13 @@ class FailingOnce(Publisher):
 
 
 @pytest.mark.timeout(60)
+@RELAY_KINDS
 def test_a_handed_row_that_could_not_be_published_is_not_overtaken_by_later_ones(
-    config: Settings, db: Database
+    config: Settings, db: Database, own_rows_only: bool
 ) -> None:
     publisher = FailingOnce(config)
     refused, later = sample_submitted(), sample_submitted()
-    with relay_running(config, db, publisher):
+    with relay_running(config, db, publisher, own_rows_only=own_rows_only):
         commit_to_outbox(db, [refused])
         assert publisher.refused.wait(10)
         wait_for(lambda: rows(db)[0].attempts == 1, "the failure to be recorded")
@@ -201,6 +213,29 @@ def test_a_handed_row_that_could_not_be_published_is_not_overtaken_by_later_ones
         wait_for(lambda: unsent(db) == 0, "both rows to be published", timeout=20)
     assert [m.message_id for m, _ in queued(config)] == [refused.message_id, later.message_id]
     assert "refused for the test" in (rows(db)[0].last_error or "")
+
+
+@pytest.mark.timeout(60)
+def test_a_relay_of_its_own_rows_publishes_what_its_process_writes_and_leaves_the_rest_to_the_relay_process(
+    config: Settings, db: Database
+) -> None:
+    other_db = Database(config.database_url)  # another process, with no relay of its own
+    theirs, mine = sample_submitted(), sample_submitted()
+    try:
+        with relay_running(config, db, own_rows_only=True) as relay:
+            commit_to_outbox(other_db, [theirs])  # not held: its NOTIFY wakes LISTENing relays
+            commit_to_outbox(db, [mine])
+            wait_for(lambda: unsent(db) == 1, "this process's row to be published", timeout=20)
+            time.sleep(1.0)  # a relay that LISTENed or polled would have taken the other row by now
+            assert unsent(db) == 1
+            assert relay.rounds == 0
+        assert [m.message_id for m, _ in queued(config)] == [mine.message_id]
+        # The relay process (a full relay) publishes the other process's row.
+        with relay_running(config, other_db):
+            wait_for(lambda: unsent(db) == 0, "the relay process to publish the other row", timeout=20)
+        assert [m.message_id for m, _ in queued(config)] == [theirs.message_id]
+    finally:
+        other_db.dispose()
 
 
 @pytest.mark.timeout(60)
@@ -300,3 +335,30 @@ def _seconds(n: float) -> Any:
     from datetime import timedelta
 
     return timedelta(seconds=n)
+
+
+@pytest.mark.timeout(90)
+def test_a_worker_started_with_its_own_relay_publishes_its_rows_without_listening(
+    config: Settings, db: Database
+) -> None:
+    # What `python -m services run --only review --no-web --own-relay` starts (the consumers left
+    # out: nothing is delivered here).
+    from services import launcher
+
+    running = launcher.start(config, only={"review"}, web=False, workers=False, own_rows_only=True)
+    try:
+        process_db = running.platform.db
+        wait_for(lambda: handoff.taker_for(process_db.engine) is not None, "the worker's relay to start")
+        mine = sample_submitted()
+        commit_to_outbox(process_db, [mine])
+        wait_for(lambda: unsent(db) == 0, "the worker's own row to be published", timeout=20)
+        with db.session(all_orgs=True) as session:
+            listening = session.scalar(
+                select(func.count())
+                .select_from(text("pg_stat_activity"))
+                .where(text("datname = current_database() AND query ILIKE 'LISTEN%'"))
+            )
+        assert listening == 0
+        assert [m.message_id for m, _ in queued(config)] == [mine.message_id]
+    finally:
+        assert running.shutdown() == []
