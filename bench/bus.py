@@ -41,10 +41,11 @@ throughput is the ceiling of every row whose one producer commits one event per 
 bus cannot hand on more events than are committed. The rows it writes are marked sent after it.
 
 Three more rows for libs/messaging: the producer in another process than the relay and the
-consumer (the relay is woken by PostgreSQL NOTIFY); the producer, the relay and the consumer each in
-a process of its own, as the distributed mode runs them (``make cluster``: a web process writes,
-the relay process publishes, a service process consumes); timestamps from CLOCK_MONOTONIC, shared by
-the processes. And the embedded mode (memory:// broker, SQLite file, everything in one process).
+consumer (the relay is woken by PostgreSQL NOTIFY: a producer with no relay of its own, as
+gunicorn's web processes are deployed); the producer, the relay and the consumer each in a process
+of its own, as the distributed mode runs them (``make cluster``: a service process writes and
+publishes its own rows with ``--own-relay``, the relay process runs beside it for everything else,
+another service process consumes); timestamps from CLOCK_MONOTONIC, shared by the processes. And the embedded mode (memory:// broker, SQLite file, everything in one process).
 """
 
 from __future__ import annotations
@@ -447,6 +448,24 @@ def consumer_process(broker_url: str, database_url: str, arrivals: Any, stop: An
 
 
 @contextlib.contextmanager
+def own_rows_relay(bus: Bus) -> Iterator[None]:
+    """A relay of this process's own rows in a thread (as ``--own-relay`` runs it) for the
+    duration of the block."""
+    stop = threading.Event()
+    relay = bus.relay()
+    thread = threading.Thread(
+        target=relay.run_forever, args=(stop,), kwargs={"own_rows_only": True}, daemon=True
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
+        relay.close()
+
+
+@contextlib.contextmanager
 def relay_and_consumer(bus: Bus, handle: Callable[..., None]) -> Iterator[None]:
     """The outbox relay (a thread) and the review consumer handling SESSION_SUBMITTED with
     ``handle``, both in this process and consuming, for the duration of the block."""
@@ -467,10 +486,16 @@ def relay_and_consumer(bus: Bus, handle: Callable[..., None]) -> Iterator[None]:
 
 
 def bench_ours(
-    settings: Settings, latency_count: int, count: int, *, remote: bool = False, apart: bool = False
+    settings: Settings,
+    latency_count: int,
+    count: int,
+    *,
+    remote: bool = False,
+    apart: bool = False,
 ) -> dict[str, float]:
     """``remote``: the producer in another process; ``apart``: the relay and the consumer each in
-    a process of their own too (the distributed mode as deployed); otherwise all in this one."""
+    a process of their own too, and this process relaying its own rows (the distributed mode as
+    deployed); otherwise all in this one."""
     db = Database(settings.database_url)
     bus = Bus(settings, db)
     bus.declare(services=["review"])
@@ -501,6 +526,7 @@ def bench_ours(
                     arrivals.record(message_ids, at)
 
         threading.Thread(target=receive, daemon=True).start()
+        in_process.enter_context(own_rows_relay(bus))
     else:
         in_process.enter_context(relay_and_consumer(bus, handle))
     child = None

@@ -7,7 +7,7 @@ The same layout as docker-compose.yml and deploy/, without Docker: one outbox re
 generation workers, two gateways, and one process for each other service (intake, review, ops and
 notification serve their pages and consume their events in the same process; preprocess and
 generation only consume). Each is started exactly as a person would start it
-(``python -m services run --only <name> --no-relay``, ``python -m services relay``), prints where it
+(``python -m services run --only <name> --own-relay``, ``python -m services relay``), prints where it
 listens, and Ctrl-C or SIGTERM stops them all cleanly: each gets SIGTERM and finishes the message in
 hand (services/stopping.py), and only a process still running after ``STOP_SECONDS`` is killed.
 
@@ -62,12 +62,12 @@ PARTS: dict[str, Part] = {
     p.name: p
     for p in (
         Part("relay", ("-m", "services", "relay")),
-        Part("intake", ("-m", "services", "run", "--only", "intake", "--no-relay"), web=True),
-        Part("review", ("-m", "services", "run", "--only", "review", "--no-relay"), web=True),
-        Part("ops", ("-m", "services", "run", "--only", "ops", "--no-relay"), web=True),
-        Part("notification", ("-m", "services", "run", "--only", "notification", "--no-relay"), web=True),
-        Part("preprocess", ("-m", "services", "run", "--only", "preprocess", "--no-web", "--no-relay")),
-        Part("generation", ("-m", "services", "run", "--only", "generation", "--no-web", "--no-relay")),
+        Part("intake", ("-m", "services", "run", "--only", "intake", "--own-relay"), web=True),
+        Part("review", ("-m", "services", "run", "--only", "review", "--own-relay"), web=True),
+        Part("ops", ("-m", "services", "run", "--only", "ops", "--own-relay"), web=True),
+        Part("notification", ("-m", "services", "run", "--only", "notification", "--own-relay"), web=True),
+        Part("preprocess", ("-m", "services", "run", "--only", "preprocess", "--no-web", "--own-relay")),
+        Part("generation", ("-m", "services", "run", "--only", "generation", "--no-web", "--own-relay")),
         Part("gateway", ("-m", "services", "run", "--only", "gateway", "--no-relay"), web=True),
     )
 }

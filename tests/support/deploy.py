@@ -39,7 +39,7 @@ THIRD_PARTY_ENV: dict[str, frozenset[str]] = {
 # Bind-mount sources that users provide (not in the repository).
 USER_PROVIDED_MOUNTS = frozenset({"./models"})
 
-RUN_FLAGS = frozenset({"--no-web", "--no-relay", "--no-workers"})
+RUN_FLAGS = frozenset({"--no-web", "--no-relay", "--own-relay", "--no-workers"})
 GUNICORN_ENTRY = "services.wsgi:create_wsgi()"
 
 
