@@ -184,6 +184,23 @@ def build_wsgi(platform: Platform, only: set[str] | None = None) -> tuple[Any, d
     return (DispatcherMiddleware(root, mounts) if mounts else root), urls
 
 
+def start_relay(
+    platform: Platform, stop: threading.Event, *, own_rows_only: bool = False
+) -> tuple[threading.Thread, Callable[[], None]]:
+    """The outbox relay in a thread of its own until ``stop`` is set; returns the thread and what
+    closes the relay once the thread has ended."""
+    outbox = platform.bus.relay()
+    t = threading.Thread(
+        target=outbox.run_forever,
+        args=(stop,),
+        kwargs={"own_rows_only": own_rows_only},
+        name="outbox-relay",
+        daemon=True,
+    )
+    t.start()
+    return t, outbox.close
+
+
 def start(
     settings: Settings,
     *,
@@ -209,16 +226,8 @@ def start(
         return running
     platform.bus.declare()
     if relay and not stop.is_set():
-        outbox = platform.bus.relay()
-        running.closers.append(outbox.close)  # unhooks its commit listeners from SQLAlchemy
-        t = threading.Thread(
-            target=outbox.run_forever,
-            args=(stop,),
-            kwargs={"own_rows_only": own_rows_only},
-            name="outbox-relay",
-            daemon=True,
-        )
-        t.start()
+        t, close = start_relay(platform, stop, own_rows_only=own_rows_only)
+        running.closers.append(close)  # unhooks its commit listeners from SQLAlchemy
         running.threads.append(t)
     for name, module in (worker_services(only) if workers else {}).items():
         if stop.is_set():

@@ -362,3 +362,25 @@ def test_a_worker_started_with_its_own_relay_publishes_its_rows_without_listenin
         assert [m.message_id for m, _ in queued(config)] == [mine.message_id]
     finally:
         assert running.shutdown() == []
+
+
+@pytest.mark.timeout(90)
+def test_a_web_process_of_the_distributed_tier_publishes_what_it_writes_and_lets_go_on_exit(
+    config: Settings, db: Database, tmp_path: Path
+) -> None:
+    # What each gunicorn process builds (services/wsgi.py) and what its worker_exit hook undoes.
+    from services import wsgi
+
+    wsgi.create_wsgi(settings=config.replace(VAR_DIR=str(tmp_path / "var"), WEB_SERVICES="intake"))
+    try:
+        process_db, (_stop, relay_thread, _close) = wsgi._platforms[-1].db, wsgi._relays[-1]
+        wait_for(lambda: handoff.taker_for(process_db.engine) is not None, "the web process's relay to start")
+        written = sample_submitted()
+        commit_to_outbox(process_db, [written])
+        wait_for(lambda: unsent(db) == 0, "the web process's row to be published", timeout=20)
+        assert rows(db)[0].held_by is not None  # handed over, not taken by a round
+    finally:
+        wsgi.shutdown()
+    assert handoff.taker_for(process_db.engine) is None
+    assert not relay_thread.is_alive()
+    assert [m.message_id for m, _ in queued(config)] == [written.message_id]
