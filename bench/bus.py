@@ -46,6 +46,8 @@ command-line tools are); the producer, the relay and the consumer each in a proc
 of its own, as the distributed mode runs them (``make cluster``: a service process writes and
 publishes its own rows with ``--own-relay``, the relay process runs beside it for everything else,
 another service process consumes); timestamps from CLOCK_MONOTONIC, shared by the processes. And the embedded mode (memory:// broker, SQLite file, everything in one process).
+``--before-own-relay`` adds the 3-process row as it was deployed before ``--own-relay`` (the
+producer's rows published by the relay process, woken by NOTIFY), measured in turn with it.
 """
 
 from __future__ import annotations
@@ -492,10 +494,12 @@ def bench_ours(
     *,
     remote: bool = False,
     apart: bool = False,
+    own_relay: bool = True,
 ) -> dict[str, float]:
     """``remote``: the producer in another process; ``apart``: the relay and the consumer each in
     a process of their own too, and this process relaying its own rows (the distributed mode as
-    deployed); otherwise all in this one."""
+    deployed; without ``own_relay``, as it was deployed before ``--own-relay``: every row through
+    the relay process); otherwise all in this one."""
     db = Database(settings.database_url)
     bus = Bus(settings, db)
     bus.declare(services=["review"])
@@ -526,7 +530,8 @@ def bench_ours(
                     arrivals.record(message_ids, at)
 
         threading.Thread(target=receive, daemon=True).start()
-        in_process.enter_context(own_rows_relay(bus))
+        if own_relay:
+            in_process.enter_context(own_rows_relay(bus))
     else:
         in_process.enter_context(relay_and_consumer(bus, handle))
     child = None
@@ -617,6 +622,12 @@ ROWS = (
     ("apart", "  producer, relay, consumer: 3 processes", "libs_messaging_each_part_in_its_own_process"),
     ("embedded", "  embedded (memory://, SQLite)", "libs_messaging_embedded"),
 )
+# --before-own-relay: the deployed layout as it was before --own-relay, measured in the same rounds.
+BEFORE_OWN_RELAY = (
+    "apart_notify",
+    "  3 processes, no relay in the producer's",
+    "libs_messaging_each_part_in_its_own_process_without_own_relay",
+)
 RATIOS = ("p50_x", "p99_x", "throughput_x")
 
 
@@ -638,6 +649,20 @@ def spread_of(values: Iterable[float]) -> tuple[float, float]:
     return ordered[0], ordered[-1]
 
 
+def deployed(
+    settings: Settings, latency_count: int, count: int, before_own_relay: bool, number: int
+) -> dict[str, dict[str, float]]:
+    """The 3-process row as deployed; with ``before_own_relay`` also as deployed before
+    ``--own-relay``, the two in turn (which goes first alternates from round to round)."""
+    kinds = [("apart", True), ("apart_notify", False)] if before_own_relay else [("apart", True)]
+    if number % 2 == 0:
+        kinds.reverse()
+    return {
+        key: bench_ours(settings, latency_count, count, apart=True, own_relay=own_relay)
+        for key, own_relay in kinds
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = server_arguments(__doc__)
     parser.add_argument(
@@ -654,10 +679,17 @@ def main(argv: list[str] | None = None) -> int:
         "a round's ratios swing more than what separates them from the goals, five rounds' medians too)",
     )
     parser.add_argument(
+        "--before-own-relay",
+        action="store_true",
+        help="one more row: the 3 processes as deployed before --own-relay (the producer's rows "
+        "published by the relay process, woken by NOTIFY), measured in turn with the row as deployed now",
+    )
+    parser.add_argument(
         "--out", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS.relative_to(ROOT)})"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    rows = (*ROWS, BEFORE_OWN_RELAY) if args.before_own_relay else ROWS
 
     rounds: list[dict[str, dict[str, float]]] = []
     with throwaway_servers(args.amqp_url, args.pg_url) as (amqp_url, pg_url):
@@ -675,7 +707,7 @@ def main(argv: list[str] | None = None) -> int:
                 "producer": bench_producer_alone(settings, args.latency_count, args.count),
                 "ours": bench_ours(settings, args.latency_count, args.count),
                 "remote": bench_ours(settings, args.latency_count, args.count, remote=True),
-                "apart": bench_ours(settings, args.latency_count, args.count, apart=True),
+                **deployed(settings, args.latency_count, args.count, args.before_own_relay, number),
                 "embedded": bench_embedded(args.latency_count, args.count),
             }
             for row in one_round.values():
@@ -691,17 +723,17 @@ def main(argv: list[str] | None = None) -> int:
     # Each figure is the median of the rounds; a ratio is ours / raw kombu in the same round (the
     # machine's state drifts between rounds; within one the two ran a few seconds apart).
     median = {
-        key: {field: middle(r[key][field] for r in rounds) for field in rounds[0][key]} for key, _, _ in ROWS
+        key: {field: middle(r[key][field] for r in rounds) for field in rounds[0][key]} for key, _, _ in rows
     }
     spread = {
-        key: {field: spread_of(r[key][field] for r in rounds) for field in RATIOS} for key, _, _ in ROWS
+        key: {field: spread_of(r[key][field] for r in rounds) for field in RATIOS} for key, _, _ in rows
     }
     print(
         f"median of the {args.rounds} rounds (ratios: median, lowest-highest); "
         f"raw kombu p50 {median['raw']['p50_ms']:.2f} ms, {median['raw']['throughput_per_s']:.0f} msg/s"
     )
     print(f"{'':<40}{'p50 ms':>8}{'p99 ms':>8}{'msg/s':>7}   {'p50 x':<17}{'p99 x':<17}{'tput x':<19}")
-    for key, name, _ in ROWS:
+    for key, name, _ in rows:
         row = median[key]
         print(
             f"{name:<40}{row['p50_ms']:>8.2f}{row['p99_ms']:>8.2f}{row['throughput_per_s']:>7.0f}   "
@@ -731,7 +763,7 @@ def main(argv: list[str] | None = None) -> int:
         f"one process {of_ceiling['ours']:.3f}, producer in another process {of_ceiling['remote']:.3f}, "
         f"3 processes {of_ceiling['apart']:.3f}"
     )
-    for key, name, _ in ROWS[1:]:
+    for key, name, _ in rows[1:]:
         if "batched_throughput_per_s" not in median[key]:
             continue
         x = middle(r[key]["batched_throughput_per_s"] / r["raw"]["throughput_per_s"] for r in rounds)
@@ -763,11 +795,11 @@ def main(argv: list[str] | None = None) -> int:
         "latency_messages": args.latency_count,
         "throughput_messages": args.count,
         "rounds": args.rounds,
-        "median_of_rounds": {name: median[key] for key, _, name in ROWS},
+        "median_of_rounds": {name: median[key] for key, _, name in rows},
         "libs_messaging_over_the_same_work_directly": same_work,
         "throughput_over_the_producer_alone": of_ceiling,
-        "ratio_ranges": {name: spread[key] for key, _, name in ROWS},
-        "each_round": [{name: r[key] for key, _, name in ROWS} for r in rounds],
+        "ratio_ranges": {name: spread[key] for key, _, name in rows},
+        "each_round": [{name: r[key] for key, _, name in rows} for r in rounds],
         "context": {
             "python": platform.python_version(),
             "machine": platform.machine(),
