@@ -42,10 +42,11 @@ bus cannot hand on more events than are committed. The rows it writes are marked
 
 Three more rows for libs/messaging: the producer in another process than the relay and the
 consumer (the relay is woken by PostgreSQL NOTIFY: a producer with no relay of its own, as the
-command-line tools are); the producer, the relay and the consumer each in a process
-of its own, as the distributed mode runs them (``make cluster``: a service process writes and
-publishes its own rows with ``--own-relay``, the relay process runs beside it for everything else,
-another service process consumes); timestamps from CLOCK_MONOTONIC, shared by the processes. And the embedded mode (memory:// broker, SQLite file, everything in one process).
+command-line tools are); the producer, the relay and the consumer each in a process of its own, as
+the distributed mode runs them (``make cluster``: a service process writes and publishes its own
+rows with ``--own-relay``, the relay process runs beside it for everything else, another service
+process consumes); timestamps from CLOCK_MONOTONIC, shared by the processes. And the embedded mode
+(memory:// broker, SQLite file, everything in one process).
 ``--before-own-relay`` adds the 3-process row as it was deployed before ``--own-relay`` (the
 producer's rows published by the relay process, woken by NOTIFY), measured in turn with it.
 """
