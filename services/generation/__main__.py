@@ -130,6 +130,7 @@ def cmd_work(args: argparse.Namespace) -> int:
         web=False,
         workers=True,
         relay=not args.no_relay,
+        own_rows_only=args.own_relay,
     )
     print(f"generation worker running ({settings.engine} engine); Ctrl-C to stop", flush=True)
     launcher.run_until_stopped(running)
@@ -158,7 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
         "are prepared, and deletes retired person models. Settings come from the environment "
         "(python -m libs.settings lists them).",
     )
-    work.add_argument("--no-relay", action="store_true", help="do not publish the outbox here")
+    relaying = work.add_mutually_exclusive_group()
+    relaying.add_argument("--no-relay", action="store_true", help="do not publish the outbox here")
+    relaying.add_argument(
+        "--own-relay",
+        action="store_true",
+        help="publish only the outbox rows this worker writes; the relay process publishes the rest",
+    )
     work.set_defaults(func=cmd_work)
 
     render = commands.add_parser("render", help="render a plan from a folder of photos")
