@@ -67,7 +67,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from queue import Empty, SimpleQueue
@@ -85,7 +84,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 from bench.support.results import write_results  # noqa: E402
 from bench.support.servers import server_arguments, throwaway_servers  # noqa: E402
 from libs.contracts import SESSION_SUBMITTED, Message, decode_message, new_message  # noqa: E402
-from libs.db import Database, outbox_row, utcnow  # noqa: E402
+from libs.db import Database, outbox_row  # noqa: E402
 from libs.db.migrate import upgrade  # noqa: E402
 from libs.messaging import Bus  # noqa: E402
 from libs.messaging.testing import commit_to_outbox  # noqa: E402
@@ -313,14 +312,10 @@ def bench_raw(amqp_url: str, latency_count: int, count: int) -> dict[str, float]
 RAW_INSERT = (
     "INSERT INTO outbox (message_id, routing_key, org_id, session_id, body, created_at, attempts, held_by, "
     "held_until) VALUES (%(message_id)s, %(routing_key)s, %(org_id)s, %(session_id)s, %(body)s, %(created_at)s, "
-    "%(attempts)s, %(held_by)s, %(held_until)s) RETURNING id"
+    "%(attempts)s, %(held_by)s, statement_timestamp() + interval '10 seconds') RETURNING id"
 )
 RAW_BATCH = Settings().OUTBOX_BATCH  # rows per round, as libs/messaging's relay takes
 RAW_MARK = "UPDATE outbox SET sent_at = now() WHERE id = ANY(%(ids)s)"
-
-
-def held_until() -> Any:
-    return utcnow() + timedelta(seconds=10)
 
 
 RAW_CLAIM = (
@@ -389,7 +384,7 @@ def bench_raw_same_work(amqp_url: str, pg_url: str, latency_count: int, count: i
                 rows = []
                 with db.transaction():
                     for m in messages:
-                        row = {**outbox_row(m), "held_by": held_by, "held_until": held_until()}
+                        row = {**outbox_row(m), "held_by": held_by}
                         (row_id,) = db.execute(RAW_INSERT, row).fetchone()  # type: ignore[misc]
                         rows.append((row_id, m.routing_key, m.message_id, row["body"]))
                 handed.put(rows)

@@ -17,18 +17,20 @@ import select as _select
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     Dialect,
     Engine,
+    Float,
     Table,
     bindparam,
     create_engine,
     event,
+    func,
     insert,
     inspect,
+    literal_column,
     select,
     text,
     update,
@@ -39,7 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from libs.contracts import Message
 from libs.db import handoff
 from libs.db.direct import DirectStatement
-from libs.db.models import OutboxMessage, utcnow
+from libs.db.models import OutboxMessage
 from libs.db.tenancy import scope_session
 
 T = TypeVar("T")
@@ -64,6 +66,11 @@ _INSERT_OUTBOX = insert(_OUTBOX).inline()
 # transaction's CPU (docs/messaging.md). A row held for this process's relay (libs/db/handoff.py)
 # is written with its holder and lease, and its id comes back: the relay's header needs it.
 _DIRECT_INSERTS: dict[tuple[type[Dialect], bool], DirectStatement] = {}
+# The end of a held row's lease by the database's clock (``lease_seconds`` after the INSERT): the
+# relays of other processes, maybe on other machines, compare it with the same clock.
+_LEASE_END = func.statement_timestamp() + literal_column("interval '1 second'") * bindparam(
+    "lease_seconds", type_=Float
+)
 
 
 def _direct_insert(dialect: Dialect, row: dict[str, Any], held: bool) -> DirectStatement | None:
@@ -71,7 +78,10 @@ def _direct_insert(dialect: Dialect, row: dict[str, Any], held: bool) -> DirectS
         return None  # SQLite binds by position: SQLAlchemy's own execution
     statement = _DIRECT_INSERTS.get((type(dialect), held))
     if statement is None:  # the columns outbox_row() gives, as named parameters
-        values = insert(_OUTBOX).values({name: bindparam(name) for name in row})
+        columns: dict[str, Any] = {name: bindparam(name) for name in row if name != "lease_seconds"}
+        if held:
+            columns["held_until"] = _LEASE_END
+        values = insert(_OUTBOX).values(columns)
         built = values.returning(_OUTBOX.c.id) if held else values.inline()
         statement = _DIRECT_INSERTS[(type(dialect), held)] = DirectStatement(built, dialect)
     return statement
@@ -222,7 +232,7 @@ class UnitOfWork:
         taker = handoff.taker_for(conn.engine) if conn.dialect.name == "postgresql" else None
         if taker is not None:
             row["held_by"] = taker.relay_id
-            row["held_until"] = utcnow() + timedelta(seconds=taker.lease_seconds)
+            row["lease_seconds"] = taker.lease_seconds  # held_until: _LEASE_END
         direct = _direct_insert(conn.dialect, row, held=taker is not None)
         if direct is None:
             conn.execute(_INSERT_OUTBOX, row)

@@ -50,7 +50,7 @@ class Taker(Protocol):
     """The relay's side of the hand-off (called from the producers' threads)."""
 
     relay_id: str  # written to held_by
-    lease_seconds: float  # held_until = the write's time + this
+    lease_seconds: float  # held_until = the write's time, by the database's clock, + this
 
     def take(self, rows: list[HandedRow]) -> None:
         """Rows just committed, in the order written: publish them."""

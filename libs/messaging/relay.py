@@ -57,7 +57,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Table, any_, bindparam, event, or_, select, text, update
+from sqlalchemy import Connection, Engine, Row, Table, any_, bindparam, event, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from libs.db import OUTBOX_CHANNEL, OUTBOX_WRITTEN, Database, OutboxMessage, handoff, utcnow
@@ -95,7 +95,7 @@ _PICKED = (
         or_(
             _OUTBOX.c.held_by.is_(None),
             _OUTBOX.c.held_by == bindparam("me"),
-            _OUTBOX.c.held_until < bindparam("now"),
+            _OUTBOX.c.held_until < func.statement_timestamp(),  # the clock that wrote it
         ),
     )
     .order_by(_OUTBOX.c.id)

@@ -136,9 +136,15 @@ def test_only_rows_nobody_holds_wake_the_other_relays(config: Settings, db: Data
         assert len(list(conn.notifies(timeout=5, stop_after=1))) == 1
 
 
+@pytest.mark.parametrize("relay_clock_ahead", [0, 3600], ids=["same-clock", "relay-clock-an-hour-ahead"])
 def test_a_row_held_by_another_relay_is_left_to_it_until_its_lease_ends(
-    config: Settings, db: Database
+    config: Settings, db: Database, monkeypatch: pytest.MonkeyPatch, relay_clock_ahead: int
 ) -> None:
+    # The lease is read by the database's clock: a relay on a machine whose clock runs ahead does
+    # not take a row whose writer is alive (and publishing it).
+    import libs.messaging.relay as relay_module
+
+    monkeypatch.setattr(relay_module, "utcnow", lambda: utcnow() + _seconds(relay_clock_ahead))
     row = {**outbox_row(sample_submitted()), "held_by": "b" * 32, "held_until": utcnow() + _seconds(30)}
     with db.session(all_orgs=True) as session:
         session.execute(insert(OutboxMessage), [row])
