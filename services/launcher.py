@@ -120,6 +120,9 @@ class Running:
     stoppers: list[Callable[[], None]]
     urls: dict[str, str]
     closers: list[Callable[[], None]] = field(default_factory=list)  # after the threads ended
+    # The outbox relay stops last, with an event of its own: what the consumers' messages in hand
+    # and the last requests commit while they finish is still published by this process.
+    relay: tuple[threading.Event, threading.Thread] | None = None
 
     def shutdown(self) -> list[str]:
         """Stop every part; return the names of threads still running after STOP_SECONDS."""
@@ -130,7 +133,12 @@ class Running:
         if self.server is not None:
             self._stop_http(deadline)
         for t in self.threads:
-            t.join(max(0.0, deadline - time.monotonic()))
+            if self.relay is None or t is not self.relay[1]:
+                t.join(max(0.0, deadline - time.monotonic()))
+        if self.relay is not None:
+            relay_stop, relay_thread = self.relay
+            relay_stop.set()
+            relay_thread.join(max(0.0, deadline - time.monotonic()))
         stuck = [t.name for t in self.threads if t.is_alive()]
         if not stuck:  # never under a thread still using them
             for close in self.closers:
@@ -226,9 +234,11 @@ def start(
         return running
     platform.bus.declare()
     if relay and not stop.is_set():
-        t, close = start_relay(platform, stop, own_rows_only=own_rows_only)
+        relay_stop = threading.Event()  # set by shutdown() once everything else has stopped
+        t, close = start_relay(platform, relay_stop, own_rows_only=own_rows_only)
         running.closers.append(close)  # unhooks its commit listeners from SQLAlchemy
         running.threads.append(t)
+        running.relay = (relay_stop, t)
     for name, module in (worker_services(only) if workers else {}).items():
         if stop.is_set():
             break

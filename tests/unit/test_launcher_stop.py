@@ -7,7 +7,11 @@ from __future__ import annotations
 import threading
 import urllib.request
 
+from sqlalchemy import func, select
+
+from libs.db import OutboxMessage
 from libs.messaging import reset_memory_broker
+from libs.messaging.testing import commit_to_outbox, sample_submitted
 from services import launcher
 
 
@@ -49,3 +53,25 @@ def test_a_signal_while_the_main_thread_holds_the_stop_events_lock_does_not_dead
     with request.event._cond:  # as Event.wait() holds it
         request.handle(15, None)  # returns at once (it used to call event.set() and hang here)
     assert request.event.wait(10)
+
+
+def test_what_the_parts_commit_while_they_stop_is_still_published_by_this_process(settings):
+    # A consumer finishing its message in hand, a last request: they commit events after the stop
+    # was asked for. The relay stops only once they have, so those events leave with the process.
+    reset_memory_broker()
+    running = launcher.start(settings.replace(PORT=0), web=False)
+    db = running.platform.db
+    stopped = []
+
+    def finishing_a_message() -> None:
+        commit_to_outbox(db, [sample_submitted()])
+        stopped.append(running.relay is not None and running.relay[1].is_alive())
+
+    running.stop.set()  # what Ctrl-C or SIGTERM does first
+    running.stoppers.insert(0, finishing_a_message)
+    assert running.shutdown() == []
+    assert stopped == [True]  # the relay was still running when the part committed
+    assert not running.relay[1].is_alive()
+    with db.session(all_orgs=True) as session:
+        unsent = session.scalar(select(func.count()).where(OutboxMessage.sent_at.is_(None)))
+    assert unsent == 0
