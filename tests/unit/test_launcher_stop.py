@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from libs.db import OutboxMessage
 from libs.messaging import reset_memory_broker
-from libs.messaging.testing import commit_to_outbox, sample_submitted
+from libs.messaging.testing import commit_to_outbox, sample_submitted, wait_for
 from services import launcher
 
 
@@ -63,15 +63,18 @@ def test_what_the_parts_commit_while_they_stop_is_still_published_by_this_proces
     db = running.platform.db
     stopped = []
 
+    def unsent() -> int:
+        with db.session(all_orgs=True) as session:
+            return int(session.scalar(select(func.count()).where(OutboxMessage.sent_at.is_(None))) or 0)
+
     def finishing_a_message() -> None:
         commit_to_outbox(db, [sample_submitted()])
+        # The stop was asked for before this commit; the relay still publishes it.
+        wait_for(lambda: unsent() == 0, "the event committed during the stop to be published", timeout=30)
         stopped.append(running.relay is not None and running.relay[1].is_alive())
 
     running.stop.set()  # what Ctrl-C or SIGTERM does first
     running.stoppers.insert(0, finishing_a_message)
     assert running.shutdown() == []
-    assert stopped == [True]  # the relay was still running when the part committed
+    assert stopped == [True]  # the relay was still running when the part had committed
     assert not running.relay[1].is_alive()
-    with db.session(all_orgs=True) as session:
-        unsent = session.scalar(select(func.count()).where(OutboxMessage.sent_at.is_(None)))
-    assert unsent == 0
