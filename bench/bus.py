@@ -446,13 +446,13 @@ def consumer_process(broker_url: str, database_url: str, arrivals: Any, stop: An
 
 
 @contextlib.contextmanager
-def own_rows_relay(bus: Bus) -> Iterator[None]:
-    """A relay of this process's own rows in a thread (as ``--own-relay`` runs it) for the
-    duration of the block."""
+def relay_running(bus: Bus, *, own_rows_only: bool = False) -> Iterator[None]:
+    """The outbox relay in a thread of this process for the duration of the block
+    (``own_rows_only``: a relay of this process's own rows, as ``--own-relay`` runs it)."""
     stop = threading.Event()
     relay = bus.relay()
     thread = threading.Thread(
-        target=relay.run_forever, args=(stop,), kwargs={"own_rows_only": True}, daemon=True
+        target=relay.run_forever, args=(stop,), kwargs={"own_rows_only": own_rows_only}, daemon=True
     )
     thread.start()
     try:
@@ -467,20 +467,14 @@ def own_rows_relay(bus: Bus) -> Iterator[None]:
 def relay_and_consumer(bus: Bus, handle: Callable[..., None]) -> Iterator[None]:
     """The outbox relay (a thread) and the review consumer handling SESSION_SUBMITTED with
     ``handle``, both in this process and consuming, for the duration of the block."""
-    stop = threading.Event()
-    relay = bus.relay()
-    relay_thread = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
-    relay_thread.start()
-    consumer = bus.consumer("review", {SESSION_SUBMITTED: handle})
-    consumer.start_in_thread()
-    try:
-        consumer.wait_ready(10)
-        yield
-    finally:
-        consumer.stop(wait=10)
-        stop.set()
-        relay_thread.join(10)
-        relay.close()
+    with relay_running(bus):
+        consumer = bus.consumer("review", {SESSION_SUBMITTED: handle})
+        consumer.start_in_thread()
+        try:
+            consumer.wait_ready(10)
+            yield
+        finally:
+            consumer.stop(wait=10)
 
 
 def bench_ours(
@@ -527,7 +521,7 @@ def bench_ours(
 
         threading.Thread(target=receive, daemon=True).start()
         if own_relay:
-            in_process.enter_context(own_rows_relay(bus))
+            in_process.enter_context(relay_running(bus, own_rows_only=True))
     else:
         in_process.enter_context(relay_and_consumer(bus, handle))
     child = None

@@ -305,7 +305,7 @@ class OutboxRelay:
         their commit, and leave the rest to the relay process (no LISTEN, no poll; rounds only
         while catching up, so that nothing handed overtakes a row of this process)."""
         postgresql = self.db.dialect == "postgresql"
-        own_rows_only = own_rows_only and postgresql
+        own_rows_only = self._own_rows_only = own_rows_only and postgresql
         if own_rows_only:
             log.info("outbox relay started for this process's rows (the relay process publishes the rest)")
         else:
@@ -325,7 +325,6 @@ class OutboxRelay:
             # Listening before the first round: a commit made while that round runs wakes the
             # next one (LISTEN after it would miss that commit's NOTIFY until the next poll).
             listener.open()
-        self._own_rows_only = own_rows_only
         round_due = not own_rows_only
         try:
             if own_rows_only and self._handoffs is None:
