@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from services.relaying import add_relay_options, relay_choice
 from services.stopping import catch_stop_signals
 
 
@@ -22,14 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--only", help="comma-separated service names, e.g. intake,review")
     run.add_argument("--no-web", action="store_true", help="do not serve HTTP (workers only)")
     run.add_argument("--no-workers", action="store_true", help="do not consume events (web only)")
-    relaying = run.add_mutually_exclusive_group()
-    relaying.add_argument("--no-relay", action="store_true", help="do not run the outbox relay here")
-    relaying.add_argument(
-        "--own-relay",
-        action="store_true",
-        help="publish only the outbox rows this process writes, as soon as they are committed; "
-        "the relay process (python -m services relay) publishes the rest (PostgreSQL)",
-    )
+    add_relay_options(run)
     run.add_argument(
         "--seed", action="store_true", help="create the demo organizations and print sign-in links"
     )
@@ -67,9 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             only=only,
             web=not args.no_web,
             workers=not args.no_workers,
-            relay=not args.no_relay,
-            own_rows_only=args.own_relay,
             seed=args.seed,
+            **relay_choice(args),
             stop=stop,
         )
     else:

@@ -37,6 +37,7 @@ from libs.settings import Settings
 from services.generation.engines import ENGINES, EngineError, PersonAttributes, Progress, make_engine
 from services.generation.identity import different_people
 from services.generation.plan import plan_shots
+from services.relaying import add_relay_options, relay_choice
 from services.stopping import catch_stop_signals
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -129,8 +130,7 @@ def cmd_work(args: argparse.Namespace) -> int:
         only={"generation"},
         web=False,
         workers=True,
-        relay=not args.no_relay,
-        own_rows_only=args.own_relay,
+        **relay_choice(args),
     )
     print(f"generation worker running ({settings.engine} engine); Ctrl-C to stop", flush=True)
     launcher.run_until_stopped(running)
@@ -159,13 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         "are prepared, and deletes retired person models. Settings come from the environment "
         "(python -m libs.settings lists them).",
     )
-    relaying = work.add_mutually_exclusive_group()
-    relaying.add_argument("--no-relay", action="store_true", help="do not publish the outbox here")
-    relaying.add_argument(
-        "--own-relay",
-        action="store_true",
-        help="publish only the outbox rows this worker writes; the relay process publishes the rest",
-    )
+    add_relay_options(work, writer="this worker")
     work.set_defaults(func=cmd_work)
 
     render = commands.add_parser("render", help="render a plan from a folder of photos")

@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from libs.settings import Settings  # standard library only: quick to import
+from services.relaying import add_relay_options, relay_choice
 from services.stopping import catch_stop_signals
 
 
@@ -26,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default: HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default: PORT)")
     serve.add_argument("--no-workers", action="store_true", help="do not consume session.rejected/completed")
-    serve.add_argument("--no-relay", action="store_true", help="do not publish the outbox here")
+    add_relay_options(serve)
     invite = sub.add_parser("invite", help="print a sign-in link for an employee (created if missing)")
     invite.add_argument("--org", required=True, metavar="ORG_SLUG", help="the organization's slug, e.g. demo")
     invite.add_argument("--email", required=True, help="the employee's e-mail address")
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "invite":
         return _invite(settings, args.org, args.email.strip().lower(), args.name.strip())
     overrides = {k: v for k, v in (("HOST", args.host), ("PORT", args.port)) if v is not None}
-    return _serve(settings.replace(**overrides), workers=not args.no_workers, relay=not args.no_relay)
+    return _serve(settings.replace(**overrides), workers=not args.no_workers, **relay_choice(args))
 
 
 def _invite(settings: Settings, slug: str, email: str, name: str) -> int:
@@ -88,14 +89,22 @@ def _invite(settings: Settings, slug: str, email: str, name: str) -> int:
     return 0
 
 
-def _serve(settings: Settings, *, workers: bool, relay: bool) -> int:
+def _serve(settings: Settings, *, workers: bool, relay: bool, own_rows_only: bool) -> int:
     from libs.web import configure_logging
 
     configure_logging(settings)
     from services import launcher  # after logging is configured; it imports the messaging stack
 
     stop = catch_stop_signals()  # the same event main() installed
-    running = launcher.start(settings, only={"intake"}, web=True, workers=workers, relay=relay, stop=stop)
+    running = launcher.start(
+        settings,
+        only={"intake"},
+        web=True,
+        workers=workers,
+        relay=relay,
+        own_rows_only=own_rows_only,
+        stop=stop,
+    )
     if not stop.is_set():
         print(f"intake at {running.platform.settings.public_url}/  (Ctrl-C to stop)", flush=True)
     launcher.run_until_stopped(running)

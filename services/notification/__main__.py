@@ -21,6 +21,7 @@ from libs.db.webhooks import VIA_CLI, DeliveryNotFound, attempts_of, resend
 from libs.settings import Settings
 from services.notification.emails import SUBJECTS, render
 from services.notification.samples import sample
+from services.relaying import add_relay_options, relay_flags
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", help="run the worker, the webhook dispatcher and the /mail page (default)"
     )
     serve.add_argument("--no-web", action="store_true", help="do not serve the /mail page")
-    serve.add_argument("--no-relay", action="store_true", help="do not publish the outbox here")
+    add_relay_options(serve)
+    parser.set_defaults(no_web=False, no_relay=False, own_relay=False)  # serve is the default command
     hooks = sub.add_parser("webhooks", help="list an organization's recent webhook deliveries and attempts")
     hooks.add_argument("--org", required=True, metavar="ORG_ID", help="the organization's id")
     again = sub.add_parser(
@@ -63,15 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         return _resend(settings, args.org, args.delivery_id)
     from services.__main__ import main as services_main
 
-    extra = [
-        f
-        for f, on in (
-            ("--no-web", getattr(args, "no_web", False)),
-            ("--no-relay", getattr(args, "no_relay", False)),
-        )
-        if on
-    ]
-    return services_main(["run", "--only", "notification", *extra])
+    web = ["--no-web"] if args.no_web else []
+    return services_main(["run", "--only", "notification", *web, *relay_flags(args)])
 
 
 def _list(settings: Settings, org_id: str) -> int:

@@ -21,6 +21,7 @@ from libs.db.migrate import upgrade_if_embedded
 from libs.settings import Settings
 from libs.web import configure_logging, invite_url
 from services import WEB_MOUNTS
+from services.relaying import add_relay_options, relay_choice
 from services.stopping import catch_stop_signals
 
 
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default: HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default: PORT)")
     serve.add_argument("--no-workers", action="store_true", help="web only: no consumer, no periodic checks")
+    add_relay_options(serve)
     invite = sub.add_parser("invite", help="print a sign-in link for a support person (created if missing)")
     invite.add_argument("--email", required=True, help="the support person's e-mail address")
     invite.add_argument("--name", default="", help="display name, for a new support person")
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "retention":
         return _retention(settings, dry_run=args.dry_run)
     overrides = {k: v for k, v in (("HOST", args.host), ("PORT", args.port)) if v is not None}
-    return _serve(settings.replace(**overrides), workers=not args.no_workers)
+    return _serve(settings.replace(**overrides), workers=not args.no_workers, **relay_choice(args))
 
 
 def _invite(settings: Settings, email: str, name: str) -> int:
@@ -147,13 +149,19 @@ def _retention(settings: Settings, *, dry_run: bool) -> int:
     return 0
 
 
-def _serve(settings: Settings, *, workers: bool) -> int:
+def _serve(settings: Settings, *, workers: bool, relay: bool, own_rows_only: bool) -> int:
     configure_logging(settings)
     from services import launcher  # after logging is configured; it imports the messaging stack
     from services.ops.api import PREFIX as API_PREFIX
 
     running = launcher.start(
-        settings, stop=catch_stop_signals(), only={"ops"}, web=True, workers=workers, relay=True
+        settings,
+        stop=catch_stop_signals(),
+        only={"ops"},
+        web=True,
+        workers=workers,
+        relay=relay,
+        own_rows_only=own_rows_only,
     )
     base = f"{running.platform.settings.public_url}{WEB_MOUNTS['ops']}"
     print(f"ops at {base}/  (Ctrl-C to stop)", flush=True)

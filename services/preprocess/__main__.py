@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from services.relaying import add_relay_options, relay_flags
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line ``main`` parses (its ``--help`` is checked against it by the tests)."""
@@ -22,15 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="The photo preparation worker: consumes session.approved, prepares each photo "
         "(orientation, metadata, face alignment, crops, scores) and publishes photos.processed.",
     )
-    relaying = parser.add_mutually_exclusive_group()
-    relaying.add_argument(
-        "--no-relay", action="store_true", help="do not publish the outbox from this process"
-    )
-    relaying.add_argument(
-        "--own-relay",
-        action="store_true",
-        help="publish only the outbox rows this process writes; the relay process publishes the rest",
-    )
+    add_relay_options(parser)
     return parser
 
 
@@ -38,8 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from services.__main__ import main as services_main  # after --help: the launcher imports a lot
 
-    relaying = ["--no-relay"] if args.no_relay else ["--own-relay"] if args.own_relay else []
-    return services_main(["run", "--only", "preprocess", "--no-web", *relaying])
+    return services_main(["run", "--only", "preprocess", "--no-web", *relay_flags(args)])
 
 
 if __name__ == "__main__":

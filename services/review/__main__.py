@@ -18,6 +18,7 @@ from libs.db import Database, Organization, Role, User
 from libs.db.migrate import upgrade_if_embedded
 from libs.settings import Settings
 from libs.web import configure_logging
+from services.relaying import add_relay_options, relay_choice
 from services.stopping import catch_stop_signals
 
 
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="address to listen on (default: HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default: PORT)")
     serve.add_argument("--no-workers", action="store_true", help="do not consume session.submitted")
-    serve.add_argument("--no-relay", action="store_true", help="do not publish the outbox here")
+    add_relay_options(serve)
     link = sub.add_parser(
         "admin-link", help="print a console sign-in link for an org admin (made admin if needed)"
     )
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "admin-link":
         return _admin_link(settings, args.org, args.email.strip().lower())
     overrides = {k: v for k, v in (("HOST", args.host), ("PORT", args.port)) if v is not None}
-    return _serve(settings.replace(**overrides), workers=not args.no_workers, relay=not args.no_relay)
+    return _serve(settings.replace(**overrides), workers=not args.no_workers, **relay_choice(args))
 
 
 def _admin_link(settings: Settings, slug: str, email: str) -> int:
@@ -74,12 +75,18 @@ def _admin_link(settings: Settings, slug: str, email: str) -> int:
     return 0
 
 
-def _serve(settings: Settings, *, workers: bool, relay: bool) -> int:
+def _serve(settings: Settings, *, workers: bool, relay: bool, own_rows_only: bool) -> int:
     configure_logging(settings)
     from services import launcher
 
     running = launcher.start(
-        settings, stop=catch_stop_signals(), only={"review"}, web=True, workers=workers, relay=relay
+        settings,
+        stop=catch_stop_signals(),
+        only={"review"},
+        web=True,
+        workers=workers,
+        relay=relay,
+        own_rows_only=own_rows_only,
     )
     print(
         f"review at {running.urls.get('review', running.platform.settings.public_url)}  (Ctrl-C to stop)",

@@ -96,6 +96,30 @@ def test_every_serving_command_stops_cleanly(tmp_path, args, pattern, sig):
     stop_with(proc, sig, seen=seen)
 
 
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-m", "services", "run", "--only", "review", "--no-web"],
+        ["-m", "services.intake", "serve"],
+        ["-m", "services.review", "serve"],
+        ["-m", "services.ops", "serve", "--no-workers"],
+        ["-m", "services.notification", "serve", "--no-web"],
+        ["-m", "services.preprocess"],
+        ["-m", "services.generation", "work"],
+    ],
+    ids=["run", "intake", "review", "ops", "notification", "preprocess", "generation"],
+)
+def test_every_command_that_writes_events_can_publish_only_its_own_rows(tmp_path, pg_url, args):
+    """``--own-relay``, as the distributed layouts run them: the process's relay takes only the
+    rows it writes (the relay process publishes the rest)."""
+    proc = start_command([*args, "--own-relay"], tmp_path, DATABASE_URL=pg_url)
+    seen = read_until(proc, r"Ctrl-C")
+    output = seen + stop_with(proc, SIGTERM, seen=seen)
+    assert "outbox relay started for this process's rows" in output, output
+    assert "outbox relay started (poll" not in output, output
+
+
 def test_help_lists_every_subcommand_and_option_the_parser_has():
     def help_of(*args: str) -> str:
         return subprocess.run(

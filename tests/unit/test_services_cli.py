@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from services.__main__ import build_parser
+from services.relaying import relay_choice, relay_flags
 
 
 @pytest.mark.parametrize(
@@ -23,3 +24,22 @@ def test_no_relay_and_own_relay_together_are_refused(capsys: pytest.CaptureFixtu
         build_parser().parse_args(["run", "--no-relay", "--own-relay"])
     assert exited.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "choice"),
+    [
+        ([], {"relay": True, "own_rows_only": False}),
+        (["--no-relay"], {"relay": False, "own_rows_only": False}),
+        (["--own-relay"], {"relay": True, "own_rows_only": True}),
+    ],
+    ids=["every-row", "none", "own-rows"],
+)
+def test_the_choice_goes_to_the_launcher_and_is_handed_on_unchanged(
+    flags: list[str], choice: dict[str, bool]
+) -> None:
+    """What ``launcher.start`` is given, and the flags a command that hands the choice on to
+    ``python -m services run`` (preprocess, notification) passes: the ones it was given."""
+    args = build_parser().parse_args(["run", *flags])
+    assert relay_choice(args) == choice
+    assert relay_flags(args) == flags
