@@ -69,7 +69,7 @@ test-system: venv vendor browser servers ## Only the system tests: 20 sessions t
 test-e2e: venv vendor browser ## Only the browser tests
 	$(PY) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
-lint: venv ## ruff check, ruff format --check, mypy on libs/ and services/
+lint: venv ## ruff check, ruff format --check, mypy on libs/, services/ and bench/
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

@@ -144,6 +144,10 @@ class Arrivals:
             if not self.changed.wait_for(until, timeout):
                 raise TimeoutError("messages did not arrive in time")
 
+    def wait_for(self, message_id: str) -> None:
+        """Until ``message_id`` is handled."""
+        self.wait(partial(self.at.__contains__, message_id))
+
 
 def handled_on_commit(record: Callable[[list[str]], None]) -> tuple[Callable[..., None], Callable[[], None]]:
     """The handler for libs/messaging's consumer, and the function that undoes it. "Handled" =
@@ -187,7 +191,7 @@ def one_at_a_time(send: Send, arrivals: Arrivals, count: int) -> list[float]:
     for n in range(WARMUP + count):
         m = message(n)
         started = send([m])
-        arrivals.wait(lambda m=m: m.message_id in arrivals.at)
+        arrivals.wait_for(m.message_id)
         if n >= WARMUP:
             latencies.append(arrivals.at[m.message_id] - started)
     return latencies

@@ -2,6 +2,7 @@
 
     python bench/bus_timeline.py                 # 300 messages one at a time, 3 rounds (~1 min)
     python bench/bus_timeline.py --messages 1000 --rounds 5
+    python bench/bus_timeline.py --notify        # the relay woken by NOTIFY, taking rows in a round
 
 bench/bus.py gives the totals; this says which step of the one-process path (producer, relay,
 consumer in this process, RabbitMQ and PostgreSQL as there) takes the time. Messages go one at a
@@ -133,9 +134,13 @@ def wrapped(marks: Marks) -> Iterator[None]:
             setattr(owner, name, fn)
 
 
-def timeline(settings: Settings, count: int) -> list[dict[str, float]]:
-    """``count`` messages one at a time through the one-process path; each one's moments."""
+def timeline(settings: Settings, count: int, *, notify: bool = False) -> list[dict[str, float]]:
+    """``count`` messages one at a time through the one-process path; each one's moments.
+    ``notify``: the producer writes through an engine of its own, whose rows are not handed to
+    this process's relay: the relay is woken by the commit's NOTIFY and takes them in a round,
+    as for a producer in another process (the command-line tools, a ``--no-relay`` process)."""
     db = Database(settings.database_url)
+    producer_db = Database(settings.database_url) if notify else db
     bus = Bus(settings, db)
     bus.declare(services=["review"])
     arrivals = Arrivals()
@@ -151,14 +156,15 @@ def timeline(settings: Settings, count: int) -> list[dict[str, float]]:
             for n in range(WARMUP + count):
                 m = message(n)
                 marks.next_message()
-                commit_to_outbox(db, [m])
+                commit_to_outbox(producer_db, [m])
                 marks.mark("producer committed")
-                arrivals.wait(lambda m=m: m.message_id in arrivals.at)
+                arrivals.wait_for(m.message_id)
                 marks.wait_for("confirms in")
             marks.next_message()
     finally:
         forget_handler()
         db.dispose()
+        producer_db.dispose()
     return marks.done[WARMUP:]
 
 
@@ -176,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds, raw kombu first in each (default 3)")
     parser.add_argument(
+        "--notify",
+        action="store_true",
+        help="the NOTIFY path: rows the relay is woken for and takes in a round (a producer without "
+        "a relay of its own), instead of rows handed to it after the commit",
+    )
+    parser.add_argument(
         "--out", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS.relative_to(ROOT)})"
     )
     args = parser.parse_args(argv)
@@ -188,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         for number in range(1, args.rounds + 1):
             raw = bench_raw(amqp_url, args.messages, 1)  # its throughput run: one message
             raw_p50.append(raw["p50_ms"] / 1000)
-            for step, seconds in step_times(timeline(settings, args.messages)).items():
+            for step, seconds in step_times(timeline(settings, args.messages, notify=args.notify)).items():
                 times.setdefault(step, []).extend(seconds)
             print(f"  round {number}: raw kombu p50 {raw['p50_ms']:.2f} ms", flush=True)
 
@@ -212,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out,
         {
             "benchmark": "bus_timeline",
+            "path": "notify" if args.notify else "handed over",
             "messages_per_round": args.messages,
             "rounds": args.rounds,
             "raw_kombu_p50_ms": round(raw_median * 1000, 3),

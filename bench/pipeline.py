@@ -134,7 +134,8 @@ def run_cluster(env: dict[str, str], db: Database, settings: Settings, *, worker
         cluster.start()
         base = cluster.url("intake").rstrip("/")
         org_id = new_org(db)
-        times, hops = [], defaultdict(list)
+        times: list[float] = []
+        hops: defaultdict[str, list[float]] = defaultdict(list)
         for i in range(runs + 1):  # the first one warms up
             person = new_person(db, settings, base, org_id)
             t0 = time.perf_counter()

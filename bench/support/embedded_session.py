@@ -101,7 +101,7 @@ def _one_session(
     with db.session(all_orgs=True) as s:
         rows = s.scalars(select(OutboxMessage).where(OutboxMessage.session_id == current["id"])).all()
         headshots = sum(1 for r in rows if r.routing_key == HEADSHOT_GENERATED.routing_key)
-    first = {}
+    first: dict[str, Any] = {}
     for row in sorted(rows, key=lambda r: r.id):
         first.setdefault(row.routing_key, row.created_at)
     stages = {

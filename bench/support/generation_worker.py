@@ -32,7 +32,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 
@@ -42,7 +42,7 @@ from libs.db.demo import seed_demo
 from libs.db.migrate import upgrade
 from libs.settings import Settings
 from libs.storage import LocalBlobStore
-from services.generation.engines import PersonAttributes, make_engine
+from services.generation.engines import Engine, PersonAttributes, make_engine
 from services.generation.inputs import parse_size
 from services.generation.job import Generation
 from services.generation.plan import ShotPlan, plan_shots
@@ -93,6 +93,11 @@ class TimedEngine:
         return seconds
 
 
+def _after_the_warm_up(run: Callable[[int], Any]) -> Callable[[int], Any]:
+    """``run`` numbered from 1: run 0 was the warm-up."""
+    return lambda i: run(i + 1)
+
+
 def _alternated(
     runs: dict[str, Callable[[int], Any]], repeats: int, engine: TimedEngine
 ) -> dict[str, list[float]]:
@@ -136,7 +141,7 @@ def bench_worker(
         : 4 if package != "starter" else 1
     ]
     format_id = "standard"
-    catalog = Generation.build(base, db, blobs, engine=engine).catalog
+    catalog = Generation.build(base, db, blobs, engine=cast(Engine, engine)).catalog
     photo = work / "photo.jpg"
     photo.write_bytes(astronaut_crops()[0])
 
@@ -179,7 +184,9 @@ def bench_worker(
         engine.delete(model)
 
     def through_worker(policy: str, sessions: list[ReadySession]) -> Callable[[int], None]:
-        generation = Generation.build(base.replace(LIKENESS_POLICY=policy), db, blobs, engine=engine)
+        generation = Generation.build(
+            base.replace(LIKENESS_POLICY=policy), db, blobs, engine=cast(Engine, engine)
+        )
 
         def run(i: int) -> None:
             ready = sessions[i]
@@ -195,11 +202,9 @@ def bench_worker(
     for run in runs.values():
         run(0)
     pairs = {name: runs[name] for name in ("engine", "worker")}
-    each = _alternated(
-        {name: (lambda i, run=run: run(i + 1)) for name, run in pairs.items()}, repeats, engine
-    )
+    each = _alternated({name: _after_the_warm_up(run) for name, run in pairs.items()}, repeats, engine)
     # Likeness after the pairs, on its own: it would change the runs that follow it.
-    each |= _alternated({"likeness": lambda i: runs["likeness"](i + 1)}, repeats, engine)
+    each |= _alternated({"likeness": _after_the_warm_up(runs["likeness"])}, repeats, engine)
     in_run = _in_run_ratios(each)
     times = {name: statistics.median(values) for name, values in each.items()}
     made = paired + scored

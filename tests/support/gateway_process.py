@@ -69,7 +69,7 @@ def gateway_process(settings: Settings, timeout: float = 60.0) -> Iterator[Runni
 def _wait_for_url(proc: subprocess.Popen[str], timeout: float) -> str:
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
-    seen = []
+    seen: list[str] = []
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:

@@ -104,7 +104,7 @@ def sign_in(app: Flask, settings: Settings, user: User) -> SignedIn:
     match = SESSION_PATH.search(response.headers["Location"])
     assert match, response.headers["Location"]
     current = client.get("/api/v1/sessions/current")
-    assert current.status_code == 200
+    assert current.status_code == 200 and current.json is not None
     return SignedIn(client, user, match.group(1), current.json["csrf_token"])
 
 
@@ -194,6 +194,7 @@ def complete_with_headshots(db: Database, blobs: BlobStore, org_id: str, session
     images = []
     with db.uow(org_id=org_id) as uow:
         session = uow.session.get(HeadshotSession, session_id)
+        assert session is not None, session_id
         for state in (S.SUBMITTED, S.QUEUED, S.PREPROCESSING, S.TRAINING, S.GENERATING, S.COMPLETED):
             session.move_to(state)
         for position, (style, pre) in enumerate([("navy:shirt", False), ("studio-grey:suit", True)]):
