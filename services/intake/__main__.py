@@ -89,22 +89,15 @@ def _invite(settings: Settings, slug: str, email: str, name: str) -> int:
     return 0
 
 
-def _serve(settings: Settings, *, workers: bool, relay: bool, own_rows_only: bool) -> int:
+def _serve(settings: Settings, *, workers: bool, **relaying: bool) -> int:
+    """``relaying``: relay_choice()'s keywords for launcher.start."""
     from libs.web import configure_logging
 
     configure_logging(settings)
     from services import launcher  # after logging is configured; it imports the messaging stack
 
     stop = catch_stop_signals()  # the same event main() installed
-    running = launcher.start(
-        settings,
-        only={"intake"},
-        web=True,
-        workers=workers,
-        relay=relay,
-        own_rows_only=own_rows_only,
-        stop=stop,
-    )
+    running = launcher.start(settings, stop=stop, only={"intake"}, web=True, workers=workers, **relaying)
     if not stop.is_set():
         print(f"intake at {running.platform.settings.public_url}/  (Ctrl-C to stop)", flush=True)
     launcher.run_until_stopped(running)

@@ -149,20 +149,14 @@ def _retention(settings: Settings, *, dry_run: bool) -> int:
     return 0
 
 
-def _serve(settings: Settings, *, workers: bool, relay: bool, own_rows_only: bool) -> int:
+def _serve(settings: Settings, *, workers: bool, **relaying: bool) -> int:
+    """``relaying``: relay_choice()'s keywords for launcher.start."""
     configure_logging(settings)
     from services import launcher  # after logging is configured; it imports the messaging stack
     from services.ops.api import PREFIX as API_PREFIX
 
-    running = launcher.start(
-        settings,
-        stop=catch_stop_signals(),
-        only={"ops"},
-        web=True,
-        workers=workers,
-        relay=relay,
-        own_rows_only=own_rows_only,
-    )
+    stop = catch_stop_signals()
+    running = launcher.start(settings, stop=stop, only={"ops"}, web=True, workers=workers, **relaying)
     base = f"{running.platform.settings.public_url}{WEB_MOUNTS['ops']}"
     print(f"ops at {base}/  (Ctrl-C to stop)", flush=True)
     print(f"  JSON API {base}{API_PREFIX}/  (OpenAPI document: {base}{API_PREFIX}/openapi.json)", flush=True)

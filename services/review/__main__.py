@@ -75,19 +75,13 @@ def _admin_link(settings: Settings, slug: str, email: str) -> int:
     return 0
 
 
-def _serve(settings: Settings, *, workers: bool, relay: bool, own_rows_only: bool) -> int:
+def _serve(settings: Settings, *, workers: bool, **relaying: bool) -> int:
+    """``relaying``: relay_choice()'s keywords for launcher.start."""
     configure_logging(settings)
     from services import launcher
 
-    running = launcher.start(
-        settings,
-        stop=catch_stop_signals(),
-        only={"review"},
-        web=True,
-        workers=workers,
-        relay=relay,
-        own_rows_only=own_rows_only,
-    )
+    stop = catch_stop_signals()
+    running = launcher.start(settings, stop=stop, only={"review"}, web=True, workers=workers, **relaying)
     print(
         f"review at {running.urls.get('review', running.platform.settings.public_url)}  (Ctrl-C to stop)",
         flush=True,
