@@ -1,6 +1,6 @@
 """The embedded mode as a person starts it: `python -m services` serves, answers /healthz, stops on
 Ctrl-C or SIGTERM at any moment (exit 0, "Stopped."), and so do `run --only`, `relay` and a service's
-own `serve`."""
+own `serve` (those that write events with `--own-relay` on PostgreSQL too)."""
 
 from __future__ import annotations
 
@@ -58,66 +58,60 @@ def test_a_signal_at_any_moment_stops_services_cleanly(tmp_path, moment, sig):
     stop_with(proc, sig, seen=seen)
 
 
+# Own: run with --own-relay on PostgreSQL, as the distributed layouts run every process that
+# writes events (the others run on the embedded mode's SQLite file).
+OWN = True
+
+
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize(
-    ("args", "pattern", "sig"),
+    ("args", "pattern", "sig", "own_relay"),
     [
-        (["-m", "services", "run", "--only", "intake"], None, SIGTERM),
-        (["-m", "services", "run", "--only", "intake"], r"Press Ctrl-C", SIGINT),
-        (["-m", "services", "relay"], None, SIGINT),
-        (["-m", "services", "relay"], r"Press Ctrl-C", SIGTERM),
-        (["-m", "services.intake", "serve"], None, SIGINT),
-        (["-m", "services.intake", "serve"], r"intake at http", SIGTERM),
-        (["-m", "services.review", "serve"], r"Ctrl-C", SIGTERM),
-        (["-m", "services.preprocess"], r"Ctrl-C", SIGINT),
-        (["-m", "services.generation", "work"], r"Ctrl-C", SIGTERM),
-        (["-m", "services.notification"], r"Ctrl-C", SIGINT),
-        (["-m", "services.gateway"], r"Ctrl-C", SIGTERM),
-        (["-m", "services.ops", "serve"], r"Ctrl-C", SIGINT),
+        (["-m", "services", "run", "--only", "intake"], None, SIGTERM, False),
+        (["-m", "services", "run", "--only", "intake"], r"Press Ctrl-C", SIGINT, False),
+        (["-m", "services", "run", "--only", "review", "--no-web"], r"Press Ctrl-C", SIGTERM, OWN),
+        (["-m", "services", "relay"], None, SIGINT, False),
+        (["-m", "services", "relay"], r"Press Ctrl-C", SIGTERM, False),
+        (["-m", "services.intake", "serve"], None, SIGINT, False),
+        (["-m", "services.intake", "serve"], r"intake at http", SIGTERM, False),
+        (["-m", "services.intake", "serve"], r"intake at http", SIGINT, OWN),
+        (["-m", "services.review", "serve"], r"Ctrl-C", SIGTERM, OWN),
+        (["-m", "services.preprocess"], r"Ctrl-C", SIGINT, OWN),
+        (["-m", "services.generation", "work"], r"Ctrl-C", SIGTERM, OWN),
+        (["-m", "services.notification"], r"Ctrl-C", SIGINT, False),  # serve: the default command
+        (["-m", "services.notification", "serve"], r"Ctrl-C", SIGTERM, OWN),
+        (["-m", "services.gateway"], r"Ctrl-C", SIGTERM, False),
+        (["-m", "services.ops", "serve"], r"Ctrl-C", SIGINT, OWN),
     ],
     ids=[
         "run-only-first",
         "run-only-serving",
+        "run-only-own-relay",
         "relay-first",
         "relay-running",
         "intake-first",
         "intake-serving",
-        "review-serving",
-        "preprocess-serving",
-        "generation-serving",
+        "intake-own-relay",
+        "review-own-relay",
+        "preprocess-own-relay",
+        "generation-own-relay",
         "notification-serving",
+        "notification-own-relay",
         "gateway-serving",
-        "ops-serving",
+        "ops-own-relay",
     ],
 )
-def test_every_serving_command_stops_cleanly(tmp_path, args, pattern, sig):
-    proc = start_command(args, tmp_path, signals_blocked=pattern is None)
+def test_every_serving_command_stops_cleanly(request, tmp_path, args, pattern, sig, own_relay):
+    """And every command that writes events takes ``--own-relay``: its relay then takes only the
+    rows the process writes (the relay process publishes the rest)."""
+    env = {"DATABASE_URL": request.getfixturevalue("pg_url")} if own_relay else {}
+    flags = ["--own-relay"] if own_relay else []
+    proc = start_command([*args, *flags], tmp_path, signals_blocked=pattern is None, **env)
     seen = read_until(proc, pattern) if pattern else ""
-    stop_with(proc, sig, seen=seen)
-
-
-@pytest.mark.timeout(240)
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["-m", "services", "run", "--only", "review", "--no-web"],
-        ["-m", "services.intake", "serve"],
-        ["-m", "services.review", "serve"],
-        ["-m", "services.ops", "serve", "--no-workers"],
-        ["-m", "services.notification", "serve", "--no-web"],
-        ["-m", "services.preprocess"],
-        ["-m", "services.generation", "work"],
-    ],
-    ids=["run", "intake", "review", "ops", "notification", "preprocess", "generation"],
-)
-def test_every_command_that_writes_events_can_publish_only_its_own_rows(tmp_path, pg_url, args):
-    """``--own-relay``, as the distributed layouts run them: the process's relay takes only the
-    rows it writes (the relay process publishes the rest)."""
-    proc = start_command([*args, "--own-relay"], tmp_path, DATABASE_URL=pg_url)
-    seen = read_until(proc, r"Ctrl-C")
-    output = seen + stop_with(proc, SIGTERM, seen=seen)
-    assert "outbox relay started for this process's rows" in output, output
-    assert "outbox relay started (poll" not in output, output
+    output = seen + stop_with(proc, sig, seen=seen)
+    if own_relay:
+        assert "outbox relay started for this process's rows" in output, output
+        assert "outbox relay started (poll" not in output, output
 
 
 def test_help_lists_every_subcommand_and_option_the_parser_has():
