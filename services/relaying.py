@@ -18,7 +18,6 @@ Standard library only: the commands' ``--help`` stays quick.
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 
 def add_relay_options(parser: argparse.ArgumentParser, *, writer: str = "this process") -> None:
@@ -33,7 +32,7 @@ def add_relay_options(parser: argparse.ArgumentParser, *, writer: str = "this pr
     )
 
 
-def relay_choice(args: argparse.Namespace) -> dict[str, Any]:
+def relay_choice(args: argparse.Namespace) -> dict[str, bool]:
     """The keyword arguments of ``launcher.start`` the parsed flags ask for."""
     return {"relay": not args.no_relay, "own_rows_only": args.own_relay}
 
