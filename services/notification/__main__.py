@@ -36,7 +36,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--no-web", action="store_true", help="do not serve the /mail page")
     add_relay_options(serve)
-    parser.set_defaults(no_web=False, no_relay=False, own_relay=False)  # serve is the default command
     hooks = sub.add_parser("webhooks", help="list an organization's recent webhook deliveries and attempts")
     hooks.add_argument("--org", required=True, metavar="ORG_ID", help="the organization's id")
     again = sub.add_parser(
@@ -52,7 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # serve is the default command, with its own defaults
+        args = parser.parse_args(["serve"])
 
     settings = Settings.from_env()
     if args.command == "preview":
